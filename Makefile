@@ -1,0 +1,27 @@
+# Two commands on a fresh machine: `make demo` (the main job on bundled data) and `make test`.
+# Each creates .venv and installs everything it needs on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[tf,runtime,dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/backdrop demo --output demo_output
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests python benchmarks
+	$(BIN)/ruff format --check src tests python benchmarks
+
+clean:
+	rm -rf $(VENV) demo_output .pytest_cache

@@ -1,0 +1,316 @@
+"""The `backdrop` command: each subcommand parses, builds a config and calls one library function.
+
+Heavy modules (TensorFlow above all) are imported inside the handlers, so `backdrop --help` and
+the data-only commands start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+# Errors a user can fix; anything else is a bug and keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
+
+
+def add_prepare_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by `backdrop prepare` about how records are written."""
+    parser.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.1,
+        help="share of samples in the validation split, chosen by a hash of each sample's "
+        "name so it is stable when datasets are added (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--shard-size", type=int, default=1000, help="samples per shard (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--image-format",
+        choices=("jpeg", "png"),
+        default="jpeg",
+        help="encoding of the images in the records; masks are always PNG (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="worker processes (default: all %(default)s cores)",
+    )
+
+
+def _prepare_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "prepare",
+        help="any mix of datasets -> sharded TFRecords",
+        description="Read person datasets in their native formats, downscale them so the "
+        "shorter side is --side, and write sharded TFRecords with a train/validation split and "
+        "a metadata.json (counts per source and split, every skipped file with its reason).",
+    )
+    data = parser.add_argument_group("datasets (any mix; each option may be repeated)")
+    data.add_argument(
+        "--portrait",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="image+mask folder: DIR/images + DIR/masks, or Training_Images + Ground_Truth",
+    )
+    data.add_argument("--images-dir", help="image folder name inside each --portrait DIR")
+    data.add_argument("--masks-dir", help="mask folder name inside each --portrait DIR")
+    data.add_argument(
+        "--supervisely",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="Supervise.ly Person project in its native layout (meta.json, ds*/img, ds*/ann)",
+    )
+    data.add_argument(
+        "--voc",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="PASCAL VOC 2012 folder (JPEGImages + SegmentationClass)",
+    )
+    data.add_argument("--voc-image-set", help="ImageSets/Segmentation list to use, e.g. train")
+    data.add_argument(
+        "--coco",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="COCO root holding annotations/instances_SPLIT.json and SPLIT/",
+    )
+    data.add_argument(
+        "--coco-split",
+        action="append",
+        default=None,
+        metavar="SPLIT",
+        help="COCO split(s) to read (default: train2017)",
+    )
+    data.add_argument(
+        "--coco-crowd",
+        choices=("ignore", "person"),
+        default="ignore",
+        help="what COCO crowd regions become (default: %(default)s)",
+    )
+    data.add_argument(
+        "--matting",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="matting set: DIR/fg + DIR/alpha, composited over --matting-backgrounds",
+    )
+    data.add_argument(
+        "--matting-backgrounds",
+        nargs="+",
+        default=[],
+        metavar="DIR",
+        help="background image folders for --matting (e.g. COCO or VOC images)",
+    )
+    data.add_argument(
+        "--matting-per-foreground",
+        type=int,
+        default=10,
+        help="composites per foreground (default: %(default)s)",
+    )
+    data.add_argument("--matting-seed", type=int, default=0, help="background choice seed")
+    data.add_argument(
+        "--davis",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="DAVIS-style video folder (JPEGImages/480p/SEQ + Annotations/480p/SEQ)",
+    )
+    data.add_argument(
+        "--negatives",
+        action="store_true",
+        help="keep VOC/COCO images without a person (as all-background samples)",
+    )
+    out = parser.add_argument_group("output")
+    out.add_argument("-d", "--destination", required=True, help="folder for the records")
+    out.add_argument(
+        "--side",
+        type=int,
+        default=256,
+        help="shorter image side in the records; never upscaled (default: %(default)s)",
+    )
+    out.add_argument(
+        "--remove-all-previous-results",
+        action="store_true",
+        help="delete the records and metadata Backdrop wrote in --destination before "
+        "writing (never anything else; refuses /, home, the current folder and "
+        "dataset folders)",
+    )
+    add_prepare_output_arguments(out)
+    out.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_run_prepare)
+
+
+def _run_prepare(args: argparse.Namespace) -> None:
+    from backdrop.data.coco import COCOReader
+    from backdrop.data.davis import DAVISReader
+    from backdrop.data.matting import MattingReader
+    from backdrop.data.portrait import PortraitReader
+    from backdrop.data.supervisely import SuperviselyReader
+    from backdrop.data.voc import VOCReader
+
+    readers = [PortraitReader(p, args.images_dir, args.masks_dir) for p in args.portrait]
+    readers += [SuperviselyReader(p) for p in args.supervisely]
+    readers += [VOCReader(p, args.voc_image_set, args.negatives) for p in args.voc]
+    readers += [
+        COCOReader(p, split, args.negatives, args.coco_crowd)
+        for p in args.coco
+        for split in (args.coco_split or ["train2017"])
+    ]
+    readers += [
+        MattingReader(p, args.matting_backgrounds, args.matting_per_foreground, args.matting_seed)
+        for p in args.matting
+    ]
+    readers += [DAVISReader(p) for p in args.davis]
+    run_prepare(readers, args, progress=not args.quiet)
+
+
+def run_prepare(readers: Sequence, args: argparse.Namespace, progress: bool = True) -> dict:
+    """Builds the PrepareConfig from parsed arguments, runs prepare and prints a summary."""
+    from backdrop.data.prepare import PrepareConfig, prepare
+
+    if not readers:
+        raise ValueError("no dataset given; pass at least one of the dataset options (see --help)")
+    config = PrepareConfig(
+        destination=args.destination,
+        side=args.side,
+        validation_fraction=args.validation_fraction,
+        shard_size=args.shard_size,
+        image_format=args.image_format,
+        workers=args.workers or os.cpu_count() or 1,
+        remove_previous=args.remove_all_previous_results,
+    )
+    metadata = prepare(readers, config, progress=progress)
+    splits = metadata["splits"]
+    print(
+        f"wrote {splits['train']['count']} train and {splits['validation']['count']} validation "
+        f"samples to {config.destination} in {metadata['seconds']:.1f} s "
+        f"({metadata['images_per_second']:.1f} images/s); skipped {len(metadata['skipped'])} "
+        f"(reasons in {config.destination / 'metadata.json'})"
+    )
+    return metadata
+
+
+def _supervisely_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "supervisely",
+        help="convert Supervise.ly Person to an image+mask (Portrait) folder",
+        description="Decode Supervise.ly Person annotations (bitmap and polygon objects) and "
+        "write DEST/images/NAME.png, DEST/masks/NAME.png (255 = person) and, where an image has "
+        "neutral regions, DEST/ignore/NAME.png.",
+    )
+    parser.add_argument("source", help="Supervise.ly project folder (meta.json, ds*/img, ds*/ann)")
+    parser.add_argument("destination", help="folder for the Portrait dataset")
+    parser.add_argument(
+        "--person-classes",
+        nargs="+",
+        default=["person_bmp", "person_poly"],
+        help="classTitle values that are person (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--ignore-classes",
+        nargs="+",
+        default=["neutral"],
+        help="classTitle values to ignore (default: %(default)s)",
+    )
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_run_supervisely)
+
+
+def _run_supervisely(args: argparse.Namespace) -> None:
+    run_supervisely(
+        args.source,
+        args.destination,
+        args.person_classes,
+        args.ignore_classes,
+        args.workers,
+        progress=not args.quiet,
+    )
+
+
+def run_supervisely(
+    source,
+    destination,
+    person_classes=("person_bmp", "person_poly"),
+    ignore_classes=("neutral",),
+    workers: int | None = None,
+    progress=True,
+) -> dict:
+    """Converts a Supervise.ly project to a Portrait folder and prints a summary."""
+    from backdrop.data.convert import convert_to_portrait
+    from backdrop.data.supervisely import SuperviselyReader
+
+    reader = SuperviselyReader(source, person_classes, ignore_classes)
+    summary = convert_to_portrait(reader, destination, workers or os.cpu_count() or 1, progress)
+    if summary["converted"] == 0:
+        raise RuntimeError(
+            f"no usable samples in {source} ({len(summary['skipped'])} skipped, see "
+            f"{destination}/conversion.json); each DATASET/ann/NAME.json needs DATASET/img/NAME"
+        )
+    print(
+        f"converted {summary['converted']} images to {destination} in {summary['seconds']:.1f} s; "
+        f"skipped {len(summary['skipped'])} (reasons in {destination}/conversion.json)"
+    )
+    return summary
+
+
+def _demo_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="the bundled first run on generated data (no download)",
+        description="Generate a synthetic person dataset and prepare TFRecords from it.",
+    )
+    parser.add_argument("--output", default="demo_output", help="folder for everything it writes")
+    parser.add_argument("--count", type=int, default=300, help="synthetic samples to generate")
+    parser.set_defaults(handler=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> None:
+    from backdrop.demo import run_demo
+
+    artefacts = run_demo(args.output, count=args.count)
+    for name, path in artefacts.items():
+        print(f"{name:>10}: {path}")
+
+
+PARSERS: tuple[Callable, ...] = (_supervisely_parser, _prepare_parser, _demo_parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="backdrop",
+        description="Train tiny person-segmentation models for background blur and replacement.",
+    )
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    for add in PARSERS:
+        add(subparsers)
+    return parser
+
+
+def run_cli(handler: Callable[[], object], prog: str = "backdrop") -> int:
+    """Runs `handler`, turning user errors into one line on stderr and exit code 1."""
+    try:
+        handler()
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_cli(lambda: args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

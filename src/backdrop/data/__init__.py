@@ -1,0 +1,1 @@
+"""Dataset readers, TFRecord schema and the prepare step."""

@@ -1,0 +1,75 @@
+"""DAVIS-style video folders: one frame folder and one annotation folder per sequence."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from backdrop.data.reader import DatasetError, Reader
+from backdrop.data.sample import Sample, SkipSample, find_images, fit_mask, read_image, read_mask
+
+
+class DAVISReader(Reader):
+    """DAVIS 2016/2017 layout, frames kept in order within each sequence.
+
+    ```
+    ROOT/
+      JPEGImages/480p/SEQ/00000.jpg
+      Annotations/480p/SEQ/00000.png     0/255, or palette object ids (DAVIS 2017)
+    ```
+    Person: every annotated object (mask value or palette index > 0). DAVIS annotates the main
+    objects only, so bystanders count as background.
+    """
+
+    source = "davis"
+
+    def __init__(
+        self,
+        root: str | Path,
+        resolution: str = "480p",
+        sequences: Sequence[str] | None = None,
+    ):
+        super().__init__(root)
+        self.frames = self.root / "JPEGImages" / resolution
+        self.annotations = self.root / "Annotations" / resolution
+        if not self.frames.is_dir() or not self.annotations.is_dir():
+            raise DatasetError(
+                f"davis: expected {self.frames}/SEQUENCE/*.jpg and "
+                f"{self.annotations}/SEQUENCE/*.png"
+            )
+        available = sorted(path.name for path in self.frames.iterdir() if path.is_dir())
+        if sequences:
+            unknown = sorted(set(sequences) - set(available))
+            if unknown:
+                raise DatasetError(
+                    f"davis: unknown sequences {unknown}; {self.frames} holds {available}"
+                )
+            available = [name for name in available if name in set(sequences)]
+        self.sequence_names = available
+
+    def sequences(self) -> dict[str, list[str]]:
+        """Sequence name -> its keys, in frame order."""
+        result = {}
+        for sequence in self.sequence_names:
+            frames = find_images(self.frames / sequence)
+            if not frames:
+                self.skipped.append((str(self.frames / sequence), "no frames"))
+            result[sequence] = [f"{sequence}/{frame.name}" for frame in frames]
+        return result
+
+    def keys(self) -> list[str]:
+        return [key for keys in self.sequences().values() for key in keys]
+
+    def load(self, key: str) -> Sample:
+        sequence, frame_name = key.split("/", 1)
+        stem = Path(frame_name).stem
+        mask_path = self.annotations / sequence / f"{stem}.png"
+        if not mask_path.is_file():
+            raise SkipSample(f"{self.frames / key}: no annotation {mask_path}")
+        image = read_image(self.frames / key)
+        mask = read_mask(mask_path)
+        mask = fit_mask((mask > 0).astype(mask.dtype), *image.shape[:2], mask_path)
+        return Sample(f"{sequence}-{stem}", image, mask, None, self.source, group=sequence)
+
+    def input_paths(self) -> list[Path]:
+        return [self.frames, self.annotations]

@@ -1,0 +1,47 @@
+"""Fan work out over worker processes, with a progress bar, results in task order."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+from collections.abc import Callable, Iterator, Sequence
+
+from tqdm import tqdm
+
+
+def parallel_map(
+    function: Callable,
+    tasks: Sequence,
+    workers: int,
+    initializer: Callable,
+    initargs: tuple,
+    progress: bool = True,
+    unit: str = "img",
+) -> Iterator:
+    """Yields `function(task)` for every task, in order, computed by `workers` processes.
+
+    `initializer(*initargs)` runs once per worker (and once here when `workers` is 1, which runs
+    everything in this process). Workers are forked, which starts them at once, unless this
+    process has imported TensorFlow: its threads would be copied in a broken state, so then they
+    are spawned. On any exit, Ctrl-C included, the workers are stopped.
+    """
+    pool = None
+    try:
+        if workers > 1 and len(tasks) > 1:
+            method = "spawn" if "tensorflow" in sys.modules or sys.platform != "linux" else "fork"
+            context = multiprocessing.get_context(method)
+            pool = context.Pool(min(workers, len(tasks)), initializer, initargs)
+            results = pool.imap(function, tasks, chunksize=4)
+        else:
+            initializer(*initargs)
+            results = map(function, tasks)
+        yield from tqdm(results, total=len(tasks), unit=unit, disable=not progress, file=sys.stderr)
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+
+def log(message: str) -> None:
+    """Prints a line without breaking an active progress bar."""
+    tqdm.write(message, file=sys.stderr)

@@ -1,0 +1,98 @@
+"""Portrait folders: images and masks paired by file stem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from backdrop.data.reader import DatasetError, Reader
+from backdrop.data.sample import (
+    IMAGE_EXTENSIONS,
+    Sample,
+    SkipSample,
+    find_images,
+    fit_mask,
+    read_image,
+    read_mask,
+)
+
+# Folder-name pairs tried in order when none are given.
+KNOWN_LAYOUTS = (("images", "masks"), ("Training_Images", "Ground_Truth"))
+
+
+class PortraitReader(Reader):
+    """Images and person masks paired by file stem.
+
+    ```
+    ROOT/
+      images/NAME.jpg        (or Training_Images/, or --images-dir)
+      masks/NAME.png         (or Ground_Truth/,    or --masks-dir)
+      ignore/NAME.png        optional: nonzero = neither person nor background
+    ```
+    What counts as person: the mask's value, as decoded by `sample.mask_from_pil` (grayscale
+    0..255 soft, 0/1, palette index > 0, or the alpha channel). A mask smaller or larger than its
+    image with the same aspect ratio is resized to it (nearest); another aspect ratio skips the
+    sample.
+    """
+
+    source = "portrait"
+
+    def __init__(
+        self,
+        root: str | Path,
+        images_dir: str | None = None,
+        masks_dir: str | None = None,
+        ignore_dir: str = "ignore",
+        source: str = "portrait",
+    ):
+        super().__init__(root)
+        self.source = source  # e.g. "supervisely" for a folder converted from Supervise.ly
+        if images_dir is None and masks_dir is None:
+            layouts = [
+                pair for pair in KNOWN_LAYOUTS if (self.root / pair[0]).is_dir()
+            ] or KNOWN_LAYOUTS[:1]
+            images_dir, masks_dir = layouts[0]
+        self.images = self.root / (images_dir or "images")
+        self.masks = self.root / (masks_dir or "masks")
+        self.ignore = self.root / ignore_dir
+        for folder in (self.images, self.masks):
+            if not folder.is_dir():
+                raise DatasetError(
+                    f"portrait: {folder} not found; expected {self.root}/images/*.jpg and "
+                    f"{self.root}/masks/*.png (set other folder names with --images-dir/--masks-dir)"
+                )
+        self._masks = _by_stem(self.masks)
+        self._ignores = _by_stem(self.ignore) if self.ignore.is_dir() else {}
+
+    def keys(self) -> list[str]:
+        images = find_images(self.images)
+        if not images:
+            self.skipped.append(
+                (str(self.images), f"no images found; expected {self.images}/*.jpg or *.png")
+            )
+        return [image.name for image in images]
+
+    def load(self, key: str) -> Sample:
+        image_path = self.images / key
+        stem = Path(key).stem
+        mask_path = self._masks.get(stem)
+        if mask_path is None:
+            raise SkipSample(f"{image_path}: no mask {self.masks}/{stem}.png")
+        image = read_image(image_path)
+        height, width = image.shape[:2]
+        mask = fit_mask(read_mask(mask_path), height, width, mask_path)
+        ignore = None
+        if stem in self._ignores:
+            ignore = fit_mask(read_mask(self._ignores[stem]), height, width, self._ignores[stem])
+            ignore = ignore > 0
+        return Sample(stem, image, mask, ignore, self.source)
+
+    def input_paths(self) -> list[Path]:
+        return [self.images, self.masks]
+
+
+def _by_stem(folder: Path) -> dict[str, Path]:
+    return {
+        path.stem: path
+        for path in sorted(folder.iterdir())
+        if path.suffix.lower() in IMAGE_EXTENSIONS
+    }

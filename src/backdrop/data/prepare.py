@@ -1,0 +1,292 @@
+"""Readers -> downscaled samples -> sharded TFRecords with a metadata.json, on all cores."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from backdrop.data import records
+from backdrop.data.parallel import log, parallel_map
+from backdrop.data.reader import Reader
+from backdrop.data.sample import Sample, SkipSample
+from backdrop.safety import check_removable, remove_matching, write_atomic
+
+SPLITS = ("train", "validation")
+METADATA = "metadata.json"
+# Everything prepare writes in a destination; --remove-all-previous-results deletes only these.
+OUTPUT_PATTERNS = (
+    "train-*.tfrecord",
+    "validation-*.tfrecord",
+    ".*.tfrecord.tmp",
+    METADATA,
+    f".{METADATA}.tmp",
+)
+
+
+class PrepareError(RuntimeError):
+    """The prepare run cannot go on; the message names the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareConfig:
+    """Settings of one prepare run.
+
+    Attributes:
+        destination: Folder that receives the shards and metadata.json.
+        side: Shorter image side in the records; larger images are downscaled (aspect kept),
+            smaller ones are kept as they are.
+        validation_fraction: Share of samples (by a hash of their name) in the validation split.
+        shard_size: Samples per shard file.
+        image_format: "jpeg" (quality 95) or "png" for `image/encoded`.
+        workers: Worker processes; 1 runs in this process.
+        remove_previous: Delete Backdrop's earlier outputs in `destination` first.
+    """
+
+    destination: Path
+    side: int = 256
+    validation_fraction: float = 0.1
+    shard_size: int = 1000
+    image_format: str = "jpeg"
+    workers: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
+    remove_previous: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "destination", Path(self.destination))
+        if self.side < 8:
+            raise ValueError(f"side must be at least 8 pixels, got {self.side}")
+        if not 0 <= self.validation_fraction < 1:
+            raise ValueError(
+                f"validation_fraction must be in [0, 1), got {self.validation_fraction}"
+            )
+        if self.shard_size < 1:
+            raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
+        if self.image_format not in records.IMAGE_FORMATS:
+            raise ValueError(f"image_format must be one of {records.IMAGE_FORMATS}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+
+
+def split_of(sample_key: str, validation_fraction: float) -> str:
+    """ "train" or "validation", from a hash of the key: stable when other data is added."""
+    digest = hashlib.sha256(sample_key.encode()).digest()
+    return (
+        "validation" if int.from_bytes(digest[:8], "big") / 2**64 < validation_fraction else "train"
+    )
+
+
+def downscale(sample: Sample, side: int) -> Sample:
+    """Scales a sample so its shorter side is `side` (never up). The image and the soft mask
+    use area interpolation (a mask pixel becomes the person share of its area); the ignore mask
+    uses nearest neighbour."""
+    height, width = sample.mask.shape
+    scale = side / min(height, width)
+    if scale >= 1:
+        return sample
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    image = cv2.resize(sample.image, size, interpolation=cv2.INTER_AREA)
+    mask = np.clip(cv2.resize(sample.mask, size, interpolation=cv2.INTER_AREA), 0, 1)
+    ignore = None
+    if sample.ignore is not None:
+        ignore = cv2.resize(sample.ignore.view(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    return dataclasses.replace(sample, image=image, mask=mask, ignore=ignore)
+
+
+_worker_state: tuple[Sequence[Reader], PrepareConfig] | None = None
+
+
+def _init_worker(readers: Sequence[Reader], config: PrepareConfig) -> None:
+    global _worker_state
+    _worker_state = (readers, config)
+    cv2.setNumThreads(1)  # one process per core already
+
+
+def _process(task: tuple[int, str]) -> tuple:
+    """Loads, downscales and serializes one sample; returns ("ok", ...) or ("skip", ...)."""
+    reader_index, key = task
+    readers, config = _worker_state
+    reader = readers[reader_index]
+    try:
+        sample = downscale(reader.load(key), config.side)
+    except SkipSample as reason:
+        return ("skip", reader_index, key, str(reason))
+    except Exception as error:  # noqa: BLE001 - one bad file must not end a long run
+        return ("skip", reader_index, key, f"{type(error).__name__}: {error}")
+    split = split_of(f"{sample.source}/{sample.group or sample.name}", config.validation_fraction)
+    serialized = records.frame_record(
+        records.encode_example(
+            sample.name,
+            sample.source,
+            sample.image,
+            sample.mask,
+            sample.ignore,
+            config.image_format,
+        )
+    )
+    return ("ok", reader_index, sample.name, split, serialized)
+
+
+class ShardWriter:
+    """Writes one split's shards under temporary names, renaming each when it is complete."""
+
+    def __init__(self, folder: Path, split: str, shard_size: int):
+        self.folder, self.split, self.shard_size = folder, split, shard_size
+        self.shards: list[dict] = []
+        self._writer = None
+        self._count = 0
+
+    def _paths(self) -> tuple[Path, Path]:
+        final = self.folder / f"{self.split}-{len(self.shards):05d}.tfrecord"
+        return final, final.with_name(f".{final.name}.tmp")
+
+    def write(self, framed: bytes) -> None:
+        """Appends one framed record (see `records.frame_record`)."""
+        if self._writer is None:
+            self._writer = open(self._paths()[1], "wb")  # noqa: SIM115 - closed in close()
+        self._writer.write(framed)
+        self._count += 1
+        if self._count == self.shard_size:
+            self.close()
+
+    def close(self) -> None:
+        """Finishes the open shard, if any: flush, close, rename to its final name."""
+        if self._writer is None:
+            return
+        self._writer.flush()
+        os.fsync(self._writer.fileno())
+        self._writer.close()
+        final, temporary = self._paths()
+        os.replace(temporary, final)
+        self.shards.append({"file": final.name, "count": self._count})
+        self._writer, self._count = None, 0
+
+    def abandon(self) -> None:
+        """Drops the open shard (after an interruption): its temporary file is removed."""
+        if self._writer is not None:
+            self._writer.close()
+            self._paths()[1].unlink(missing_ok=True)
+            self._writer, self._count = None, 0
+
+
+def _prepare_destination(readers: Sequence[Reader], config: PrepareConfig) -> None:
+    destination = config.destination
+    inputs = [path for reader in readers for path in reader.input_paths()]
+    if config.remove_previous and destination.exists():
+        check_removable(destination, inputs)
+        remove_matching(destination, OUTPUT_PATTERNS)
+    destination.mkdir(parents=True, exist_ok=True)
+    if (destination / METADATA).exists():
+        raise PrepareError(
+            f"{destination} already holds records from an earlier run ({METADATA}); pass "
+            "--remove-all-previous-results to replace them, or choose another destination"
+        )
+    # Without metadata.json, shards here come from an interrupted run: none of them is claimed by
+    # anything, so they are cleared before writing a complete set.
+    remove_matching(destination, OUTPUT_PATTERNS)
+
+
+def prepare(readers: Sequence[Reader], config: PrepareConfig, progress: bool = True) -> dict:
+    """Writes every usable sample of `readers` to sharded TFRecords in `config.destination`.
+
+    Returns:
+        The metadata written to `destination/metadata.json` (written last, atomically).
+
+    Raises:
+        PrepareError: the destination holds an earlier run, or no sample was usable.
+    """
+    started = time.perf_counter()
+    _prepare_destination(readers, config)
+    skipped: list[dict] = []
+    tasks = []
+    for index, reader in enumerate(readers):
+        tasks += [(index, key) for key in reader.keys()]
+        skipped += [
+            {"source": reader.source, "file": file, "reason": reason}
+            for file, reason in reader.skipped
+        ]
+    counts = [dict.fromkeys(SPLITS, 0) for _ in readers]
+    writers = {split: ShardWriter(config.destination, split, config.shard_size) for split in SPLITS}
+    try:
+        results = parallel_map(
+            _process, tasks, config.workers, _init_worker, (readers, config), progress
+        )
+        for result in results:
+            if result[0] == "skip":
+                _, index, key, reason = result
+                skipped.append({"source": readers[index].source, "file": key, "reason": reason})
+                log(f"skipped {reason}")
+                continue
+            _, index, _name, split, serialized = result
+            writers[split].write(serialized)
+            counts[index][split] += 1
+        for writer in writers.values():
+            writer.close()
+    except BaseException:
+        for writer in writers.values():
+            writer.abandon()
+        raise
+
+    written = sum(sum(split_counts.values()) for split_counts in counts)
+    if written == 0:
+        raise PrepareError(
+            f"no usable samples among {len(tasks)} candidates ({len(skipped)} skipped, reasons "
+            "above); check the dataset paths and their folder layout (see `backdrop prepare --help`)"
+        )
+    elapsed = time.perf_counter() - started
+    metadata = {
+        "format": "backdrop-tfrecords-v1",
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "side": config.side,
+        "image_format": config.image_format,
+        "validation_fraction": config.validation_fraction,
+        "schema": {
+            "image": records.IMAGE_KEY,
+            "mask": records.MASK_KEY,
+            "ignore": records.IGNORE_KEY,
+        },
+        "sources": [
+            {
+                "source": reader.source,
+                "format": type(reader).__name__,
+                "root": str(reader.root),
+                **split_counts,
+            }
+            for reader, split_counts in zip(readers, counts, strict=True)
+        ],
+        "splits": {
+            split: {
+                "count": sum(shard["count"] for shard in writers[split].shards),
+                "shards": writers[split].shards,
+            }
+            for split in SPLITS
+        },
+        "skipped": skipped,
+        "seconds": round(elapsed, 2),
+        "images_per_second": round(len(tasks) / elapsed, 2),
+    }
+    write_atomic(config.destination / METADATA, json.dumps(metadata, indent=2))
+    return metadata
+
+
+def load_metadata(folder: str | Path) -> dict:
+    """Reads a records folder's metadata.json, with an error that names the fix when absent."""
+    path = Path(folder) / METADATA
+    if not path.is_file():
+        raise PrepareError(
+            f"{path} not found: {folder} is not a complete records folder; run `backdrop prepare`"
+        )
+    return json.loads(path.read_text())
+
+
+def shard_paths(folder: str | Path, split: str) -> list[Path]:
+    """The shard files of one split that metadata.json claims, in order."""
+    metadata = load_metadata(folder)
+    return [Path(folder) / shard["file"] for shard in metadata["splits"][split]["shards"]]
