@@ -156,7 +156,7 @@ def parse_example(serialized):
         A dict with `image` `(H, W, 3)` uint8 RGB, `mask` `(H, W, 1)` float32 in [0, 1],
         `ignore` `(H, W, 1)` float32 0/1, `name` and `source` strings.
     """
-    tf = import_tensorflow()
+    import tensorflow as tf  # already loaded by the caller; a plain import traces cleanly
 
     spec = {
         IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),

@@ -1,0 +1,235 @@
+"""tf.data input pipeline: records -> augmented (image, target) batches for Keras.
+
+Every element is `(image, target)`: `image` `(H, W, 3)` float32 RGB in [0, 1], `target`
+`(H, W, 2)` float32 with the person mask in channel 0 and the ignore mask (1 = ignore) in
+channel 1, so losses and metrics can leave ignore pixels out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from backdrop.data import records
+from backdrop.data.prepare import load_metadata, shard_paths
+from backdrop.data.sample import find_images
+from backdrop.tf_setup import import_tensorflow
+
+tf = import_tensorflow()
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """How records become batches.
+
+    Attributes:
+        input_shape: Model input `(height, width)`.
+        batch_size: Examples per batch.
+        augment: Random resized crop, flip, rotation/scale and colour jitter (training only).
+        background_folders: Image folders whose pictures replace the background.
+        background_probability: Chance that an example gets a new background.
+        cache: Keep decoded records in memory after the first epoch.
+        shuffle_buffer: Examples in the shuffle buffer (0: no shuffling).
+        seed: Seed of the random augmentation choices.
+    """
+
+    input_shape: tuple[int, int] = (128, 128)
+    batch_size: int = 8
+    augment: bool = True
+    background_folders: tuple[Path, ...] = ()
+    background_probability: float = 0.5
+    cache: bool = False
+    shuffle_buffer: int = 1000
+    seed: int | None = None
+
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 0 <= self.background_probability <= 1:
+            raise ValueError("background_probability must be in [0, 1]")
+        for folder in self.background_folders:
+            if not Path(folder).is_dir():
+                raise ValueError(f"background folder {folder} not found")
+
+
+def resize_example(example: dict, input_shape: tuple[int, int]):
+    """Validation path: stretch the whole frame to the input (bilinear; ignore nearest)."""
+    image = tf.image.resize(tf.cast(example["image"], tf.float32) / 255.0, input_shape)
+    mask = tf.image.resize(example["mask"], input_shape)
+    ignore = tf.image.resize(example["ignore"], input_shape, method="nearest")
+    return tf.clip_by_value(image, 0.0, 1.0), tf.concat([mask, ignore], axis=-1)
+
+
+def _random_resized_crop(stack, input_shape, seed):
+    """Crops a random box (35-100% of the area, aspect near the input's) and resizes it."""
+    height, width = input_shape
+    source_h = tf.cast(tf.shape(stack)[0], tf.float32)
+    source_w = tf.cast(tf.shape(stack)[1], tf.float32)
+    area = tf.random.uniform([], 0.35, 1.0, seed=seed)
+    log_ratio = tf.random.uniform([], math.log(3 / 4), math.log(4 / 3), seed=seed)
+    # Box size as fractions of the source: target aspect times a jitter, area as drawn.
+    aspect = (width / height) * tf.exp(log_ratio) * source_h / source_w
+    box_h = tf.minimum(1.0, tf.sqrt(area / aspect))
+    box_w = tf.minimum(1.0, tf.sqrt(area * aspect))
+    top = tf.random.uniform([], 0.0, 1.0, seed=seed) * (1.0 - box_h)
+    left = tf.random.uniform([], 0.0, 1.0, seed=seed) * (1.0 - box_w)
+    boxes = tf.stack([top, left, top + box_h, left + box_w])[None]
+    return tf.image.crop_and_resize(stack[None], boxes, [0], input_shape)[0]
+
+
+def _rotate_and_scale(stack, seed, max_degrees=10.0, max_scale=0.1):
+    """A small rotation and zoom about the centre; pixels brought in from outside are zeros."""
+    height = tf.cast(tf.shape(stack)[0], tf.float32)
+    width = tf.cast(tf.shape(stack)[1], tf.float32)
+    angle = tf.random.uniform([], -max_degrees, max_degrees, seed=seed) * math.pi / 180
+    scale = tf.random.uniform([], 1 - max_scale, 1 + max_scale, seed=seed)
+    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    # Output pixel (x, y) samples the input at A @ (x - c) + c.
+    transform = tf.stack(
+        [cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy, 0.0, 0.0]
+    )
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=stack[None],
+        transforms=transform[None],
+        output_shape=tf.shape(stack)[:2],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )[0]
+
+
+def _jitter_colour(image, seed):
+    image = tf.image.random_brightness(image, 0.15, seed=seed)
+    image = tf.image.random_contrast(image, 0.75, 1.25, seed=seed)
+    image = tf.image.random_saturation(image, 0.7, 1.3, seed=seed)
+    image = tf.image.random_hue(image, 0.04, seed=seed)
+    return tf.clip_by_value(image, 0.0, 1.0)
+
+
+def augment_geometry(example: dict, input_shape: tuple[int, int], seed=None):
+    """Applies one random crop, rotation/scale and flip to image, mask and ignore together.
+
+    Returns:
+        `(image, mask, ignore)` at `input_shape`; pixels that came from outside the source image
+        are marked ignore.
+    """
+    image = tf.cast(example["image"], tf.float32) / 255.0
+    valid = tf.ones_like(example["mask"])
+    stack = tf.concat([image, example["mask"], example["ignore"], valid], axis=-1)
+    stack = _random_resized_crop(stack, input_shape, seed)
+    stack = _rotate_and_scale(stack, seed)
+    stack = tf.cond(
+        tf.random.uniform([], seed=seed) < 0.5,
+        lambda: tf.image.flip_left_right(stack),
+        lambda: stack,
+    )
+    image, mask = stack[..., :3], stack[..., 3:4]
+    ignore = tf.cast((stack[..., 4:5] > 0.5) | (stack[..., 5:6] < 0.999), tf.float32)
+    return image, mask, ignore
+
+
+def background_dataset(folders: Sequence[Path], input_shape: tuple[int, int], seed=None):
+    """Endless random crops (covering `input_shape`) of the images in `folders`."""
+    files = sorted(str(path) for folder in folders for path in find_images(Path(folder)))
+    if not files:
+        raise ValueError(f"no images in background folders {[str(f) for f in folders]}")
+    height, width = input_shape
+
+    def load(path):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        image = tf.cast(image, tf.float32) / 255.0
+        shape = tf.cast(tf.shape(image)[:2], tf.float32)
+        scale = tf.reduce_max(tf.constant([height, width], tf.float32) / shape)
+        scale *= tf.random.uniform([], 1.0, 1.5, seed=seed)
+        size = tf.cast(tf.math.ceil(shape * scale), tf.int32)
+        image = tf.image.resize(image, tf.maximum(size, [height, width]))
+        return tf.image.random_crop(image, [height, width, 3], seed=seed)
+
+    return (
+        tf.data.Dataset.from_tensor_slices(files)
+        .shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+        .repeat()
+        .map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    )
+
+
+def replace_background(image, mask, background, probability: float, seed=None):
+    """With `probability`, `mask * image + (1 - mask) * background` (soft masks blend softly)."""
+    replaced = mask * image + (1.0 - mask) * background
+    return tf.cond(tf.random.uniform([], seed=seed) < probability, lambda: replaced, lambda: image)
+
+
+def build_dataset(serialized: tf.data.Dataset, count: int, config: PipelineConfig, training: bool):
+    """Turns a dataset of serialized records into batches.
+
+    Args:
+        serialized: Serialized `tf.train.Example`s in Backdrop's schema.
+        count: Number of examples (sets the dataset's cardinality for Keras' progress bar).
+        training: Shuffle and augment (per `config`) when True; else stretch-resize only.
+    """
+    dataset = serialized.map(records.parse_example, num_parallel_calls=tf.data.AUTOTUNE)
+    if config.cache:
+        dataset = dataset.cache()
+    if training and config.shuffle_buffer:
+        dataset = dataset.shuffle(config.shuffle_buffer, seed=config.seed)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(count))
+    shape, seed = config.input_shape, config.seed
+    if not (training and config.augment):
+        dataset = dataset.map(lambda e: resize_example(e, shape), tf.data.AUTOTUNE)
+    else:
+        dataset = dataset.map(lambda e: augment_geometry(e, shape, seed), tf.data.AUTOTUNE)
+        if config.background_folders and config.background_probability > 0:
+            backgrounds = background_dataset(config.background_folders, shape, seed)
+            dataset = tf.data.Dataset.zip(dataset, backgrounds).map(
+                lambda parts, background: (
+                    replace_background(
+                        parts[0], parts[1], background, config.background_probability, seed
+                    ),
+                    parts[1],
+                    parts[2],
+                ),
+                tf.data.AUTOTUNE,
+            )
+        dataset = dataset.map(
+            lambda image, mask, ignore: (
+                _jitter_colour(image, seed),
+                tf.concat([mask, ignore], axis=-1),
+            ),
+            tf.data.AUTOTUNE,
+        )
+    return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def record_dataset(
+    folder: str | Path, split: str, config: PipelineConfig, training: bool, fallback_count=None
+):
+    """Batches from the shards of one split of a `backdrop prepare` folder.
+
+    Returns:
+        `(dataset, count)`. The count comes from metadata.json, or `fallback_count` for records
+        written by other tools (no metadata).
+    """
+    folder = Path(folder)
+    if (folder / "metadata.json").is_file():
+        paths = shard_paths(folder, split)
+        count = load_metadata(folder)["splits"][split]["count"]
+    else:
+        paths = sorted(folder.glob(f"{split}*.tfrecord"))
+        if not paths or fallback_count is None:
+            load_metadata(folder)  # raises with the message that names the fix
+        count = fallback_count
+    if count == 0:
+        raise ValueError(f"the {split} split of {folder} is empty; prepare more data")
+    serialized = tf.data.TFRecordDataset([str(p) for p in paths], num_parallel_reads=len(paths))
+    return build_dataset(serialized, count, config, training), count
+
+
+def memory_dataset(examples: Sequence[bytes], config: PipelineConfig, training: bool):
+    """Batches from serialized examples held in memory (the folder-dataset path)."""
+    if not examples:
+        raise ValueError("no examples to train on")
+    serialized = tf.data.Dataset.from_tensor_slices(tf.constant(list(examples), tf.string))
+    return build_dataset(serialized, len(examples), config, training)

@@ -1,0 +1,132 @@
+"""TFLite export with named quantization modes, each with its input/output contract beside it."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import time
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from backdrop.safety import write_atomic
+from backdrop.tf_setup import import_tensorflow
+
+tf = import_tensorflow()
+import keras  # noqa: E402
+
+EXPORT_MODES = ("float32", "float16", "int8")
+
+
+def _fixed_batch(model: keras.Model) -> keras.Model:
+    """The same model with batch fixed to 1 (a dynamic batch makes the converter add shape ops)."""
+    inputs = keras.Input(batch_shape=(1, *model.input_shape[1:]), name="image")
+    return keras.Model(inputs, model(inputs), name=model.name)
+
+
+def convert(model: keras.Model, mode: str, representative: Iterable[np.ndarray] = ()) -> bytes:
+    """Converts a Keras model to TFLite bytes.
+
+    Args:
+        mode: "float32"; "float16" (weights in float16, float32 in and out); or "int8"
+            (full-integer with uint8 input whose scale is exactly 1/255 and zero point 0, so
+            camera bytes go straight in, and a uint8 output, probability x 255).
+        representative: For int8: `(H, W, 3)` float32 RGB images in [0, 1] to calibrate on.
+    """
+    if mode not in EXPORT_MODES:
+        raise ValueError(f"unknown export mode {mode!r}; valid modes: {', '.join(EXPORT_MODES)}")
+    converter = tf.lite.TFLiteConverter.from_keras_model(_fixed_batch(model))
+    if mode == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "int8":
+        images = [np.asarray(image, np.float32) for image in representative]
+        if not images:
+            raise ValueError("int8 export needs representative images to calibrate on")
+        shape = images[0].shape
+        # An all-zeros and an all-ones image pin the input range to exactly [0, 1].
+        images += [np.zeros(shape, np.float32), np.ones(shape, np.float32)]
+
+        def calibration():
+            for image in images:
+                yield [image[None]]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = calibration
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.uint8
+    # The converter prints every captured variable of the traced model; keep the console readable.
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+        return converter.convert()
+
+
+def contract(model: keras.Model, mode: str) -> dict:
+    """The input/output contract an app needs to run the exported model."""
+    _, height, width, _ = model.input_shape
+    quantized = mode == "int8"
+    return {
+        "mode": mode,
+        "input": {
+            "height": height,
+            "width": width,
+            "channels": 3,
+            "dtype": "uint8" if quantized else "float32",
+            "colour_order": "RGB",
+            "range": [0, 255] if quantized else [0.0, 1.0],
+            "quantization": {"scale": 1 / 255, "zero_point": 0} if quantized else None,
+            "resize": "stretch: the whole frame resized to height x width (no letterbox)",
+        },
+        "output": {
+            "height": height,
+            "width": width,
+            "channels": 1,
+            "dtype": "uint8" if quantized else "float32",
+            "meaning": "person probability"
+            + (
+                " x 255 (dequantize with the output's scale/zero point)"
+                if quantized
+                else " in [0, 1]"
+            ),
+            "resize": "bilinear back to the frame size, then threshold at 0.5 or use as alpha",
+        },
+    }
+
+
+def export_tflite(
+    model: keras.Model,
+    path: str | Path,
+    mode: str = "float32",
+    representative: Iterable[np.ndarray] = (),
+    extra: dict | None = None,
+) -> Path:
+    """Writes `path` (.tflite) and `path.json` (its contract, plus `extra`), atomically."""
+    path = Path(path)
+    data = convert(model, mode, representative)
+    write_atomic(path, data)
+    write_atomic(
+        path.with_suffix(".tflite.json"),
+        json.dumps({**contract(model, mode), **(extra or {})}, indent=2),
+    )
+    return path
+
+
+def measure_latency(path: str | Path, threads: int = 2, runs: int = 30) -> float:
+    """Median milliseconds of one inference with ai-edge-litert."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=threads)
+    interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+    interpreter.invoke()
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        interpreter.invoke()
+        timings.append((time.perf_counter() - started) * 1000)
+    return float(np.median(timings))

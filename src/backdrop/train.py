@@ -1,0 +1,433 @@
+"""Training: config, resumable checkpoints, background replacement, distribution strategies.
+
+A checkpoints folder holds what one run needs to go on after a crash:
+
+```
+CHECKPOINTS/
+  config.json             every setting of the run
+  state.json              last complete epoch, its checkpoint file, best validation IoU
+  epoch-0007.keras        model + optimizer state (the last two epochs are kept)
+  best.keras              the best epoch by validation IoU
+  interrupted.keras       written on Ctrl-C (state.json then points to it)
+  log.csv, tensorboard/   per-epoch logs
+```
+Every file is written under a temporary name and renamed; state.json is renamed last, so it only
+ever names a complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from backdrop.safety import check_removable, remove_matching, write_atomic
+from backdrop.tf_setup import import_tensorflow
+
+tf = import_tensorflow()
+import keras  # noqa: E402  (after TensorFlow's quiet import)
+
+from backdrop import losses  # noqa: E402
+from backdrop.data import pipeline  # noqa: E402
+from backdrop.models.registry import build_model  # noqa: E402
+
+STATE = "state.json"
+CONFIG = "config.json"
+OUTPUT_PATTERNS = (
+    "config.json",
+    "state.json",
+    "epoch-*.keras",
+    "best.keras",
+    "interrupted.keras",
+    ".*.keras",
+    ".*.tmp",
+    "log.csv",
+    "*.tflite",
+    "*.tflite.json",
+)
+KEEP_EPOCHS = 2
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or go on; the message names the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a training run (saved as config.json beside the checkpoints).
+
+    Attributes:
+        checkpoints: Folder for checkpoints, logs and the exported model.
+        records: A `backdrop prepare` folder; or give folder datasets instead.
+        portrait_folders, voc_folders: Folder datasets read into memory (the "DS v1-2" path).
+        model: Registered model name.
+        input_shape: Model input `(height, width)`.
+        filters: Filters of the first layer.
+        depth: Down-sampling steps of the U-Net.
+        epochs: Total epochs, counting those of a restored run.
+        batch_size: Examples per batch on each replica.
+        learning_rate: Peak learning rate of the cosine schedule.
+        background_folders: Interior/exterior image folders for background replacement.
+        background_probability: Chance an example gets a new background.
+        augment: Geometric and colour augmentation of training examples.
+        cache: Keep decoded training records in memory.
+        number_of_examples: Training examples, used only when records carry no count.
+        validation_fraction: Share of folder-dataset samples held out for validation.
+        distribute: "auto", "none", "mirrored" (GPUs of one machine) or "multiworker" (TF_CONFIG).
+        seed: Seed for weights and augmentation.
+        export: TFLite export mode run after training ("none" to skip).
+    """
+
+    checkpoints: Path = Path("training_grid")
+    records: Path | None = None
+    portrait_folders: tuple[Path, ...] = ()
+    voc_folders: tuple[Path, ...] = ()
+    model: str = "attention_unet"
+    input_shape: tuple[int, int] = (128, 128)
+    filters: int = 8
+    depth: int = 4
+    epochs: int = 1000
+    batch_size: int = 8
+    learning_rate: float = 2e-3
+    background_folders: tuple[Path, ...] = ()
+    background_probability: float = 0.5
+    augment: bool = True
+    cache: bool = False
+    number_of_examples: int = 27781
+    validation_fraction: float = 0.1
+    distribute: str = "auto"
+    seed: int = 0
+    export: str = "float32"
+
+    def __post_init__(self):
+        def paths(values):
+            return tuple(Path(v) for v in values if v)
+
+        object.__setattr__(self, "checkpoints", Path(self.checkpoints))
+        object.__setattr__(self, "records", Path(self.records) if self.records else None)
+        object.__setattr__(self, "portrait_folders", paths(self.portrait_folders))
+        object.__setattr__(self, "voc_folders", paths(self.voc_folders))
+        object.__setattr__(self, "background_folders", paths(self.background_folders))
+        object.__setattr__(self, "input_shape", tuple(int(v) for v in self.input_shape))
+        if self.epochs < 1 or self.batch_size < 1 or self.filters < 1:
+            raise ValueError("epochs, batch_size and filters must be >= 1")
+        if self.distribute not in ("auto", "none", "mirrored", "multiworker"):
+            raise ValueError("distribute must be auto, none, mirrored or multiworker")
+        for folder in self.background_folders:
+            if not folder.is_dir():
+                raise ValueError(f"background folder {folder} not found")
+
+    def to_json(self) -> str:
+        values = dataclasses.asdict(self)
+        return json.dumps(values, indent=2, default=str)
+
+    def input_paths(self) -> list[Path]:
+        """Every dataset folder this run reads (never deleted by --remove-all-previous-results)."""
+        records = [self.records] if self.records else []
+        return [*records, *self.portrait_folders, *self.voc_folders, *self.background_folders]
+
+
+def select_strategy(kind: str) -> tf.distribute.Strategy:
+    """The tf.distribute strategy for `kind`.
+
+    "auto" picks MultiWorkerMirroredStrategy when TF_CONFIG is set, MirroredStrategy when this
+    machine has several GPUs, else the default (one device). "mirrored" without GPUs mirrors over
+    the logical CPU devices, which is how the tests run the distributed path.
+    """
+    gpus = tf.config.list_logical_devices("GPU")
+    if kind == "auto":
+        kind = (
+            "multiworker" if "TF_CONFIG" in os.environ else "mirrored" if len(gpus) > 1 else "none"
+        )
+    if kind == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if kind == "mirrored":
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    return tf.distribute.get_strategy()
+
+
+def is_chief() -> bool:
+    """Whether this worker writes checkpoints (always, outside multi-worker training)."""
+    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    return task.get("type", "chief") == "chief" or (
+        task.get("type") == "worker"
+        and task.get("index", 0) == 0
+        and "chief" not in json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
+    )
+
+
+def save_model_atomic(model: keras.Model, path: Path) -> None:
+    """Saves a `.keras` file through a temporary name, so a crash never leaves half a file."""
+    temporary = path.with_name(f".{path.stem}-partial.keras")
+    model.save(temporary)
+    os.replace(temporary, path)
+
+
+def read_state(folder: Path) -> dict:
+    path = folder / STATE
+    if not path.is_file():
+        raise TrainingError(f"nothing to restore in {folder}: no {STATE}; start without --restore")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise TrainingError(
+            f"{path} is corrupt ({error}); start over with --remove-all-previous-results"
+        ) from None
+
+
+def load_checkpoint(path: Path) -> keras.Model:
+    """Loads a checkpoint with its optimizer state; a missing or corrupt file is a clear error."""
+    if not path.is_file():
+        raise TrainingError(
+            f"checkpoint {path} is missing; start over with --remove-all-previous-results"
+        )
+    try:
+        return keras.saving.load_model(path, compile=True)
+    except Exception as error:  # noqa: BLE001 - any failure to load means the file is unusable
+        raise TrainingError(
+            f"checkpoint {path} is corrupt or unreadable ({type(error).__name__}: {error}); "
+            "delete it and point state.json at an earlier epoch-*.keras, or start over with "
+            "--remove-all-previous-results"
+        ) from None
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """After every epoch: checkpoint, best copy, state.json (last); stops on a NaN loss."""
+
+    def __init__(self, folder: Path, best_iou: float = -1.0, best_epoch: int = 0):
+        super().__init__()
+        self.folder = folder
+        self.best_iou, self.best_epoch = best_iou, best_epoch
+        self.completed_epochs = 0
+        self.nan_at: int | None = None
+        self.chief = is_chief()
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.nan_at = batch
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.nan_at is not None or not self.chief:
+            return
+        logs = logs or {}
+        path = self.folder / f"epoch-{epoch + 1:04d}.keras"
+        save_model_atomic(self.model, path)
+        iou = float(logs.get("val_iou", logs.get("iou", 0.0)))
+        if iou > self.best_iou:
+            self.best_iou, self.best_epoch = iou, epoch + 1
+            temporary = self.folder / ".best-partial.keras"
+            shutil.copyfile(path, temporary)
+            os.replace(temporary, self.folder / "best.keras")
+        self.completed_epochs = epoch + 1
+        self.write_state(path.name)
+        for old in sorted(self.folder.glob("epoch-*.keras"))[:-KEEP_EPOCHS]:
+            old.unlink()
+
+    def write_state(self, checkpoint: str) -> None:
+        state = {
+            "epoch": self.completed_epochs,
+            "checkpoint": checkpoint,
+            "best_val_iou": self.best_iou,
+            "best_epoch": self.best_epoch,
+        }
+        write_atomic(self.folder / STATE, json.dumps(state, indent=2))
+
+
+def _folder_examples(config: TrainConfig) -> tuple[list[bytes], list[bytes]]:
+    """Reads folder datasets into serialized records, split by the same hash as prepare."""
+    from backdrop.data.portrait import PortraitReader
+    from backdrop.data.prepare import downscale, split_of
+    from backdrop.data.records import encode_example
+    from backdrop.data.voc import VOCReader
+
+    readers = [PortraitReader(p) for p in config.portrait_folders]
+    readers += [VOCReader(p) for p in config.voc_folders]
+    splits: dict[str, list[bytes]] = {"train": [], "validation": []}
+    side = max(config.input_shape)
+    for reader in readers:
+        for sample in reader:
+            sample = downscale(sample, side)
+            split = split_of(
+                f"{sample.source}/{sample.group or sample.name}", config.validation_fraction
+            )
+            splits[split].append(
+                encode_example(
+                    sample.name, sample.source, sample.image, sample.mask, sample.ignore, "png"
+                )
+            )
+    if not splits["train"]:
+        raise TrainingError("the folder datasets gave no training samples; check their paths")
+    if not splits["validation"]:  # tiny folders: validate on the training samples, and say so
+        print("warning: no validation samples; validating on the training samples")
+        splits["validation"] = splits["train"]
+    return splits["train"], splits["validation"]
+
+
+def make_datasets(config: TrainConfig, replicas: int = 1):
+    """Training and validation batches for `config` (records or folder datasets)."""
+    settings = pipeline.PipelineConfig(
+        input_shape=config.input_shape,
+        batch_size=config.batch_size * replicas,
+        augment=config.augment,
+        background_folders=config.background_folders,
+        background_probability=config.background_probability,
+        cache=config.cache,
+        seed=config.seed,
+    )
+    if config.records:
+        train, count = pipeline.record_dataset(
+            config.records, "train", settings, True, config.number_of_examples
+        )
+        validation, _ = pipeline.record_dataset(
+            config.records,
+            "validation",
+            settings,
+            False,
+            max(1, round(config.number_of_examples * 0.1)),
+        )
+        return train, validation, count
+    if not (config.portrait_folders or config.voc_folders):
+        raise TrainingError("no training data: give records (-r) or folder datasets (-p/-c)")
+    train_examples, validation_examples = _folder_examples(config)
+    return (
+        pipeline.memory_dataset(train_examples, settings, True),
+        pipeline.memory_dataset(validation_examples, settings, False),
+        len(train_examples),
+    )
+
+
+def prepare_checkpoints(config: TrainConfig, restore: bool, remove_previous: bool) -> None:
+    folder = config.checkpoints
+    if remove_previous and folder.exists():
+        check_removable(folder, config.input_paths())
+        remove_matching(folder, OUTPUT_PATTERNS)
+        shutil.rmtree(folder / "tensorboard", ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not restore and (folder / STATE).exists():
+        raise TrainingError(
+            f"{folder} holds a training run; pass --restore to continue it or "
+            "--remove-all-previous-results to start over"
+        )
+
+
+def train(
+    config: TrainConfig,
+    restore: bool = False,
+    remove_previous: bool = False,
+    verbose: int | str = "auto",
+) -> dict:
+    """Trains (or continues) a run up to `config.epochs` epochs.
+
+    Returns:
+        The final state: epochs completed, checkpoint, best validation IoU and its epoch.
+
+    Raises:
+        TrainingError: bad folder state, a missing or corrupt checkpoint, or a NaN loss.
+        KeyboardInterrupt: after Ctrl-C, once the interrupted checkpoint is saved.
+    """
+    prepare_checkpoints(config, restore, remove_previous)
+    folder = config.checkpoints
+    state = read_state(folder) if restore else {"epoch": 0, "best_val_iou": -1.0, "best_epoch": 0}
+    keras.utils.set_random_seed(config.seed + state["epoch"])
+    strategy = select_strategy(config.distribute)
+    train_data, validation_data, count = make_datasets(config, strategy.num_replicas_in_sync)
+    with strategy.scope():
+        if restore:
+            model = load_checkpoint(folder / state["checkpoint"])
+        else:
+            model = build_model(
+                config.model, config.input_shape, config.filters, depth=config.depth
+            )
+            steps = config.epochs * math.ceil(
+                count / (config.batch_size * strategy.num_replicas_in_sync)
+            )
+            schedule = keras.optimizers.schedules.CosineDecay(
+                config.learning_rate, decay_steps=max(1, steps), alpha=0.05
+            )
+            model.compile(
+                optimizer=keras.optimizers.Adam(schedule),
+                loss=losses.bce_dice_loss,
+                metrics=[losses.PersonIoU()],
+            )
+    write_atomic(folder / CONFIG, config.to_json())
+    checkpoint = EpochCheckpoint(folder, state["best_val_iou"], state["best_epoch"])
+    checkpoint.completed_epochs = state["epoch"]
+    callbacks = [
+        checkpoint,
+        keras.callbacks.CSVLogger(str(folder / "log.csv"), append=restore),
+        keras.callbacks.TensorBoard(str(folder / "tensorboard"), profile_batch=0),
+    ]
+    if state["epoch"] >= config.epochs:
+        print(f"{folder} already completed {state['epoch']} of {config.epochs} epochs")
+        return state
+    try:
+        model.fit(
+            train_data,
+            validation_data=validation_data,
+            epochs=config.epochs,
+            initial_epoch=state["epoch"],
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+    except KeyboardInterrupt:
+        if checkpoint.chief:
+            save_model_atomic(model, folder / "interrupted.keras")
+            checkpoint.write_state("interrupted.keras")
+            print(
+                f"\ninterrupted: saved {folder / 'interrupted.keras'} (after epoch "
+                f"{checkpoint.completed_epochs}); continue with --restore"
+            )
+        raise
+    if checkpoint.nan_at is not None:
+        raise TrainingError(
+            f"the loss became NaN in epoch {checkpoint.completed_epochs + 1} (batch "
+            f"{checkpoint.nan_at}); nothing was saved for it. Lower the learning rate or check "
+            f"the data, then continue from epoch {checkpoint.completed_epochs} with --restore"
+        )
+    return read_state(folder)
+
+
+def last_checkpoint(folder: str | Path) -> Path:
+    """The checkpoint state.json names (the last complete one)."""
+    folder = Path(folder)
+    return folder / read_state(folder)["checkpoint"]
+
+
+def export_after_training(config: TrainConfig, modes: Sequence[str] | None = None) -> list[Path]:
+    """Exports the best (or else the last) checkpoint as TFLite into the checkpoints folder."""
+    from backdrop.export import export_tflite
+
+    folder = config.checkpoints
+    source = folder / "best.keras" if (folder / "best.keras").is_file() else last_checkpoint(folder)
+    model = load_checkpoint(source)
+    modes = [mode for mode in (modes or [config.export]) if mode != "none"]
+    representative = representative_images(config) if "int8" in modes else []
+    return [
+        export_tflite(
+            model,
+            folder / f"model_{mode}.tflite",
+            mode,
+            representative,
+            extra={"checkpoint": source.name},
+        )
+        for mode in modes
+    ]
+
+
+def representative_images(config: TrainConfig, count: int = 200) -> list:
+    """Up to `count` training images, resized to the input (int8 calibration data)."""
+    plain = dataclasses.replace(config, augment=False, background_folders=())
+    train_data, _, _ = make_datasets(plain)
+    images = []
+    for batch, _ in train_data:
+        images += list(batch.numpy())
+        if len(images) >= count:
+            break
+    return images[:count]
