@@ -102,3 +102,59 @@ def test_supervisely_then_data_preparation(tmp_path):
 def test_use_flag_without_its_path_names_the_fix(tmp_path):
     result = run_script("data_preparation.py", "-up", "-d", str(tmp_path / "r"))
     assert result.returncode == 1 and "pass -p PATH" in result.stderr
+
+
+def test_trainer_defaults_are_the_original_ones():
+    sys.path.insert(0, str(PYTHON_DIR))
+    try:
+        import AUnetBackgroundRemoval as trainer
+    finally:
+        sys.path.remove(str(PYTHON_DIR))
+    args = trainer.build_parser().parse_args([])
+    assert (
+        args.checkpoints_folder,
+        args.epochs,
+        args.batch_size,
+        args.filters,
+        args.side,
+        args.number_of_examples,
+    ) == ("training_grid", 1000, 8, 8, 32, 27781)
+
+
+@pytest.mark.slow
+def test_tiny_training_run_through_the_seed_script(tmp_path):
+    data = fixtures.make_portrait(tmp_path / "portraits", count=12, size=(40, 40))
+    backgrounds = fixtures.make_matting(tmp_path / "m")[1]
+    checkpoints = tmp_path / "grid"
+    common = [
+        "-uc",
+        "-c",
+        str(data),
+        "-cf",
+        str(checkpoints),
+        "-sd",
+        "32",
+        "-f",
+        "4",
+        "-b",
+        "4",
+        "-v",
+        "2",
+        "-if",
+        str(backgrounds),
+        "-ef",
+        str(backgrounds),
+    ]
+    result = run_script("AUnetBackgroundRemoval.py", *common, "-e", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (checkpoints / "epoch-0002.keras").exists() and (checkpoints / "state.json").exists()
+    assert (checkpoints / "model_int8.tflite").stat().st_size > 10_000
+    contract = json.loads((checkpoints / "model_int8.tflite.json").read_text())
+    assert contract["input"]["dtype"] == "uint8" and contract["input"]["height"] == 32
+    (checkpoints / "model_int8.tflite").unlink()
+    again = run_script("AUnetBackgroundRemoval.py", *common, "-l")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (checkpoints / "model_int8.tflite").exists()
+    resumed = run_script("AUnetBackgroundRemoval.py", *common, "-e", "3", "--restore")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((checkpoints / "state.json").read_text())["epoch"] == 3

@@ -280,6 +280,7 @@ def make_datasets(config: TrainConfig, replicas: int = 1):
         background_probability=config.background_probability,
         cache=config.cache,
         seed=config.seed,
+        drop_remainder=replicas > 1,
     )
     if config.records:
         train, count = pipeline.record_dataset(
@@ -322,6 +323,7 @@ def train(
     restore: bool = False,
     remove_previous: bool = False,
     verbose: int | str = "auto",
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> dict:
     """Trains (or continues) a run up to `config.epochs` epochs.
 
@@ -359,10 +361,11 @@ def train(
     write_atomic(folder / CONFIG, config.to_json())
     checkpoint = EpochCheckpoint(folder, state["best_val_iou"], state["best_epoch"])
     checkpoint.completed_epochs = state["epoch"]
-    callbacks = [
+    all_callbacks = [
         checkpoint,
         keras.callbacks.CSVLogger(str(folder / "log.csv"), append=restore),
         keras.callbacks.TensorBoard(str(folder / "tensorboard"), profile_batch=0),
+        *callbacks,
     ]
     if state["epoch"] >= config.epochs:
         print(f"{folder} already completed {state['epoch']} of {config.epochs} epochs")
@@ -373,8 +376,9 @@ def train(
             validation_data=validation_data,
             epochs=config.epochs,
             initial_epoch=state["epoch"],
-            callbacks=callbacks,
+            callbacks=all_callbacks,
             verbose=verbose,
+            shuffle=False,  # the dataset shuffles itself
         )
     except KeyboardInterrupt:
         if checkpoint.chief:

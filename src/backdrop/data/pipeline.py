@@ -33,6 +33,8 @@ class PipelineConfig:
         cache: Keep decoded records in memory after the first epoch.
         shuffle_buffer: Examples in the shuffle buffer (0: no shuffling).
         seed: Seed of the random augmentation choices.
+        drop_remainder: Drop the last partial batch (needed when batches are split across
+            replicas, which must all get the same number of examples).
     """
 
     input_shape: tuple[int, int] = (128, 128)
@@ -43,6 +45,7 @@ class PipelineConfig:
     cache: bool = False
     shuffle_buffer: int = 1000
     seed: int | None = None
+    drop_remainder: bool = False
 
     def __post_init__(self):
         if self.batch_size < 1:
@@ -200,7 +203,9 @@ def build_dataset(serialized: tf.data.Dataset, count: int, config: PipelineConfi
             ),
             tf.data.AUTOTUNE,
         )
-    return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+    if config.drop_remainder and count < config.batch_size:
+        raise ValueError(f"{count} examples cannot fill one batch of {config.batch_size}")
+    return dataset.batch(config.batch_size, config.drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
 def record_dataset(

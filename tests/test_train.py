@@ -1,0 +1,217 @@
+"""Training: it learns, resumes exactly after a kill, handles Ctrl-C, NaN and bad checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from backdrop.data.portrait import PortraitReader
+from backdrop.data.prepare import PrepareConfig, prepare
+from backdrop.data.synthetic import write_synthetic_dataset
+from backdrop.train import TrainConfig, TrainingError, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def synthetic_records(tmp_path_factory) -> Path:
+    """240 synthetic 64x64 figures as records, 20% validation."""
+    folder = tmp_path_factory.mktemp("synthetic")
+    data = write_synthetic_dataset(folder / "data", count=240, height=64, width=64)
+    config = PrepareConfig(folder / "records", side=64, validation_fraction=0.2, workers=1)
+    prepare([PortraitReader(data)], config, progress=False)
+    return folder / "records"
+
+
+def small_config(records: Path, checkpoints: Path, **overrides) -> TrainConfig:
+    settings = dict(
+        checkpoints=checkpoints,
+        records=records,
+        input_shape=(64, 64),
+        filters=8,
+        epochs=2,
+        batch_size=16,
+        learning_rate=3e-3,
+        export="none",
+    )
+    return TrainConfig(**{**settings, **overrides})
+
+
+@pytest.mark.slow
+def test_short_run_learns_the_synthetic_task(synthetic_records, tmp_path):
+    started = time.perf_counter()
+    state = train(small_config(synthetic_records, tmp_path / "run", epochs=30), verbose=0)
+    assert state["best_val_iou"] > 0.8, state
+    assert state["epoch"] == 30
+    print(f"learned to IoU {state['best_val_iou']:.3f} in {time.perf_counter() - started:.0f} s")
+    folder = tmp_path / "run"
+    assert {"config.json", "state.json", "best.keras", "log.csv", "tensorboard"} <= {
+        p.name for p in folder.iterdir()
+    }
+    assert len(list(folder.glob("epoch-*.keras"))) == 2, "only the last two epochs are kept"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["filters"] == 8 and config["input_shape"] == [64, 64]
+    assert len((folder / "log.csv").read_text().splitlines()) == 31
+
+
+class Probe(keras.callbacks.Callback):
+    """Records the weights and optimizer step when training (re)starts, and the epochs run."""
+
+    def on_train_begin(self, logs=None):
+        self.weights = [w.copy() for w in self.model.get_weights()]
+        self.iterations = int(self.model.optimizer.iterations.numpy())
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_the_saved_epoch(synthetic_records, tmp_path):
+    folder = tmp_path / "run"
+    command = [
+        sys.executable,
+        "-m",
+        "backdrop.cli",
+        "train",
+        "-r",
+        str(synthetic_records),
+        "--input",
+        "64",
+        "-b",
+        "16",
+        "-e",
+        "50",
+        "-o",
+        str(folder),
+        "--export",
+        "none",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not (folder / "state.json").exists():
+        assert process.poll() is None and time.time() < deadline
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    state = json.loads((folder / "state.json").read_text())
+    done = state["epoch"]
+    saved = keras.saving.load_model(folder / state["checkpoint"])
+
+    with pytest.raises(TrainingError, match="--restore"):
+        train(small_config(synthetic_records, folder), verbose=0)
+    probe = Probe()
+    final = train(
+        small_config(synthetic_records, folder, epochs=done + 2),
+        restore=True,
+        verbose=0,
+        callbacks=[probe],
+    )
+    assert probe.epochs == [done, done + 1], "resumes at the next epoch and reaches the total"
+    for restored, expected in zip(probe.weights, saved.get_weights(), strict=True):
+        np.testing.assert_array_equal(restored, expected)
+    assert probe.iterations == done * 12, "optimizer state (and the LR schedule) carried over"
+    assert final["epoch"] == done + 2
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_to_restore_from(synthetic_records, tmp_path):
+    folder = tmp_path / "run"
+    command = [
+        sys.executable,
+        "-m",
+        "backdrop.cli",
+        "train",
+        "-r",
+        str(synthetic_records),
+        "--input",
+        "64",
+        "-b",
+        "16",
+        "-e",
+        "50",
+        "-o",
+        str(folder),
+        "--export",
+        "none",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 240
+    while not (folder / "state.json").exists():
+        assert process.poll() is None and time.time() < deadline
+        time.sleep(0.2)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, output[-2000:]
+    assert "saved" in output and "--restore" in output
+    state = json.loads((folder / "state.json").read_text())
+    assert state["checkpoint"] == "interrupted.keras"
+    keras.saving.load_model(folder / "interrupted.keras")
+
+
+def test_restore_errors_are_clear(synthetic_records, tmp_path):
+    folder = tmp_path / "run"
+    with pytest.raises(TrainingError, match="nothing to restore"):
+        train(small_config(synthetic_records, folder), restore=True, verbose=0)
+    folder.mkdir(exist_ok=True)
+    (folder / "epoch-0001.keras").write_bytes(b"not a zip file")
+    (folder / "state.json").write_text(
+        json.dumps(
+            {"epoch": 1, "checkpoint": "epoch-0001.keras", "best_val_iou": 0.5, "best_epoch": 1}
+        )
+    )
+    with pytest.raises(TrainingError, match="corrupt or unreadable"):
+        train(small_config(synthetic_records, folder), restore=True, verbose=0)
+    (folder / "epoch-0001.keras").unlink()
+    with pytest.raises(TrainingError, match="is missing"):
+        train(small_config(synthetic_records, folder), restore=True, verbose=0)
+
+
+def test_nan_loss_stops_with_a_clear_message(synthetic_records, tmp_path):
+    config = small_config(synthetic_records, tmp_path / "run", learning_rate=1e30, epochs=3)
+    with pytest.raises(TrainingError, match="NaN"):
+        train(config, verbose=0)
+    assert not list((tmp_path / "run").glob("epoch-*.keras")), "no NaN checkpoint is saved"
+
+
+def test_remove_previous_results_deletes_only_backdrop_files(synthetic_records, tmp_path):
+    folder = tmp_path / "run"
+    train(small_config(synthetic_records, folder, epochs=1), verbose=0)
+    (folder / "notes.txt").write_text("mine")
+    train(small_config(synthetic_records, folder, epochs=1), remove_previous=True, verbose=0)
+    assert (folder / "notes.txt").exists()
+    from backdrop.safety import UnsafeRemovalError
+
+    with pytest.raises(UnsafeRemovalError):
+        train(small_config(synthetic_records, synthetic_records), remove_previous=True, verbose=0)
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_runs_on_two_cpu_devices(synthetic_records, tmp_path):
+    """The distributed code path (MirroredStrategy, 2 replicas) on CPU, in its own process."""
+    script = f"""
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from backdrop.train import TrainConfig, select_strategy, train
+assert select_strategy("mirrored").num_replicas_in_sync == 2
+state = train(TrainConfig(checkpoints={str(tmp_path / "run")!r}, records={str(synthetic_records)!r},
+              input_shape=(64, 64), filters=4, epochs=1, batch_size=8, distribute="mirrored",
+              export="none"), verbose=0)
+print("EPOCHS", state["epoch"])
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "EPOCHS 1" in result.stdout
