@@ -120,9 +120,19 @@ def main(argv=None) -> int:
         workers=None,
         remove_all_previous_results=args.remove_all,
     )
-    return run_cli(
-        lambda: run_prepare(_readers(args), settings, progress=True), prog="data_preparation.py"
-    )
+
+    def run():
+        metadata = run_prepare(_readers(args), settings, progress=True)
+        if args.verbose:
+            for source in metadata["sources"]:
+                print(
+                    f"{source['source']:>12}: {source['train']} train, "
+                    f"{source['validation']} validation ({source['root']})"
+                )
+            for skipped in metadata["skipped"]:
+                print(f"skipped {skipped['file']}: {skipped['reason']}")
+
+    return run_cli(run, prog="data_preparation.py")
 
 
 if __name__ == "__main__":

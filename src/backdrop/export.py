@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import time
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -115,18 +114,86 @@ def export_tflite(
     return path
 
 
-def measure_latency(path: str | Path, threads: int = 2, runs: int = 30) -> float:
-    """Median milliseconds of one inference with ai-edge-litert."""
-    from ai_edge_litert.interpreter import Interpreter
+def measure_latency(path: str | Path, threads: int = 2, runs: int = 50) -> float:
+    """Median milliseconds of one inference with ai-edge-litert (see `Segmenter.latency_ms`)."""
+    from backdrop.runtime.segmenter import Segmenter
 
-    interpreter = Interpreter(model_path=str(path), num_threads=threads)
-    interpreter.allocate_tensors()
-    detail = interpreter.get_input_details()[0]
-    interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
-    interpreter.invoke()
-    timings = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        interpreter.invoke()
-        timings.append((time.perf_counter() - started) * 1000)
-    return float(np.median(timings))
+    return Segmenter(path, threads).latency_ms(runs)
+
+
+def validation_iou(predict, pairs) -> float:
+    """Mean per-image IoU (threshold 0.5, ignore pixels left out) of `predict(image) -> prob`."""
+    scores = []
+    for image, target in pairs:
+        prediction = predict(image) >= 0.5
+        truth, valid = target[..., 0] >= 0.5, target[..., 1] < 0.5
+        union = np.count_nonzero((prediction | truth) & valid)
+        scores.append(np.count_nonzero(prediction & truth & valid) / union if union else 1.0)
+    return float(np.mean(scores))
+
+
+def export_models(
+    model: keras.Model,
+    folder: str | Path,
+    modes: Iterable[str],
+    calibration: list[np.ndarray],
+    validation: list[tuple[np.ndarray, np.ndarray]],
+    threads: int = 2,
+    extra: dict | None = None,
+) -> list[dict]:
+    """Exports `model` in each mode to `folder/model_MODE.tflite` (+ contract JSON).
+
+    Args:
+        calibration: `(H, W, 3)` float32 RGB training images in [0, 1] (int8 calibration).
+        validation: `(image uint8 (H, W, 3), target (H, W, 2))` pairs at the input size; the
+            float and exported models' validation IoU on them goes into each contract.
+
+    Returns:
+        One report per mode: path, size in bytes, latency in ms, float and exported IoU.
+    """
+    from backdrop.runtime.segmenter import Segmenter
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def keras_predict(image):
+        return model(image[None].astype(np.float32) / 255.0, training=False).numpy()[0, ..., 0]
+
+    float_iou = validation_iou(keras_predict, validation) if validation else None
+    reports = []
+    for mode in modes:
+        path = export_tflite(model, folder / f"model_{mode}.tflite", mode, calibration)
+        segmenter = Segmenter(path, threads)
+        exported_iou = validation_iou(segmenter.raw_probability, validation) if validation else None
+        report = {
+            "path": str(path),
+            "mode": mode,
+            "size_bytes": path.stat().st_size,
+            "latency_ms": segmenter.latency_ms(),
+            "threads": threads,
+            "validation_iou_float": float_iou,
+            "validation_iou_exported": exported_iou,
+            "validation_images": len(validation),
+        }
+        contract_path = path.with_suffix(".tflite.json")
+        contract_data = {**json.loads(contract_path.read_text()), **report, **(extra or {})}
+        write_atomic(contract_path, json.dumps(contract_data, indent=2))
+        reports.append(report)
+    return reports
+
+
+def format_reports(reports: list[dict]) -> str:
+    lines = []
+    for report in reports:
+        iou_text = ""
+        if report["validation_iou_float"] is not None:
+            iou_text = (
+                f", validation IoU {report['validation_iou_exported']:.4f} "
+                f"(float model {report['validation_iou_float']:.4f})"
+            )
+        lines.append(
+            f"{report['mode']:>8}: {report['path']} {report['size_bytes'] / 1024:.0f} "
+            f"KiB, {report['latency_ms']:.2f} ms at {report['threads']} threads"
+            f"{iou_text}"
+        )
+    return "\n".join(lines)

@@ -25,6 +25,8 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from backdrop.safety import check_removable, remove_matching, write_atomic
 from backdrop.tf_setup import import_tensorflow
 
@@ -404,34 +406,43 @@ def last_checkpoint(folder: str | Path) -> Path:
     return folder / read_state(folder)["checkpoint"]
 
 
-def export_after_training(config: TrainConfig, modes: Sequence[str] | None = None) -> list[Path]:
+def export_data(config: TrainConfig, calibration_count: int = 200, validation_count: int = 300):
+    """Calibration images (training split) and validation pairs at the input size, unaugmented."""
+    plain = dataclasses.replace(config, augment=False, background_folders=())
+    train_data, validation_data, _ = make_datasets(plain)
+    calibration = []
+    for batch, _ in train_data:
+        calibration += list(batch.numpy())
+        if len(calibration) >= calibration_count:
+            break
+    validation = []
+    for batch, targets in validation_data:
+        images = np.rint(batch.numpy() * 255).astype(np.uint8)
+        validation += list(zip(images, targets.numpy(), strict=True))
+        if len(validation) >= validation_count:
+            break
+    return calibration[:calibration_count], validation[:validation_count]
+
+
+def export_after_training(
+    config: TrainConfig, modes: Sequence[str] | None = None, threads: int = 2
+) -> list[dict]:
     """Exports the best (or else the last) checkpoint as TFLite into the checkpoints folder."""
-    from backdrop.export import export_tflite
+    from backdrop.export import export_models
 
     folder = config.checkpoints
     source = folder / "best.keras" if (folder / "best.keras").is_file() else last_checkpoint(folder)
     model = load_checkpoint(source)
     modes = [mode for mode in (modes or [config.export]) if mode != "none"]
-    representative = representative_images(config) if "int8" in modes else []
-    return [
-        export_tflite(
-            model,
-            folder / f"model_{mode}.tflite",
-            mode,
-            representative,
-            extra={"checkpoint": source.name},
-        )
-        for mode in modes
-    ]
-
-
-def representative_images(config: TrainConfig, count: int = 200) -> list:
-    """Up to `count` training images, resized to the input (int8 calibration data)."""
-    plain = dataclasses.replace(config, augment=False, background_folders=())
-    train_data, _, _ = make_datasets(plain)
-    images = []
-    for batch, _ in train_data:
-        images += list(batch.numpy())
-        if len(images) >= count:
-            break
-    return images[:count]
+    if not modes:
+        return []
+    calibration, validation = export_data(config)
+    return export_models(
+        model,
+        folder,
+        modes,
+        calibration,
+        validation,
+        threads,
+        extra={"checkpoint": source.name, "model": config.model},
+    )

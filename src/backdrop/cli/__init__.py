@@ -1,0 +1,59 @@
+"""The `backdrop` command: each subcommand parses, builds a config and calls one library function.
+
+Heavy modules (TensorFlow above all) are imported inside the handlers, so `backdrop --help` and
+the data-only commands start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from backdrop.cli.data import _prepare_parser, _supervisely_parser, run_prepare, run_supervisely
+from backdrop.cli.ship import _evaluate_parser, _export_parser, _segment_parser
+from backdrop.cli.train import _demo_parser, _train_parser, parse_shape, run_train
+
+__all__ = ["main", "parse_shape", "run_cli", "run_prepare", "run_supervisely", "run_train"]
+
+# Errors a user can fix; anything else is a bug and keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
+
+PARSERS: tuple[Callable, ...] = (
+    _supervisely_parser,
+    _prepare_parser,
+    _train_parser,
+    _export_parser,
+    _segment_parser,
+    _evaluate_parser,
+    _demo_parser,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="backdrop",
+        description="Train tiny person-segmentation models for background blur and replacement.",
+    )
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    for add in PARSERS:
+        add(subparsers)
+    return parser
+
+
+def run_cli(handler: Callable[[], object], prog: str = "backdrop") -> int:
+    """Runs `handler`, turning user errors into one line on stderr and exit code 1."""
+    try:
+        handler()
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_cli(lambda: args.handler(args))

@@ -1,0 +1,181 @@
+"""`backdrop export`, `backdrop segment` and `backdrop evaluate`: from a checkpoint to an app."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _export_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="Keras checkpoint -> TFLite (float32, float16, int8) with its contract",
+        description="Export a checkpoint (a .keras file, or a checkpoints folder: its best "
+        "epoch) as TFLite. int8 is calibrated on the training records; each .tflite gets a "
+        "JSON contract with its input/output format and the validation IoU of the float and the "
+        "exported model.",
+    )
+    parser.add_argument("checkpoint", help=".keras file or checkpoints folder")
+    parser.add_argument(
+        "-r",
+        "--records",
+        required=True,
+        help="records folder (calibration: train split; IoU: validation split)",
+    )
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=("float32", "float16", "int8"),
+        default=["float32", "float16", "int8"],
+    )
+    parser.add_argument(
+        "-o", "--output", help="folder for the models (default: beside the checkpoint)"
+    )
+    parser.add_argument("--threads", type=int, default=2, help="threads for the latency figure")
+    parser.set_defaults(handler=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> None:
+    from backdrop.export import export_models, format_reports
+    from backdrop.train import TrainConfig, export_data, load_checkpoint
+
+    source = Path(args.checkpoint)
+    if source.is_dir():
+        source = source / "best.keras"
+    model = load_checkpoint(source)
+    shape = tuple(model.input_shape[1:3])
+    config = TrainConfig(checkpoints=source.parent, records=args.records, input_shape=shape)
+    calibration, validation = export_data(config)
+    reports = export_models(
+        model,
+        Path(args.output or source.parent),
+        args.modes,
+        calibration,
+        validation,
+        args.threads,
+        extra={"checkpoint": str(source)},
+    )
+    print(format_reports(reports))
+
+
+def _segment_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "segment",
+        help="blur or replace the background of images, videos or a camera",
+        description="Segment people with a .tflite model and apply an effect. INPUT is an image, "
+        "a folder of images, a video file or a camera index (0, 1, ...).",
+    )
+    parser.add_argument("model", help="segmentation .tflite (Backdrop's or e.g. MediaPipe's)")
+    parser.add_argument("-i", "--input", required=True, help="IMAGE, FOLDER, VIDEO or CAMERA_INDEX")
+    parser.add_argument(
+        "-e",
+        "--effect",
+        default="blur",
+        help="blur[:STRENGTH] | replace:IMAGE | color:HEX | mask (default: blur)",
+    )
+    parser.add_argument(
+        "-o", "--output", help="output image, folder or video (for a camera: record to this file)"
+    )
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--smooth",
+        type=float,
+        default=0.6,
+        help="temporal smoothing weight for video, 1 = none (default: 0.6)",
+    )
+    parser.add_argument(
+        "--refine", action="store_true", help="snap mask edges to the image (guided filter)"
+    )
+    parser.add_argument("--max-frames", type=int, help="stop a camera after this many frames")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_run_segment)
+
+
+def _run_segment(args: argparse.Namespace) -> None:
+    from backdrop.runtime.media import (
+        VIDEO_EXTENSIONS,
+        MediaError,
+        process_camera,
+        process_images,
+        process_video,
+    )
+    from backdrop.runtime.pipeline import FramePipeline, parse_effect
+    from backdrop.runtime.segmenter import Segmenter
+
+    effect = parse_effect(args.effect)
+    segmenter = Segmenter(args.model, args.threads)
+    output = Path(args.output) if args.output else None
+    source = Path(args.input)
+    if args.input.isdigit() and not source.exists():
+        pipeline = FramePipeline(segmenter, effect, smooth=args.smooth, refine=args.refine)
+        stats = process_camera(int(args.input), pipeline, output, args.max_frames)
+    else:
+        if not source.exists():
+            raise MediaError(f"input {source} not found")
+        if output is None:
+            raise MediaError("pass --output for the result")
+        if source.suffix.lower() in VIDEO_EXTENSIONS:
+            pipeline = FramePipeline(segmenter, effect, smooth=args.smooth, refine=args.refine)
+            stats = process_video(source, output, pipeline, progress=not args.quiet)
+        else:
+            pipeline = FramePipeline(segmenter, effect, refine=args.refine)
+            stats = process_images(source, output, pipeline, progress=not args.quiet)
+    where = f" -> {output}" if output else ""
+    print(f"{stats['frames']} frames at {stats['frames_per_second']:.1f} frames/s{where}")
+
+
+def _evaluate_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="compare .tflite models side by side: IoU, boundary IoU, flicker, latency, size",
+        description="Run every model on the same images. Person IoU is the mean over images at "
+        "the original resolution (probability resized back bilinearly, threshold 0.5, ignore "
+        "pixels left out); boundary IoU uses a band of 2%% of the diagonal; flicker is the share "
+        "of mask pixels that change between consecutive frames of video data.",
+    )
+    parser.add_argument("models", nargs="+", help=".tflite models")
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        metavar="SPEC",
+        help="portrait:DIR, davis:DIR, coco:DIR[:SPLIT], voc:DIR, supervisely:DIR",
+    )
+    parser.add_argument(
+        "--split",
+        choices=("train", "validation"),
+        help="only the samples of this split (the hash split of prepare)",
+    )
+    parser.add_argument("--validation-fraction", type=float, default=0.1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "-o",
+        "--output",
+        default="evaluation",
+        help="folder for evaluation.json, evaluation.md and grid.png",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> None:
+    from backdrop.evaluate import evaluate, format_table, parse_data_spec, write_results
+
+    readers = [parse_data_spec(spec) for spec in args.data]
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    results = evaluate(
+        args.models,
+        readers,
+        args.threads,
+        args.split,
+        args.validation_fraction,
+        grid_path=output / "grid.png",
+        progress=not args.quiet,
+    )
+    write_results(results, output)
+    print(format_table(results))
+    print(
+        f"\nwritten: {output / 'evaluation.json'}, {output / 'evaluation.md'}, "
+        f"{output / 'grid.png'}"
+    )

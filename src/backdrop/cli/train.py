@@ -1,0 +1,172 @@
+"""`backdrop train` and `backdrop demo`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _demo_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="the bundled first run on generated data (no download)",
+        description="Generate a synthetic person dataset and prepare TFRecords from it.",
+    )
+    parser.add_argument("--output", default="demo_output", help="folder for everything it writes")
+    parser.add_argument("--count", type=int, default=300, help="synthetic samples to generate")
+    parser.set_defaults(handler=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> None:
+    from backdrop.demo import run_demo
+
+    artefacts = run_demo(args.output, count=args.count)
+    for name, path in artefacts.items():
+        print(f"{name:>10}: {path}")
+
+
+def parse_shape(text: str) -> tuple[int, int]:
+    """ "128" -> (128, 128); "144x256" -> (144, 256) (height x width)."""
+    parts = text.lower().split("x")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected SIDE or HEIGHTxWIDTH, got {text!r}") from None
+    if len(values) == 1:
+        return values[0], values[0]
+    if len(values) != 2:
+        raise argparse.ArgumentTypeError(f"expected SIDE or HEIGHTxWIDTH, got {text!r}")
+    return values
+
+
+def _train_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a segmentation model (resumable)",
+        description="Train a person-segmentation model on records from `backdrop prepare` or on "
+        "image+mask / VOC folders, with augmentation and background replacement. A checkpoint is "
+        "written after every epoch; --restore continues after a crash or Ctrl-C.",
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument("-r", "--records", help="folder written by `backdrop prepare`")
+    data.add_argument(
+        "--portrait",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="image+mask folder read into memory (instead of records)",
+    )
+    data.add_argument(
+        "--voc",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="PASCAL VOC folder read into memory (instead of records)",
+    )
+    data.add_argument(
+        "--background",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="image folder for background replacement (interior, exterior, ...)",
+    )
+    data.add_argument(
+        "--background-probability",
+        type=float,
+        default=0.5,
+        help="chance an example gets a new background (default: %(default)s)",
+    )
+    data.add_argument("--no-augment", action="store_true", help="no random crops, flips, colour")
+    data.add_argument("--cache", action="store_true", help="keep decoded records in memory")
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", default="attention_unet", help="registered model name")
+    model.add_argument(
+        "--input",
+        type=parse_shape,
+        default=(128, 128),
+        metavar="SIDE|HxW",
+        help="model input, e.g. 128 or 144x256 (default: 128)",
+    )
+    model.add_argument("-f", "--filters", type=int, default=8, help="first-layer filters")
+    model.add_argument("--depth", type=int, default=4, help="U-Net down-sampling steps")
+    fit = parser.add_argument_group("training")
+    fit.add_argument(
+        "-o",
+        "--checkpoints",
+        default="training_grid",
+        help="folder for checkpoints, logs and the exported model",
+    )
+    fit.add_argument("-e", "--epochs", type=int, default=100, help="total epochs")
+    fit.add_argument("-b", "--batch-size", type=int, default=8, help="per replica")
+    fit.add_argument("--learning-rate", type=float, default=2e-3)
+    fit.add_argument(
+        "--distribute",
+        choices=("auto", "none", "mirrored", "multiworker"),
+        default="auto",
+        help="auto: several machines if TF_CONFIG is set, else all "
+        "GPUs of this machine, else one device",
+    )
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument(
+        "--export",
+        choices=("float32", "float16", "int8", "none"),
+        default="int8",
+        help="TFLite export after training (default: %(default)s)",
+    )
+    fit.add_argument("--restore", action="store_true", help="continue from the last checkpoint")
+    fit.add_argument(
+        "--remove-all-previous-results",
+        action="store_true",
+        help="delete Backdrop's files in the checkpoints folder first",
+    )
+    fit.add_argument(
+        "-l",
+        "--generate-tflite-only",
+        action="store_true",
+        help="export the last checkpoint without training",
+    )
+    parser.set_defaults(handler=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> None:
+    from backdrop.train import TrainConfig
+
+    config = TrainConfig(
+        checkpoints=args.checkpoints,
+        records=args.records,
+        portrait_folders=tuple(args.portrait),
+        voc_folders=tuple(args.voc),
+        model=args.model,
+        input_shape=args.input,
+        filters=args.filters,
+        depth=args.depth,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        background_folders=tuple(args.background),
+        background_probability=args.background_probability,
+        augment=not args.no_augment,
+        cache=args.cache,
+        distribute=args.distribute,
+        seed=args.seed,
+        export=args.export,
+    )
+    run_train(config, args.restore, args.remove_all_previous_results, args.generate_tflite_only)
+
+
+def run_train(
+    config, restore: bool, remove_previous: bool, export_only: bool, verbose="auto"
+) -> None:
+    """Trains (unless `export_only`), then exports; prints where everything is."""
+    from backdrop.train import export_after_training, train
+
+    if not export_only:
+        state = train(config, restore=restore, remove_previous=remove_previous, verbose=verbose)
+        print(
+            f"trained {state['epoch']} epochs; best validation IoU {state['best_val_iou']:.4f} "
+            f"(epoch {state['best_epoch']}); checkpoints in {config.checkpoints}"
+        )
+    from backdrop.export import format_reports
+
+    reports = export_after_training(config)
+    if reports:
+        print(format_reports(reports))

@@ -1,0 +1,232 @@
+"""Side-by-side evaluation of segmentation .tflite models: IoU, boundary IoU, flicker, latency, size.
+
+TensorFlow-free: readers + the runtime's Segmenter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from backdrop.data.reader import Reader
+from backdrop.data.sample import Sample
+
+THRESHOLD = 0.5
+BOUNDARY_SHARE = 0.02  # boundary band width, as a share of the image diagonal (Cheng et al.)
+DATA_FORMATS = ("portrait", "davis", "coco", "voc", "supervisely")
+
+
+def parse_data_spec(spec: str) -> Reader:
+    """`FORMAT:PATH` (COCO: `coco:PATH:SPLIT`, default val2017) -> a reader (negatives kept)."""
+    from backdrop.data.coco import COCOReader
+    from backdrop.data.davis import DAVISReader
+    from backdrop.data.portrait import PortraitReader
+    from backdrop.data.supervisely import SuperviselyReader
+    from backdrop.data.voc import VOCReader
+
+    kind, _, rest = spec.partition(":")
+    if kind not in DATA_FORMATS or not rest:
+        raise ValueError(
+            f"data spec {spec!r} must be FORMAT:PATH with FORMAT one of {', '.join(DATA_FORMATS)} "
+            "(COCO: coco:PATH:SPLIT)"
+        )
+    if kind == "portrait":
+        return PortraitReader(rest)
+    if kind == "davis":
+        return DAVISReader(rest)
+    if kind == "voc":
+        return VOCReader(rest, negatives=True)
+    if kind == "supervisely":
+        return SuperviselyReader(rest)
+    path, _, split = rest.partition(":")
+    return COCOReader(path, split or "val2017", negatives=True)
+
+
+def iou(prediction: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> float:
+    """IoU of two bool masks over `valid` pixels; 1.0 when both are empty."""
+    union = np.count_nonzero((prediction | truth) & valid)
+    if union == 0:
+        return 1.0
+    return np.count_nonzero(prediction & truth & valid) / union
+
+
+def boundary(mask: np.ndarray, width: int) -> np.ndarray:
+    """The band of `mask` within `width` pixels of its edge (mask minus its erosion)."""
+    kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
+    padded = cv2.copyMakeBorder(
+        mask.view(np.uint8), width, width, width, width, cv2.BORDER_CONSTANT, value=1
+    )
+    eroded = cv2.erode(padded, kernel)[width:-width, width:-width].astype(bool)
+    return mask & ~eroded
+
+
+def boundary_iou(prediction: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> float:
+    """Boundary IoU (Cheng et al., 2021) with a band of 2% of the image diagonal."""
+    height, width = truth.shape
+    band = max(1, round(BOUNDARY_SHARE * np.hypot(height, width)))
+    return iou(boundary(prediction, band), boundary(truth, band), valid)
+
+
+def flicker(masks: Sequence[np.ndarray]) -> float:
+    """Mean share of mask pixels that change between consecutive frames:
+    `|m_t xor m_(t-1)| / |m_t or m_(t-1)|` averaged over the sequence."""
+    shares = []
+    for previous, current in zip(masks, masks[1:], strict=False):
+        union = np.count_nonzero(previous | current)
+        shares.append(np.count_nonzero(previous ^ current) / union if union else 0.0)
+    return float(np.mean(shares)) if shares else float("nan")
+
+
+@dataclasses.dataclass
+class ModelScores:
+    """Per-image scores of one model on one dataset, plus flicker per sequence."""
+
+    ious: list[float] = dataclasses.field(default_factory=list)
+    boundary_ious: list[float] = dataclasses.field(default_factory=list)
+    flickers: list[float] = dataclasses.field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {
+            "images": len(self.ious),
+            "mean_iou": float(np.mean(self.ious)) if self.ious else float("nan"),
+            "boundary_iou": float(np.mean(self.boundary_ious)) if self.ious else float("nan"),
+            "flicker": float(np.mean(self.flickers)) if self.flickers else None,
+        }
+
+
+def _samples(reader: Reader, split: str | None, validation_fraction: float):
+    """Yields (sequence, sample); the sequence is None outside video readers."""
+    from backdrop.data.prepare import split_of
+
+    def wanted(sample: Sample) -> bool:
+        key = f"{sample.source}/{sample.group or sample.name}"
+        return split is None or split_of(key, validation_fraction) == split
+
+    if hasattr(reader, "sequences"):
+        for sequence, keys in reader.sequences().items():
+            for key in keys:
+                sample = reader.load(key)
+                if wanted(sample):
+                    yield sequence, sample
+    else:
+        for sample in reader:
+            if wanted(sample):
+                yield None, sample
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, colour=(0, 255, 0)) -> np.ndarray:
+    """The image with the mask tinted in and its outline drawn."""
+    tinted = image.copy()
+    tinted[mask] = (0.55 * image[mask] + 0.45 * np.array(colour)).astype(np.uint8)
+    contours, _ = cv2.findContours(mask.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(tinted, contours, -1, colour, 2)
+    return tinted
+
+
+def evaluate(
+    model_paths: Sequence[str | Path],
+    readers: Sequence[Reader],
+    threads: int = 2,
+    split: str | None = None,
+    validation_fraction: float = 0.1,
+    grid_path: str | Path | None = None,
+    grid_rows: int = 6,
+    progress: bool = True,
+) -> dict:
+    """Evaluates every model on every dataset, the same images for all.
+
+    IoU is computed at the original resolution: probability resized back (bilinear) and
+    thresholded at 0.5, ignore pixels left out, averaged over images.
+
+    Returns:
+        `{"models": [{"model", "size_bytes", "latency_ms", "datasets": {name: summary}}], ...}`.
+    """
+    from backdrop.runtime.segmenter import Segmenter
+
+    segmenters = [Segmenter(path, threads) for path in model_paths]
+    scores = {(m, r): ModelScores() for m in range(len(segmenters)) for r in range(len(readers))}
+    truth_flicker: dict[int, list[float]] = {}
+    grid: list[np.ndarray] = []
+    for r, reader in enumerate(readers):
+        sequences: dict[str, list] = {}
+        for sequence, sample in tqdm(
+            _samples(reader, split, validation_fraction),
+            desc=reader.source,
+            unit="img",
+            disable=not progress,
+        ):
+            truth = sample.mask >= THRESHOLD
+            valid = np.ones_like(truth) if sample.ignore is None else ~sample.ignore
+            predictions = [segmenter(sample.image) >= THRESHOLD for segmenter in segmenters]
+            for m, prediction in enumerate(predictions):
+                scores[(m, r)].ious.append(iou(prediction, truth, valid))
+                scores[(m, r)].boundary_ious.append(boundary_iou(prediction, truth, valid))
+            if sequence is not None:
+                sequences.setdefault(sequence, []).append((truth, predictions))
+            if grid_path and len(grid) < grid_rows and (r * 7 + len(scores[(0, r)].ious)) % 5 == 1:
+                grid.append(_grid_row(sample.image, truth, predictions))
+        for frames in sequences.values():
+            truth_flicker.setdefault(r, []).append(flicker([t for t, _ in frames]))
+            for m in range(len(segmenters)):
+                scores[(m, r)].flickers.append(flicker([p[m] for _, p in frames]))
+    if grid_path and grid:
+        cv2.imwrite(str(grid_path), cv2.cvtColor(np.concatenate(grid, 0), cv2.COLOR_RGB2BGR))
+    names = [f"{reader.source}:{reader.root}" for reader in readers]
+    return {
+        "threads": threads,
+        "split": split or "all",
+        "models": [
+            {
+                "model": str(segmenter.model_path),
+                "input": f"{segmenter.height}x{segmenter.width}",
+                "size_bytes": segmenter.model_path.stat().st_size,
+                "latency_ms": segmenter.latency_ms(),
+                "datasets": {names[r]: scores[(m, r)].summary() for r in range(len(readers))},
+            }
+            for m, segmenter in enumerate(segmenters)
+        ],
+        "ground_truth_flicker": {names[r]: float(np.mean(v)) for r, v in truth_flicker.items()},
+    }
+
+
+def _grid_row(image: np.ndarray, truth: np.ndarray, predictions: list[np.ndarray]) -> np.ndarray:
+    height = 180
+    width = max(1, round(image.shape[1] * height / image.shape[0]))
+    tiles = [overlay(image, truth, (255, 200, 0))] + [overlay(image, p) for p in predictions]
+    tiles = [cv2.resize(t, (width, height), interpolation=cv2.INTER_AREA) for t in tiles]
+    row = np.concatenate(tiles, 1)
+    target = 240 * (len(tiles))
+    return cv2.resize(row, (target, height)) if row.shape[1] != target else row
+
+
+def format_table(results: dict) -> str:
+    """A markdown table: one row per model and dataset."""
+    lines = [
+        f"threads: {results['threads']}, split: {results['split']}",
+        "",
+        "| model | input | data | images | mean IoU | boundary IoU | flicker | latency ms | size KiB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for entry in results["models"]:
+        for data, summary in entry["datasets"].items():
+            flicker_text = "-" if summary["flicker"] is None else f"{summary['flicker']:.4f}"
+            lines.append(
+                f"| {Path(entry['model']).name} | {entry['input']} | {data} | {summary['images']} "
+                f"| {summary['mean_iou']:.4f} | {summary['boundary_iou']:.4f} | {flicker_text} "
+                f"| {entry['latency_ms']:.2f} | {entry['size_bytes'] / 1024:.0f} |"
+            )
+    for data, value in results["ground_truth_flicker"].items():
+        lines.append(f"\nground-truth flicker of {data}: {value:.4f} (true motion)")
+    return "\n".join(lines)
+
+
+def write_results(results: dict, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "evaluation.json").write_text(json.dumps(results, indent=2))
+    (folder / "evaluation.md").write_text(format_table(results) + "\n")

@@ -1,0 +1,122 @@
+"""Segmenter: any person-segmentation .tflite -> a probability mask at the frame's own size."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+class SegmenterError(ValueError):
+    """The file is not a usable segmentation model; the message says what was found."""
+
+
+def _dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero_point = detail["quantization"]
+    if values.dtype in (np.uint8, np.int8, np.int16) and scale:
+        return (values.astype(np.float32) - zero_point) * scale
+    return values.astype(np.float32)
+
+
+class Segmenter:
+    """Runs a segmentation `.tflite` with ai-edge-litert and returns person probability.
+
+    Works with Backdrop's exports and with other segmenters such as MediaPipe's selfie
+    segmentation: float or quantized (uint8/int8) input and output; a 1-channel probability (or
+    logit) output, or a 2-channel softmax/logit output whose channel 1 is person. The frame is
+    stretched to the model input (bilinear) and the probability resized back (bilinear).
+
+    Args:
+        model_path: The `.tflite` file.
+        threads: CPU threads for the interpreter.
+    """
+
+    def __init__(self, model_path: str | Path, threads: int = 2):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.model_path = Path(model_path)
+        if not self.model_path.is_file():
+            raise SegmenterError(f"model {self.model_path} not found")
+        try:
+            self.interpreter = Interpreter(model_path=str(self.model_path), num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as error:
+            raise SegmenterError(f"{self.model_path} is not a TFLite model ({error})") from None
+        inputs = self.interpreter.get_input_details()
+        outputs = self.interpreter.get_output_details()
+        if len(inputs) != 1 or len(inputs[0]["shape"]) != 4 or inputs[0]["shape"][-1] != 3:
+            shapes = [list(d["shape"]) for d in inputs]
+            raise SegmenterError(
+                f"{self.model_path} is not an image segmentation model: expected one "
+                f"[1, H, W, 3] input, found {shapes}"
+            )
+        self.input, self.output = inputs[0], outputs[0]
+        shape = self.output["shape"]
+        if len(shape) != 4 or shape[-1] not in (1, 2):
+            raise SegmenterError(
+                f"{self.model_path} is not a segmentation model: expected a [1, H, W, 1 or 2] "
+                f"output, found {list(shape)}"
+            )
+        self.height, self.width = (int(v) for v in self.input["shape"][1:3])
+        contract_path = self.model_path.with_suffix(".tflite.json")
+        self.contract = json.loads(contract_path.read_text()) if contract_path.is_file() else {}
+        self.threads = threads
+
+    def input_tensor(self, frame: np.ndarray) -> np.ndarray:
+        """`(H, W, 3)` uint8 RGB frame -> the model's input tensor (stretched, bilinear)."""
+        resized = cv2.resize(frame, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+        dtype = self.input["dtype"]
+        scale, zero_point = self.input["quantization"]
+        if dtype == np.float32:
+            return (resized.astype(np.float32) / 255.0)[None]
+        if dtype == np.uint8 and np.isclose(scale, 1 / 255) and zero_point == 0:
+            return resized[None]  # camera bytes go straight in
+        quantized = np.rint(resized.astype(np.float32) / 255.0 / scale + zero_point)
+        info = np.iinfo(dtype)
+        return np.clip(quantized, info.min, info.max).astype(dtype)[None]
+
+    def raw_probability(self, frame: np.ndarray) -> np.ndarray:
+        """Person probability at the model's own resolution, `(h, w)` float32 in [0, 1]."""
+        self.interpreter.set_tensor(self.input["index"], self.input_tensor(frame))
+        self.interpreter.invoke()
+        output = _dequantize(self.interpreter.get_tensor(self.output["index"])[0], self.output)
+        if output.shape[-1] == 2:
+            if (
+                output.min() < 0
+                or output.max() > 1
+                or not np.allclose(output.sum(-1), 1, atol=1e-2)
+            ):
+                output = np.exp(output - output.max(-1, keepdims=True))
+                output /= output.sum(-1, keepdims=True)
+            return output[..., 1]
+        output = output[..., 0]
+        if output.min() < 0 or output.max() > 1:  # logits
+            output = 1.0 / (1.0 + np.exp(-output))
+        return output
+
+    def latency_ms(self, runs: int = 50) -> float:
+        """Median milliseconds of one inference (the interpreter alone) on this machine."""
+        self.interpreter.set_tensor(
+            self.input["index"], np.zeros(self.input["shape"], self.input["dtype"])
+        )
+        self.interpreter.invoke()
+        timings = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            self.interpreter.invoke()
+            timings.append((time.perf_counter() - started) * 1000)
+        return float(np.median(timings))
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        """`(H, W, 3)` uint8 RGB frame -> `(H, W)` float32 person probability in [0, 1]."""
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(
+                f"expected an (H, W, 3) uint8 RGB frame, got {frame.shape} {frame.dtype}"
+            )
+        probability = self.raw_probability(frame)
+        height, width = frame.shape[:2]
+        resized = cv2.resize(probability, (width, height), interpolation=cv2.INTER_LINEAR)
+        return np.clip(resized, 0.0, 1.0)
