@@ -1,10 +1,11 @@
-"""Shared pytest fixtures: paths to the real third-party data, skipped cleanly when absent."""
+"""Shared pytest fixtures: real third-party data (skipped when absent) and tiny models."""
 
 from pathlib import Path
 
 import pytest
 
-SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED_DATASETS = SHARED / "datasets"
 
 
 @pytest.fixture
@@ -18,3 +19,23 @@ def shared_dataset():
         return path
 
     return find
+
+
+@pytest.fixture
+def anchor_model():
+    """Path of a MediaPipe reference model in ../shared/anchors, or skips."""
+
+    def find(name: str = "selfie_segmentation.tflite") -> Path:
+        path = SHARED / "anchors" / name
+        if not path.is_file():
+            pytest.skip(f"reference model {path} is absent (needs ../shared/anchors)")
+        return path
+
+    return find
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    from tests.tiny_models import build_tiny_models
+
+    return build_tiny_models(tmp_path_factory.mktemp("tiny_models"))

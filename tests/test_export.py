@@ -1,0 +1,77 @@
+"""Export: Keras vs LiteRT parity for every mode, contracts, and the int8 input contract."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from backdrop.data.portrait import PortraitReader
+from backdrop.data.prepare import PrepareConfig, prepare
+from backdrop.data.synthetic import write_synthetic_dataset
+from backdrop.runtime import Segmenter
+from backdrop.train import TrainConfig, export_after_training, load_checkpoint, train
+
+# Largest allowed |Keras - LiteRT| person probability, per mode (and the mean for int8).
+TOLERANCE = {"float32": 1e-4, "float16": 2e-2, "int8": 0.25}
+INT8_MEAN_TOLERANCE = 0.03
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A small model trained for a few epochs on synthetic figures, exported in every mode."""
+    folder = tmp_path_factory.mktemp("export")
+    data = write_synthetic_dataset(folder / "data", count=120, height=48, width=48)
+    prepare(
+        [PortraitReader(data)],
+        PrepareConfig(folder / "records", side=48, workers=1, validation_fraction=0.25),
+        progress=False,
+    )
+    config = TrainConfig(
+        checkpoints=folder / "run",
+        records=folder / "records",
+        input_shape=(32, 32),
+        filters=4,
+        depth=3,
+        epochs=4,
+        batch_size=16,
+        learning_rate=3e-3,
+    )
+    train(config, verbose=0)
+    reports = export_after_training(config, modes=["float32", "float16", "int8"])
+    return config, {report["mode"]: report for report in reports}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["float32", "float16", "int8"])
+def test_keras_and_litert_agree(trained_run, mode):
+    config, reports = trained_run
+    model = load_checkpoint(config.checkpoints / "best.keras")
+    segmenter = Segmenter(reports[mode]["path"], threads=1)
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    expected = model.predict(images.astype(np.float32) / 255, verbose=0)[..., 0]
+    exported = np.stack([segmenter.raw_probability(image) for image in images])
+    difference = np.abs(expected - exported)
+    assert difference.max() <= TOLERANCE[mode], difference.max()
+    if mode == "int8":
+        assert difference.mean() <= INT8_MEAN_TOLERANCE
+
+
+@pytest.mark.slow
+def test_contracts_carry_format_and_the_cost_of_quantization(trained_run):
+    _, reports = trained_run
+    for report in reports.values():
+        contract = json.loads(open(report["path"] + ".json").read())
+        assert contract["input"]["height"] == 32 and contract["input"]["colour_order"] == "RGB"
+        assert contract["input"]["resize"].startswith("stretch")
+        assert "person probability" in contract["output"]["meaning"]
+        assert 0 <= contract["validation_iou_exported"] <= 1
+        assert contract["validation_iou_float"] == reports["float32"]["validation_iou_float"]
+        assert contract["size_bytes"] > 0 and contract["latency_ms"] > 0
+    int8 = json.loads(open(reports["int8"]["path"] + ".json").read())
+    assert int8["input"]["dtype"] == "uint8"
+    assert int8["input"]["quantization"]["scale"] == pytest.approx(1 / 255)
+    assert abs(int8["validation_iou_exported"] - int8["validation_iou_float"]) < 0.05
+    assert reports["int8"]["size_bytes"] < reports["float32"]["size_bytes"] / 2
