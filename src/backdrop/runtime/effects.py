@@ -17,16 +17,17 @@ def composite(frame: np.ndarray, mask: np.ndarray, background: np.ndarray) -> np
     Returns:
         `(H, W, 3)` uint8.
     """
-    alpha = mask.astype(np.float32)[..., None]
-    blended = background.astype(np.float32) + alpha * (frame.astype(np.float32) - background)
-    return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    weight = np.ascontiguousarray(mask, dtype=np.float32)
+    background = np.ascontiguousarray(background)
+    # OpenCV's blend is several times faster than the same arithmetic in numpy at 720p.
+    return cv2.blendLinear(frame, background, weight, 1.0 - weight)
 
 
 def blur_background(frame: np.ndarray, mask: np.ndarray, strength: float = 0.05) -> np.ndarray:
     """Blurs everything that is not person; `strength` is the blur radius as a share of the
-    frame's shorter side (blurring a downscaled copy keeps this cheap at 720p)."""
+    frame's shorter side (blurring a copy about 120 px high keeps this cheap at 720p)."""
     height, width = frame.shape[:2]
-    factor = 4
+    factor = max(2, min(height, width) // 120)
     small = cv2.resize(
         frame, (max(1, width // factor), max(1, height // factor)), interpolation=cv2.INTER_AREA
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 
 from backdrop.runtime import effects
@@ -47,11 +48,16 @@ class FramePipeline:
         self.smoother = MaskSmoother(smooth) if smooth else None
 
     def mask(self, frame: np.ndarray) -> np.ndarray:
-        mask = self.segmenter(frame)
+        """`(H, W)` float32 person probability; smoothed at the model's resolution (cheap)."""
+        probability = self.segmenter.raw_probability(frame)
+        if self.smoother is not None:
+            probability = self.smoother(probability)
+        height, width = frame.shape[:2]
+        mask = np.clip(
+            cv2.resize(probability, (width, height), interpolation=cv2.INTER_LINEAR), 0.0, 1.0
+        )
         if self.refine:
             mask = refine_edges(frame, mask)
-        if self.smoother is not None:
-            mask = self.smoother(mask)
         return mask
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
