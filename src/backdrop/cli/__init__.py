@@ -12,7 +12,13 @@ from collections.abc import Callable, Sequence
 
 from backdrop.cli.data import _prepare_parser, _supervisely_parser, run_prepare, run_supervisely
 from backdrop.cli.ship import _evaluate_parser, _export_parser, _segment_parser
-from backdrop.cli.train import _demo_parser, _train_parser, parse_shape, run_train
+from backdrop.cli.train import (
+    _demo_parser,
+    _report_parser,
+    _train_parser,
+    parse_shape,
+    run_train,
+)
 
 __all__ = ["main", "parse_shape", "run_cli", "run_prepare", "run_supervisely", "run_train"]
 
@@ -26,6 +32,7 @@ PARSERS: tuple[Callable, ...] = (
     _export_parser,
     _segment_parser,
     _evaluate_parser,
+    _report_parser,
     _demo_parser,
 )
 

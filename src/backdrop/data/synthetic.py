@@ -7,7 +7,6 @@ at 4x and area-downsampled, so mask edges are soft like real matting data.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
@@ -157,6 +156,48 @@ def write_synthetic_dataset(
     return destination
 
 
-if __name__ == "__main__":  # pragma: no cover - handy for a look at the figures
-    out = write_synthetic_dataset(os.environ.get("OUT", "/tmp/synthetic"), count=16)
-    print(out)
+def write_backgrounds(
+    destination: str | Path, count: int = 40, height: int = 240, width: int = 320, seed: int = 1
+) -> Path:
+    """Writes `count` person-free backgrounds (for background replacement) as JPEGs."""
+    destination = Path(destination)
+    destination.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for index in range(count):
+        image = _background(rng, height, width)
+        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        assert ok
+        write_atomic(destination / f"background-{index:04d}.jpg", jpeg.tobytes())
+    return destination
+
+
+def write_clip(
+    path: str | Path,
+    frames: int = 90,
+    height: int = 240,
+    width: int = 320,
+    fps: float = 15.0,
+    seed: int = 7,
+) -> Path:
+    """A clip of one figure swaying across a still background (for the segment demo)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    background = _background(rng, height, width).astype(np.float32)
+    figure, mask = _figure(rng, height, width)
+    size = (width, height)
+    colour = cv2.resize(figure, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    alpha = cv2.resize(mask, size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    colour /= np.maximum(alpha, 1e-3)[..., None]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV cannot write {path}")
+    for index in range(frames):
+        shift = np.float32([[1, 0, 0.25 * width * np.sin(2 * np.pi * index / frames)], [0, 1, 0]])
+        moved_colour = cv2.warpAffine(colour, shift, size)
+        moved_alpha = cv2.warpAffine(alpha, shift, size)[..., None]
+        frame = moved_alpha * moved_colour + (1 - moved_alpha) * background
+        frame = np.clip(frame + rng.normal(0, 2, frame.shape), 0, 255).astype(np.uint8)
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path

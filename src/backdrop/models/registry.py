@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from collections.abc import Callable
 
-MODEL_NAMES = ("attention_unet",)
+# Builders are imported on first use: they need Keras, and naming them here must not.
+MODELS = {
+    "attention_unet": "backdrop.models.attention_unet:build_attention_unet",
+    "mobile_segmenter": "backdrop.models.mobile_segmenter:build_mobile_segmenter",
+}
+MODEL_NAMES = tuple(MODELS)
 
 
 def get_model_builder(name: str) -> Callable:
-    """The builder registered under `name` (imported lazily: builders need Keras).
+    """The builder registered under `name`.
 
     Every builder takes `input_shape` (side or (height, width)) and `filters` and returns a
     Keras model from float32 RGB in [0, 1] to a 1-channel person probability.
     """
-    if name == "attention_unet":
-        from backdrop.models.attention_unet import build_attention_unet
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODEL_NAMES)}")
+    module, function = MODELS[name].split(":")
+    return getattr(importlib.import_module(module), function)
 
-        return build_attention_unet
-    raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODEL_NAMES)}")
 
-
-def build_model(name: str, input_shape, filters: int, **kwargs):
-    """Builds the named model; see `get_model_builder`."""
-    return get_model_builder(name)(input_shape=input_shape, filters=filters, **kwargs)
+def build_model(name: str, input_shape, filters: int, **options):
+    """Builds the named model; `options` its builder does not take (e.g. `depth` for a model
+    without one) are left out, so one training config serves every architecture."""
+    builder = get_model_builder(name)
+    accepted = inspect.signature(builder).parameters
+    chosen = {key: value for key, value in options.items() if key in accepted}
+    return builder(input_shape=input_shape, filters=filters, **chosen)

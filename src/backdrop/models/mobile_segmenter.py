@@ -1,0 +1,124 @@
+"""A MobileNetV3-style segmenter: inverted residuals with squeeze-excitation and hard-swish, and a
+light decoder that fuses three skip levels. Built only from TFLite built-in ops (conv,
+depthwise conv, add, mul, mean, hard-swish, bilinear resize), which XNNPACK and the GPU delegate
+run natively.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+# (kernel, expansion, output channels, squeeze-excite, activation, stride) per block, after a
+# stride-2 stem: MobileNetV3-Small's recipe, thinned for a 256 px real-time segmenter.
+BLOCKS = (
+    (3, 16, 16, True, "relu", 2),  # 1/4
+    (3, 64, 24, False, "relu", 2),  # 1/8
+    (3, 72, 24, False, "relu", 1),
+    (5, 96, 40, True, "hard_swish", 2),  # 1/16
+    (5, 160, 40, True, "hard_swish", 1),
+    (5, 160, 48, True, "hard_swish", 1),
+    (5, 192, 64, True, "hard_swish", 2),  # 1/32
+    (5, 256, 64, True, "hard_swish", 1),
+)
+
+
+def _activation(x, kind: str, name: str):
+    if kind == "relu":
+        return layers.ReLU(name=f"{name}_relu")(x)
+    return layers.Activation("hard_swish", name=f"{name}_hswish")(x)
+
+
+def _scaled(channels: int, width: float) -> int:
+    return max(8, int(channels * width + 4) // 8 * 8)
+
+
+def _squeeze_excite(x, channels: int, name: str):
+    weights = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(x)
+    weights = layers.Conv2D(max(8, channels // 4), 1, activation="relu", name=f"{name}_reduce")(
+        weights
+    )
+    weights = layers.Conv2D(channels, 1, activation="hard_sigmoid", name=f"{name}_expand")(weights)
+    return layers.Multiply(name=f"{name}_scale")([x, weights])
+
+
+def _inverted_residual(x, kernel, expansion, channels, squeeze, activation, stride, name):
+    shortcut = x
+    inputs = x.shape[-1]
+    if expansion != inputs:
+        x = layers.Conv2D(expansion, 1, use_bias=False, name=f"{name}_expand")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"{name}_expand_bn")(x)
+        x = _activation(x, activation, f"{name}_expand")
+    x = layers.DepthwiseConv2D(
+        kernel, stride, padding="same", use_bias=False, name=f"{name}_depthwise"
+    )(x)
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_depthwise_bn")(x)
+    x = _activation(x, activation, f"{name}_depthwise")
+    if squeeze:
+        x = _squeeze_excite(x, expansion, f"{name}_se")
+    x = layers.Conv2D(channels, 1, use_bias=False, name=f"{name}_project")(x)
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_project_bn")(x)
+    if stride == 1 and inputs == channels:
+        x = layers.Add(name=f"{name}_add")([shortcut, x])
+    return x
+
+
+def build_mobile_segmenter(
+    input_shape: tuple[int, int] | int = 256,
+    filters: int = 16,
+    width: float = 1.0,
+    name: str = "mobile_segmenter",
+) -> keras.Model:
+    """Builds the mobile person segmenter.
+
+    Args:
+        input_shape: Side, or `(height, width)` such as `(144, 256)`; multiples of 32.
+        filters: Channels of the stem (and of the decoder's finest level).
+        width: Multiplier on every block's channels.
+
+    Returns:
+        A model from `(B, H, W, 3)` float32 RGB in [0, 1] to `(B, H, W, 1)` person probability.
+    """
+    height, width_px = (input_shape, input_shape) if isinstance(input_shape, int) else input_shape
+    if height % 32 or width_px % 32:
+        raise ValueError(f"input {height}x{width_px} must be a multiple of 32 on both sides")
+    inputs = keras.Input((height, width_px, 3), name="image")
+    x = layers.Rescaling(2.0, offset=-1.0, name="to_signed")(inputs)
+    x = layers.Conv2D(filters, 3, 2, padding="same", use_bias=False, name="stem")(x)
+    x = layers.BatchNormalization(momentum=0.9, name="stem_bn")(x)
+    x = _activation(x, "hard_swish", "stem")
+    skips = {2: x}
+    scale = 2
+    for index, (kernel, expansion, channels, squeeze, activation, stride) in enumerate(BLOCKS):
+        x = _inverted_residual(
+            x,
+            kernel,
+            _scaled(expansion, width),
+            _scaled(channels, width),
+            squeeze,
+            activation,
+            stride,
+            f"block{index}",
+        )
+        scale *= stride
+        skips[scale] = x  # the last block at each scale
+    # Decoder: from 1/32 up to 1/2, adding each skip through a 1x1 projection.
+    decoder_channels = {16: 32, 8: 24, 4: 16, 2: filters}
+    for level in (16, 8, 4, 2):
+        channels = decoder_channels[level]
+        x = layers.UpSampling2D(interpolation="bilinear", name=f"up{level}")(x)
+        x = layers.Conv2D(channels, 1, use_bias=False, name=f"up{level}_project")(x)
+        skip = layers.Conv2D(channels, 1, use_bias=False, name=f"skip{level}_project")(skips[level])
+        x = layers.Add(name=f"fuse{level}")([x, skip])
+        x = layers.BatchNormalization(momentum=0.9, name=f"fuse{level}_bn")(x)
+        x = layers.ReLU(name=f"fuse{level}_relu")(x)
+        x = layers.DepthwiseConv2D(
+            3, padding="same", use_bias=False, name=f"refine{level}_depthwise"
+        )(x)
+        x = layers.Conv2D(channels, 1, use_bias=False, name=f"refine{level}_pointwise")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"refine{level}_bn")(x)
+        x = layers.ReLU(name=f"refine{level}_relu")(x)
+    x = layers.Conv2D(1, 1, name="logits")(x)
+    x = layers.UpSampling2D(interpolation="bilinear", name="up1")(x)
+    outputs = layers.Activation("sigmoid", name="person")(x)
+    return keras.Model(inputs, outputs, name=name)
