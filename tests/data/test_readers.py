@@ -132,3 +132,10 @@ def test_davis_keeps_frame_order_and_groups_by_sequence(tmp_path):
     assert [s.mask[10].argmax() for s in samples[:4]] == [4, 5, 6, 7], "the box moves one px/frame"
     with pytest.raises(DatasetError, match="unknown sequences"):
         DAVISReader(tmp_path, sequences=["jump"])
+
+
+def test_davis_frame_step_keeps_every_nth_frame(tmp_path):
+    reader = DAVISReader(fixtures.make_davis(tmp_path, frames=5), frame_step=2)
+    assert reader.sequences()["walk"] == ["walk/00000.jpg", "walk/00002.jpg", "walk/00004.jpg"]
+    with pytest.raises(DatasetError, match="frame_step"):
+        DAVISReader(tmp_path, frame_step=0)

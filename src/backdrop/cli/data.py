@@ -115,6 +115,12 @@ def _prepare_parser(subparsers) -> None:
         help="DAVIS-style video folder (JPEGImages/480p/SEQ + Annotations/480p/SEQ)",
     )
     data.add_argument(
+        "--davis-frame-step",
+        type=int,
+        default=1,
+        help="keep every n-th video frame (default: all)",
+    )
+    data.add_argument(
         "--negatives",
         action="store_true",
         help="keep VOC/COCO images without a person (as all-background samples)",
@@ -159,7 +165,7 @@ def _run_prepare(args: argparse.Namespace) -> None:
         MattingReader(p, args.matting_backgrounds, args.matting_per_foreground, args.matting_seed)
         for p in args.matting
     ]
-    readers += [DAVISReader(p) for p in args.davis]
+    readers += [DAVISReader(p, frame_step=args.davis_frame_step) for p in args.davis]
     run_prepare(readers, args, progress=not args.quiet)
 
 

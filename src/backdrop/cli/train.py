@@ -1,8 +1,9 @@
-"""`backdrop train` and `backdrop demo`."""
+"""`backdrop train`, `backdrop report` and `backdrop demo`."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def _demo_parser(subparsers) -> None:
@@ -167,7 +168,11 @@ def _run_train(args: argparse.Namespace) -> None:
         seed=args.seed,
         export=args.export,
     )
-    run_train(config, args.restore, args.remove_all_previous_results, args.generate_tflite_only)
+    # A progress bar in a terminal; one line per epoch in logs and pipes.
+    verbose = "auto" if sys.stdout.isatty() else 2
+    run_train(
+        config, args.restore, args.remove_all_previous_results, args.generate_tflite_only, verbose
+    )
 
 
 def run_train(

@@ -18,7 +18,8 @@ class DAVISReader(Reader):
       Annotations/480p/SEQ/00000.png     0/255, or palette object ids (DAVIS 2017)
     ```
     Person: every annotated object (mask value or palette index > 0). DAVIS annotates the main
-    objects only, so bystanders count as background.
+    objects only, so bystanders count as background. `frame_step` keeps every n-th frame
+    (consecutive frames are nearly identical training examples).
     """
 
     source = "davis"
@@ -28,8 +29,12 @@ class DAVISReader(Reader):
         root: str | Path,
         resolution: str = "480p",
         sequences: Sequence[str] | None = None,
+        frame_step: int = 1,
     ):
         super().__init__(root)
+        if frame_step < 1:
+            raise DatasetError(f"davis: frame_step must be >= 1, got {frame_step}")
+        self.frame_step = frame_step
         self.frames = self.root / "JPEGImages" / resolution
         self.annotations = self.root / "Annotations" / resolution
         if not self.frames.is_dir() or not self.annotations.is_dir():
@@ -54,7 +59,7 @@ class DAVISReader(Reader):
             frames = find_images(self.frames / sequence)
             if not frames:
                 self.skipped.append((str(self.frames / sequence), "no frames"))
-            result[sequence] = [f"{sequence}/{frame.name}" for frame in frames]
+            result[sequence] = [f"{sequence}/{frame.name}" for frame in frames[:: self.frame_step]]
         return result
 
     def keys(self) -> list[str]:

@@ -72,7 +72,9 @@ def build_mobile_segmenter(
     """Builds the mobile person segmenter.
 
     Args:
-        input_shape: Side, or `(height, width)` such as `(144, 256)`; multiples of 32.
+        input_shape: Side, or `(height, width)` such as `(144, 256)`; multiples of 16. When a
+            side is not a multiple of 32 (144 is not), the last stage keeps 1/16 resolution
+            instead of going down to 1/32.
         filters: Channels of the stem (and of the decoder's finest level).
         width: Multiplier on every block's channels.
 
@@ -80,8 +82,9 @@ def build_mobile_segmenter(
         A model from `(B, H, W, 3)` float32 RGB in [0, 1] to `(B, H, W, 1)` person probability.
     """
     height, width_px = (input_shape, input_shape) if isinstance(input_shape, int) else input_shape
-    if height % 32 or width_px % 32:
-        raise ValueError(f"input {height}x{width_px} must be a multiple of 32 on both sides")
+    if height % 16 or width_px % 16:
+        raise ValueError(f"input {height}x{width_px} must be a multiple of 16 on both sides")
+    deepest = 32 if height % 32 == 0 and width_px % 32 == 0 else 16
     inputs = keras.Input((height, width_px, 3), name="image")
     x = layers.Rescaling(2.0, offset=-1.0, name="to_signed")(inputs)
     x = layers.Conv2D(filters, 3, 2, padding="same", use_bias=False, name="stem")(x)
@@ -90,6 +93,7 @@ def build_mobile_segmenter(
     skips = {2: x}
     scale = 2
     for index, (kernel, expansion, channels, squeeze, activation, stride) in enumerate(BLOCKS):
+        stride = 1 if scale * stride > deepest else stride
         x = _inverted_residual(
             x,
             kernel,
@@ -105,6 +109,8 @@ def build_mobile_segmenter(
     # Decoder: from 1/32 up to 1/2, adding each skip through a 1x1 projection.
     decoder_channels = {16: 32, 8: 24, 4: 16, 2: filters}
     for level in (16, 8, 4, 2):
+        if level >= scale:  # the encoder stopped at this level: nothing to fuse from above
+            continue
         channels = decoder_channels[level]
         x = layers.UpSampling2D(interpolation="bilinear", name=f"up{level}")(x)
         x = layers.Conv2D(channels, 1, use_bias=False, name=f"up{level}_project")(x)

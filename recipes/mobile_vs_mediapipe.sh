@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Issue 6 recipe: train Backdrop's mobile segmenter on the real data in ../shared/datasets and
+# measure it beside MediaPipe's selfie segmenter. About 55 minutes on 2 CPU cores.
+#
+#   bash recipes/mobile_vs_mediapipe.sh [RUN_DIR] [EPOCHS]
+#
+# Nothing trained here may be committed: the data's licences forbid redistributing it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUN=${1:-runs/mobile_vs_mediapipe}
+EPOCHS=${2:-300}
+DATA=${BACKDROP_DATA:-../shared/datasets}
+ANCHORS=${BACKDROP_ANCHORS:-../shared/anchors}
+BIN=.venv/bin
+[ -x "$BIN/backdrop" ] || make .venv/.installed
+mkdir -p "$RUN/backgrounds"
+
+# Person-free COCO images become replacement backgrounds (links, nothing copied).
+"$BIN/python" - "$DATA" "$RUN/backgrounds" <<'PY'
+import json, os, sys
+from pathlib import Path
+data, out = Path(sys.argv[1]), Path(sys.argv[2])
+for split in ("train2017", "val2017"):
+    coco = json.loads((data / "coco_tiny/tiny_coco/annotations" / f"instances_{split}.json").read_text())
+    people = {a["image_id"] for a in coco["annotations"] if a["category_id"] == 1}
+    for image in coco["images"]:
+        link = out / image["file_name"]
+        if image["id"] not in people and not link.exists():
+            os.symlink((data / "coco_tiny/tiny_coco" / split / image["file_name"]).resolve(), link)
+PY
+
+"$BIN/backdrop" prepare -d "$RUN/records" --side 288 --remove-all-previous-results -q \
+    --portrait "$DATA/human_seg_vikram" \
+    --davis "$DATA/davis2016_people" --davis-frame-step 3 \
+    --coco "$DATA/coco_tiny/tiny_coco" --coco-split train2017 --coco-split val2017
+
+"$BIN/backdrop" train -r "$RUN/records" --model mobile_segmenter --input 256 -f 16 \
+    -e "$EPOCHS" -b 16 --learning-rate 3e-3 --background "$RUN/backgrounds" \
+    --background-probability 0.5 -o "$RUN/training" --export none --remove-all-previous-results
+
+"$BIN/backdrop" export "$RUN/training" -r "$RUN/records" --modes float32 float16 int8
+
+# Portraits of the deterministic validation split (never trained on), and DAVIS for flicker.
+"$BIN/backdrop" evaluate "$RUN"/training/model_{float32,float16,int8}.tflite \
+    "$ANCHORS/selfie_segmentation.tflite" \
+    --data "portrait:$DATA/human_seg_vikram" --split validation -o "$RUN/evaluation" -q
+"$BIN/backdrop" evaluate "$RUN/training/model_float32.tflite" "$ANCHORS/selfie_segmentation.tflite" \
+    --data "davis:$DATA/davis2016_people" -o "$RUN/evaluation_davis" -q
+"$BIN/backdrop" report "$RUN/training"

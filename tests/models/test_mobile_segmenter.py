@@ -1,0 +1,48 @@
+"""Mobile segmenter: square and landscape inputs, built-in TFLite ops only, round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backdrop.models.mobile_segmenter import build_mobile_segmenter
+from backdrop.models.registry import build_model
+
+
+@pytest.mark.parametrize(("shape", "expected"), [(256, (256, 256)), ((144, 256), (144, 256))])
+def test_square_and_landscape_inputs(shape, expected):
+    model = build_mobile_segmenter(shape)
+    output = model.predict(np.random.rand(1, *expected, 3).astype(np.float32), verbose=0)
+    assert output.shape == (1, *expected, 1) and 0 <= output.min() and output.max() <= 1
+    assert model.count_params() < 300_000, "a mobile model stays small"
+
+
+def test_registry_builds_it_and_drops_options_it_does_not_take():
+    model = build_model("mobile_segmenter", (64, 96), 8, depth=4, width=0.5)
+    assert model.output_shape == (None, 64, 96, 1)
+
+
+def test_bad_input_size():
+    with pytest.raises(ValueError, match="multiple of 16"):
+        build_mobile_segmenter(100)
+
+
+def test_exports_with_builtin_ops_only(tmp_path):
+    """No custom ops: XNNPACK and the GPU delegate run every op natively."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from backdrop.export import export_tflite
+
+    model = build_mobile_segmenter((64, 64), width=0.5)
+    path = export_tflite(model, tmp_path / "mobile.tflite", "float32")
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    ops = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert "CUSTOM" not in ops and not any(op.startswith("Flex") for op in ops)
+    assert {"DEPTHWISE_CONV_2D", "HARD_SWISH", "RESIZE_BILINEAR"} <= ops
+    image = np.random.default_rng(0).random((1, 64, 64, 3), dtype=np.float32)
+    detail = interpreter.get_input_details()[0]
+    interpreter.set_tensor(detail["index"], image)
+    interpreter.invoke()
+    exported = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_allclose(exported, model.predict(image, verbose=0), atol=1e-4)
