@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint mobile clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Issue 6: train the mobile segmenter on ../shared/datasets and compare it with MediaPipe (~1 h).
+mobile: $(STAMP)
+	bash recipes/mobile_vs_mediapipe.sh
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests python benchmarks
 	$(BIN)/ruff format --check src tests python benchmarks
 
 clean:
-	rm -rf $(VENV) demo_output .pytest_cache
+	rm -rf $(VENV) demo_output runs .pytest_cache

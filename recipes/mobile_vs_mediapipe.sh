@@ -12,7 +12,7 @@ EPOCHS=${2:-300}
 DATA=${BACKDROP_DATA:-../shared/datasets}
 ANCHORS=${BACKDROP_ANCHORS:-../shared/anchors}
 BIN=.venv/bin
-[ -x "$BIN/backdrop" ] || make .venv/.installed
+[ -x "$BIN/backdrop" ] || make .venv/.installed  # same set-up as make demo
 mkdir -p "$RUN/backgrounds"
 
 # Person-free COCO images become replacement backgrounds (links, nothing copied).

@@ -75,16 +75,15 @@ class Probe(keras.callbacks.Callback):
         self.epochs.append(epoch)
 
 
-@pytest.mark.slow
-def test_killed_run_resumes_from_the_saved_epoch(synthetic_records, tmp_path):
-    folder = tmp_path / "run"
+def start_training(records: Path, folder: Path, **popen_options) -> subprocess.Popen:
+    """Starts `backdrop train` (50 epochs) in a process and returns once an epoch is saved."""
     command = [
         sys.executable,
         "-m",
         "backdrop.cli",
         "train",
         "-r",
-        str(synthetic_records),
+        str(records),
         "--input",
         "64",
         "-b",
@@ -96,11 +95,20 @@ def test_killed_run_resumes_from_the_saved_epoch(synthetic_records, tmp_path):
         "--export",
         "none",
     ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, **popen_options)
     deadline = time.time() + 240
     while not (folder / "state.json").exists():
         assert process.poll() is None and time.time() < deadline
         time.sleep(0.2)
+    return process
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_the_saved_epoch(synthetic_records, tmp_path):
+    folder = tmp_path / "run"
+    process = start_training(
+        synthetic_records, folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     state = json.loads((folder / "state.json").read_text())
@@ -126,29 +134,9 @@ def test_killed_run_resumes_from_the_saved_epoch(synthetic_records, tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_to_restore_from(synthetic_records, tmp_path):
     folder = tmp_path / "run"
-    command = [
-        sys.executable,
-        "-m",
-        "backdrop.cli",
-        "train",
-        "-r",
-        str(synthetic_records),
-        "--input",
-        "64",
-        "-b",
-        "16",
-        "-e",
-        "50",
-        "-o",
-        str(folder),
-        "--export",
-        "none",
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 240
-    while not (folder / "state.json").exists():
-        assert process.poll() is None and time.time() < deadline
-        time.sleep(0.2)
+    process = start_training(
+        synthetic_records, folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=120)
