@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from backdrop.data.reader import Reader
-from backdrop.data.sample import Sample
+from backdrop.data.sample import Sample, SkipSample
 
 THRESHOLD = 0.5
 BOUNDARY_SHARE = 0.02  # boundary band width, as a share of the image diagonal (Cheng et al.)
@@ -111,7 +111,11 @@ def _samples(reader: Reader, split: str | None, validation_fraction: float):
     if hasattr(reader, "sequences"):
         for sequence, keys in reader.sequences().items():
             for key in keys:
-                sample = reader.load(key)
+                try:
+                    sample = reader.load(key)
+                except SkipSample as reason:
+                    reader.skipped.append((key, str(reason)))
+                    continue
                 if wanted(sample):
                     yield sequence, sample
     else:
@@ -169,7 +173,8 @@ def evaluate(
                 scores[(m, r)].boundary_ious.append(boundary_iou(prediction, truth, valid))
             if sequence is not None:
                 sequences.setdefault(sequence, []).append((truth, predictions))
-            if grid_path and len(grid) < grid_rows and (r * 7 + len(scores[(0, r)].ious)) % 5 == 1:
+            # Every 10th image of each dataset, so the grid shows all of them.
+            if grid_path and len(grid) < grid_rows and len(scores[(0, r)].ious) % 10 == 1:
                 grid.append(_grid_row(sample.image, truth, predictions))
         for frames in sequences.values():
             truth_flicker.setdefault(r, []).append(flicker([t for t, _ in frames]))
@@ -192,6 +197,7 @@ def evaluate(
             for m, segmenter in enumerate(segmenters)
         ],
         "ground_truth_flicker": {names[r]: float(np.mean(v)) for r, v in truth_flicker.items()},
+        "skipped": {names[r]: reader.skipped for r, reader in enumerate(readers)},
     }
 
 
