@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,10 +33,30 @@ tf = import_tensorflow()
 import keras  # noqa: E402  (after TensorFlow's quiet import)
 
 from backdrop import losses  # noqa: E402
+from backdrop.checkpoints import (  # noqa: E402
+    STATE,
+    EpochCheckpoint,
+    TrainingError,
+    last_checkpoint,
+    load_checkpoint,
+    read_state,
+    save_model_atomic,
+)
 from backdrop.data import pipeline  # noqa: E402
+from backdrop.distribute import select_strategy  # noqa: E402
 from backdrop.models.registry import build_model  # noqa: E402
 
-STATE = "state.json"
+__all__ = [
+    "TrainConfig",
+    "TrainingError",
+    "export_after_training",
+    "export_data",
+    "last_checkpoint",
+    "load_checkpoint",
+    "make_datasets",
+    "train",
+]
+
 CONFIG = "config.json"
 OUTPUT_PATTERNS = (
     "config.json",
@@ -51,14 +70,8 @@ OUTPUT_PATTERNS = (
     "*.tflite",
     "*.tflite.json",
 )
-KEEP_EPOCHS = 2
 
 
-class TrainingError(RuntimeError):
-    """Training cannot start or go on; the message names the fix."""
-
-
-@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Every setting of a training run (saved as config.json beside the checkpoints).
 
@@ -131,115 +144,6 @@ class TrainConfig:
         """Every dataset folder this run reads (never deleted by --remove-all-previous-results)."""
         records = [self.records] if self.records else []
         return [*records, *self.portrait_folders, *self.voc_folders, *self.background_folders]
-
-
-def select_strategy(kind: str) -> tf.distribute.Strategy:
-    """The tf.distribute strategy for `kind`.
-
-    "auto" picks MultiWorkerMirroredStrategy when TF_CONFIG is set, MirroredStrategy when this
-    machine has several GPUs, else the default (one device). "mirrored" without GPUs mirrors over
-    the logical CPU devices, which is how the tests run the distributed path.
-    """
-    gpus = tf.config.list_logical_devices("GPU")
-    if kind == "auto":
-        kind = (
-            "multiworker" if "TF_CONFIG" in os.environ else "mirrored" if len(gpus) > 1 else "none"
-        )
-    if kind == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if kind == "mirrored":
-        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices=devices)
-    return tf.distribute.get_strategy()
-
-
-def is_chief() -> bool:
-    """Whether this worker writes checkpoints (always, outside multi-worker training)."""
-    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
-    return task.get("type", "chief") == "chief" or (
-        task.get("type") == "worker"
-        and task.get("index", 0) == 0
-        and "chief" not in json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
-    )
-
-
-def save_model_atomic(model: keras.Model, path: Path) -> None:
-    """Saves a `.keras` file through a temporary name, so a crash never leaves half a file."""
-    temporary = path.with_name(f".{path.stem}-partial.keras")
-    model.save(temporary)
-    os.replace(temporary, path)
-
-
-def read_state(folder: Path) -> dict:
-    path = folder / STATE
-    if not path.is_file():
-        raise TrainingError(f"nothing to restore in {folder}: no {STATE}; start without --restore")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise TrainingError(
-            f"{path} is corrupt ({error}); start over with --remove-all-previous-results"
-        ) from None
-
-
-def load_checkpoint(path: Path) -> keras.Model:
-    """Loads a checkpoint with its optimizer state; a missing or corrupt file is a clear error."""
-    if not path.is_file():
-        raise TrainingError(
-            f"checkpoint {path} is missing; start over with --remove-all-previous-results"
-        )
-    try:
-        return keras.saving.load_model(path, compile=True)
-    except Exception as error:  # noqa: BLE001 - any failure to load means the file is unusable
-        raise TrainingError(
-            f"checkpoint {path} is corrupt or unreadable ({type(error).__name__}: {error}); "
-            "delete it and point state.json at an earlier epoch-*.keras, or start over with "
-            "--remove-all-previous-results"
-        ) from None
-
-
-class EpochCheckpoint(keras.callbacks.Callback):
-    """After every epoch: checkpoint, best copy, state.json (last); stops on a NaN loss."""
-
-    def __init__(self, folder: Path, best_iou: float = -1.0, best_epoch: int = 0):
-        super().__init__()
-        self.folder = folder
-        self.best_iou, self.best_epoch = best_iou, best_epoch
-        self.completed_epochs = 0
-        self.nan_at: int | None = None
-        self.chief = is_chief()
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.nan_at = batch
-            self.model.stop_training = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.nan_at is not None or not self.chief:
-            return
-        logs = logs or {}
-        path = self.folder / f"epoch-{epoch + 1:04d}.keras"
-        save_model_atomic(self.model, path)
-        iou = float(logs.get("val_iou", logs.get("iou", 0.0)))
-        if iou > self.best_iou:
-            self.best_iou, self.best_epoch = iou, epoch + 1
-            temporary = self.folder / ".best-partial.keras"
-            shutil.copyfile(path, temporary)
-            os.replace(temporary, self.folder / "best.keras")
-        self.completed_epochs = epoch + 1
-        self.write_state(path.name)
-        for old in sorted(self.folder.glob("epoch-*.keras"))[:-KEEP_EPOCHS]:
-            old.unlink()
-
-    def write_state(self, checkpoint: str) -> None:
-        state = {
-            "epoch": self.completed_epochs,
-            "checkpoint": checkpoint,
-            "best_val_iou": self.best_iou,
-            "best_epoch": self.best_epoch,
-        }
-        write_atomic(self.folder / STATE, json.dumps(state, indent=2))
 
 
 def _folder_examples(config: TrainConfig) -> tuple[list[bytes], list[bytes]]:
@@ -398,12 +302,6 @@ def train(
             f"the data, then continue from epoch {checkpoint.completed_epochs} with --restore"
         )
     return read_state(folder)
-
-
-def last_checkpoint(folder: str | Path) -> Path:
-    """The checkpoint state.json names (the last complete one)."""
-    folder = Path(folder)
-    return folder / read_state(folder)["checkpoint"]
 
 
 def export_data(config: TrainConfig, calibration_count: int = 200, validation_count: int = 300):

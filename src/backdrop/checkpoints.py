@@ -1,0 +1,108 @@
+"""Checkpoints of a training run: atomic saves, state.json, loading with clear errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+from backdrop.distribute import is_chief
+from backdrop.safety import write_atomic
+from backdrop.tf_setup import import_tensorflow
+
+import_tensorflow()
+import keras  # noqa: E402  (after TensorFlow's quiet import)
+
+STATE = "state.json"
+KEEP_EPOCHS = 2
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or go on; the message names the fix."""
+
+
+def save_model_atomic(model: keras.Model, path: Path) -> None:
+    """Saves a `.keras` file through a temporary name, so a crash never leaves half a file."""
+    temporary = path.with_name(f".{path.stem}-partial.keras")
+    model.save(temporary)
+    os.replace(temporary, path)
+
+
+def read_state(folder: Path) -> dict:
+    path = folder / STATE
+    if not path.is_file():
+        raise TrainingError(f"nothing to restore in {folder}: no {STATE}; start without --restore")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise TrainingError(
+            f"{path} is corrupt ({error}); start over with --remove-all-previous-results"
+        ) from None
+
+
+def load_checkpoint(path: Path) -> keras.Model:
+    """Loads a checkpoint with its optimizer state; a missing or corrupt file is a clear error."""
+    if not path.is_file():
+        raise TrainingError(
+            f"checkpoint {path} is missing; start over with --remove-all-previous-results"
+        )
+    try:
+        return keras.saving.load_model(path, compile=True)
+    except Exception as error:  # noqa: BLE001 - any failure to load means the file is unusable
+        raise TrainingError(
+            f"checkpoint {path} is corrupt or unreadable ({type(error).__name__}: {error}); "
+            "delete it and point state.json at an earlier epoch-*.keras, or start over with "
+            "--remove-all-previous-results"
+        ) from None
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """After every epoch: checkpoint, best copy, state.json (last); stops on a NaN loss."""
+
+    def __init__(self, folder: Path, best_iou: float = -1.0, best_epoch: int = 0):
+        super().__init__()
+        self.folder = folder
+        self.best_iou, self.best_epoch = best_iou, best_epoch
+        self.completed_epochs = 0
+        self.nan_at: int | None = None
+        self.chief = is_chief()
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.nan_at = batch
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.nan_at is not None or not self.chief:
+            return
+        logs = logs or {}
+        path = self.folder / f"epoch-{epoch + 1:04d}.keras"
+        save_model_atomic(self.model, path)
+        iou = float(logs.get("val_iou", logs.get("iou", 0.0)))
+        if iou > self.best_iou:
+            self.best_iou, self.best_epoch = iou, epoch + 1
+            temporary = self.folder / ".best-partial.keras"
+            shutil.copyfile(path, temporary)
+            os.replace(temporary, self.folder / "best.keras")
+        self.completed_epochs = epoch + 1
+        self.write_state(path.name)
+        for old in sorted(self.folder.glob("epoch-*.keras"))[:-KEEP_EPOCHS]:
+            old.unlink()
+
+    def write_state(self, checkpoint: str) -> None:
+        state = {
+            "epoch": self.completed_epochs,
+            "checkpoint": checkpoint,
+            "best_val_iou": self.best_iou,
+            "best_epoch": self.best_epoch,
+        }
+        write_atomic(self.folder / STATE, json.dumps(state, indent=2))
+
+
+def last_checkpoint(folder: str | Path) -> Path:
+    """The checkpoint state.json names (the last complete one)."""
+    folder = Path(folder)
+    return folder / read_state(folder)["checkpoint"]
