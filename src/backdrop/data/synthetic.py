@@ -177,7 +177,7 @@ def write_clip(
     height: int = 240,
     width: int = 320,
     fps: float = 15.0,
-    seed: int = 7,
+    seed: int = 4,
 ) -> Path:
     """A clip of one figure swaying across a still background (for the segment demo)."""
     path = Path(path)
@@ -193,7 +193,7 @@ def write_clip(
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write {path}")
     for index in range(frames):
-        shift = np.float32([[1, 0, 0.25 * width * np.sin(2 * np.pi * index / frames)], [0, 1, 0]])
+        shift = np.float32([[1, 0, 0.12 * width * np.sin(2 * np.pi * index / frames)], [0, 1, 0]])
         moved_colour = cv2.warpAffine(colour, shift, size)
         moved_alpha = cv2.warpAffine(alpha, shift, size)[..., None]
         frame = moved_alpha * moved_colour + (1 - moved_alpha) * background
