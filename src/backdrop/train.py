@@ -72,6 +72,7 @@ OUTPUT_PATTERNS = (
 )
 
 
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Every setting of a training run (saved as config.json beside the checkpoints).
 

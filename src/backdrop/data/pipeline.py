@@ -65,8 +65,13 @@ def resize_example(example: dict, input_shape: tuple[int, int]):
     return tf.clip_by_value(image, 0.0, 1.0), tf.concat([mask, ignore], axis=-1)
 
 
-def _random_resized_crop(stack, input_shape, seed):
-    """Crops a random box (35-100% of the area, aspect near the input's) and resizes it."""
+def _random_resized_crop(stack, input_shape, seed, whole_frame_probability=0.3):
+    """Crops a random box (35-100% of the area, aspect near the input's) and resizes it.
+
+    With `whole_frame_probability` the box is the whole frame instead, stretched to the input
+    as at inference (the runtime's contract): without it a model never sees full frames, with
+    people as small and as distorted as the runtime shows them, and does worse on them.
+    """
     height, width = input_shape
     source_h = tf.cast(tf.shape(stack)[0], tf.float32)
     source_w = tf.cast(tf.shape(stack)[1], tf.float32)
@@ -78,8 +83,10 @@ def _random_resized_crop(stack, input_shape, seed):
     box_w = tf.minimum(1.0, tf.sqrt(area * aspect))
     top = tf.random.uniform([], 0.0, 1.0, seed=seed) * (1.0 - box_h)
     left = tf.random.uniform([], 0.0, 1.0, seed=seed) * (1.0 - box_w)
-    boxes = tf.stack([top, left, top + box_h, left + box_w])[None]
-    return tf.image.crop_and_resize(stack[None], boxes, [0], input_shape)[0]
+    crop = tf.stack([top, left, top + box_h, left + box_w])
+    whole = tf.constant([0.0, 0.0, 1.0, 1.0])
+    boxes = tf.where(tf.random.uniform([], seed=seed) < whole_frame_probability, whole, crop)
+    return tf.image.crop_and_resize(stack[None], boxes[None], [0], input_shape)[0]
 
 
 def _rotate_and_scale(stack, seed, max_degrees=10.0, max_scale=0.1):
