@@ -123,12 +123,12 @@ def measure_latency(path: str | Path, threads: int = 2, runs: int = 50) -> float
 
 def validation_iou(predict, pairs) -> float:
     """Mean per-image IoU (threshold 0.5, ignore pixels left out) of `predict(image) -> prob`."""
-    scores = []
-    for image, target in pairs:
-        prediction = predict(image) >= 0.5
-        truth, valid = target[..., 0] >= 0.5, target[..., 1] < 0.5
-        union = np.count_nonzero((prediction | truth) & valid)
-        scores.append(np.count_nonzero(prediction & truth & valid) / union if union else 1.0)
+    from backdrop.evaluate import THRESHOLD, iou
+
+    scores = [
+        iou(predict(image) >= THRESHOLD, target[..., 0] >= THRESHOLD, target[..., 1] < 0.5)
+        for image, target in pairs
+    ]
     return float(np.mean(scores))
 
 
