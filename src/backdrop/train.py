@@ -89,6 +89,8 @@ class TrainConfig:
         learning_rate: Peak learning rate of the cosine schedule.
         background_folders: Interior/exterior image folders for background replacement.
         background_probability: Chance an example gets a new background.
+        copy_paste_probability: Chance an example's people are pasted over another example.
+        source_repeats: `(source, times)`: each example of that source counts `times` per epoch.
         augment: Geometric and colour augmentation of training examples.
         cache: Keep decoded training records in memory.
         number_of_examples: Training examples, used only when records carry no count.
@@ -111,6 +113,8 @@ class TrainConfig:
     learning_rate: float = 2e-3
     background_folders: tuple[Path, ...] = ()
     background_probability: float = 0.5
+    copy_paste_probability: float = 0.0
+    source_repeats: tuple[tuple[str, int], ...] = ()
     augment: bool = True
     cache: bool = False
     number_of_examples: int = 27781
@@ -129,6 +133,9 @@ class TrainConfig:
         object.__setattr__(self, "voc_folders", paths(self.voc_folders))
         object.__setattr__(self, "background_folders", paths(self.background_folders))
         object.__setattr__(self, "input_shape", tuple(int(v) for v in self.input_shape))
+        object.__setattr__(
+            self, "source_repeats", tuple((str(s), int(n)) for s, n in self.source_repeats)
+        )
         if self.epochs < 1 or self.batch_size < 1 or self.filters < 1:
             raise ValueError("epochs, batch_size and filters must be >= 1")
         if self.distribute not in ("auto", "none", "mirrored", "multiworker"):
@@ -185,6 +192,8 @@ def make_datasets(config: TrainConfig, replicas: int = 1):
         augment=config.augment,
         background_folders=config.background_folders,
         background_probability=config.background_probability,
+        copy_paste_probability=config.copy_paste_probability,
+        source_repeats=config.source_repeats,
         cache=config.cache,
         seed=config.seed,
         drop_remainder=replicas > 1,

@@ -8,6 +8,7 @@ import tensorflow as tf
 from backdrop.data.pipeline import (
     PipelineConfig,
     augment_geometry,
+    copy_paste,
     memory_dataset,
     replace_background,
 )
@@ -83,3 +84,71 @@ def test_memory_dataset_batches_with_known_cardinality():
     images, targets = next(iter(dataset))
     assert images.shape == (4, 32, 32, 3) and targets.shape == (4, 32, 32, 2)
     assert 0 <= images.numpy().min() and images.numpy().max() <= 1
+
+
+def test_copy_paste_puts_the_person_over_another_scene_and_keeps_both_labelled():
+    person = tf.constant([[1.0, 1.0, 0.0, 0.0]] * 4)[..., None]  # left half
+    other_person = tf.constant([[0.0, 1.0, 1.0, 0.0]] * 4)[..., None]
+    other_ignore = tf.constant([[0.0, 0.0, 0.0, 1.0]] * 4)[..., None]
+    parts = (tf.fill((4, 4, 3), 1.0), person, tf.zeros((4, 4, 1)))
+    other = (tf.fill((4, 4, 3), 0.25), other_person, other_ignore)
+    image, mask, ignore = (t.numpy()[0, :, 0] for t in copy_paste(parts, other, probability=1.0))
+    np.testing.assert_allclose(image, [1.0, 1.0, 0.25, 0.25])  # the pasted person covers
+    np.testing.assert_allclose(mask, [1.0, 1.0, 1.0, 0.0])  # the union of both people
+    np.testing.assert_allclose(ignore, [0.0, 0.0, 0.0, 1.0])  # from the image that shows
+    kept = copy_paste(parts, other, probability=0.0)
+    np.testing.assert_allclose(kept[1].numpy(), person.numpy())
+
+
+def encoded(count, source, value):
+    return [
+        encode_example(
+            f"{source}{i}",
+            source,
+            np.full((40, 50, 3), value, np.uint8),
+            np.ones((40, 50), np.float32),
+            None,
+            "png",
+        )
+        for i in range(count)
+    ]
+
+
+def test_repeated_sources_appear_that_many_times_per_epoch():
+    examples = encoded(3, "portrait", 200) + encoded(5, "coco", 20)
+    config = PipelineConfig(
+        (16, 16), batch_size=1, augment=False, source_repeats=(("portrait", 3), ("coco", 1))
+    )
+    dataset = memory_dataset(examples, config, training=True)
+    assert dataset.cardinality().numpy() == 3 * 3 + 5
+    means = [float(images.numpy().mean()) for images, _ in dataset]
+    assert sum(m > 0.5 for m in means) == 9 and sum(m < 0.5 for m in means) == 5
+
+
+def test_repeating_a_source_that_is_absent_is_an_error():
+    config = PipelineConfig((16, 16), source_repeats=(("davis", 2),))
+    try:
+        memory_dataset(encoded(2, "portrait", 1), config, training=True)
+    except ValueError as error:
+        assert "davis" in str(error)
+    else:
+        raise AssertionError("an absent source must be reported")
+
+
+def test_copy_paste_pipeline_yields_union_masks():
+    """People on the left in some examples, on the right in others: pasted pairs cover both."""
+    examples = []
+    tf.random.set_seed(0)
+    for i in range(16):
+        mask = np.zeros((40, 40), np.float32)
+        mask[:, :20] = 1
+        mask = mask if i % 2 else mask[:, ::-1]
+        image = np.dstack([mask * 255] * 3).astype(np.uint8)
+        examples.append(encode_example(f"s{i}", "portrait", image, mask, None, "png"))
+    coverage = {}
+    for probability in (0.0, 1.0):
+        config = PipelineConfig((16, 16), batch_size=16, copy_paste_probability=probability)
+        _, targets = next(iter(memory_dataset(examples, config, training=True)))
+        coverage[probability] = targets.numpy()[..., 0].mean()
+    assert 0.35 < coverage[0.0] < 0.65  # half the frame on average
+    assert coverage[1.0] > coverage[0.0] + 0.15  # opposite-side pairs cover the frame

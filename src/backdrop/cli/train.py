@@ -42,6 +42,14 @@ def _run_report(args: argparse.Namespace) -> None:
     print(f"report: {write_report(args.run, args.output)}")
 
 
+def parse_repeat(text: str) -> tuple[str, int]:
+    """ "portrait=3" -> ("portrait", 3)."""
+    source, _, times = text.partition("=")
+    if not source or not times.isdigit() or int(times) < 1:
+        raise argparse.ArgumentTypeError(f"expected SOURCE=TIMES (TIMES >= 1), got {text!r}")
+    return source, int(times)
+
+
 def parse_shape(text: str) -> tuple[int, int]:
     """ "128" -> (128, 128); "144x256" -> (144, 256) (height x width)."""
     parts = text.lower().split("x")
@@ -92,6 +100,21 @@ def _train_parser(subparsers) -> None:
         type=float,
         default=0.5,
         help="chance an example gets a new background (default: %(default)s)",
+    )
+    data.add_argument(
+        "--copy-paste-probability",
+        type=float,
+        default=0.0,
+        help="chance an example's people are pasted over another training image, whose own "
+        "people stay labelled (default: %(default)s)",
+    )
+    data.add_argument(
+        "--repeat-source",
+        action="append",
+        default=[],
+        type=parse_repeat,
+        metavar="SOURCE=TIMES",
+        help="show each record of SOURCE (portrait, davis, coco, ...) TIMES times per epoch",
     )
     data.add_argument("--no-augment", action="store_true", help="no random crops, flips, colour")
     data.add_argument("--cache", action="store_true", help="keep decoded records in memory")
@@ -162,6 +185,8 @@ def _run_train(args: argparse.Namespace) -> None:
         learning_rate=args.learning_rate,
         background_folders=tuple(args.background),
         background_probability=args.background_probability,
+        copy_paste_probability=args.copy_paste_probability,
+        source_repeats=tuple(args.repeat_source),
         augment=not args.no_augment,
         cache=args.cache,
         distribute=args.distribute,

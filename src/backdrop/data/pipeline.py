@@ -30,6 +30,10 @@ class PipelineConfig:
         augment: Random resized crop, flip, rotation/scale and colour jitter (training only).
         background_folders: Image folders whose pictures replace the background.
         background_probability: Chance that an example gets a new background.
+        copy_paste_probability: Chance that an example's people are pasted over another
+            training example (whose own people stay labelled): new scenes, new clutter.
+        source_repeats: `(source, times)` pairs: examples of that source appear `times` times
+            per epoch (weights the data that matches the target use, e.g. portraits).
         cache: Keep decoded records in memory after the first epoch.
         shuffle_buffer: Examples in the shuffle buffer (0: no shuffling).
         seed: Seed of the random augmentation choices.
@@ -42,6 +46,8 @@ class PipelineConfig:
     augment: bool = True
     background_folders: tuple[Path, ...] = ()
     background_probability: float = 0.5
+    copy_paste_probability: float = 0.0
+    source_repeats: tuple[tuple[str, int], ...] = ()
     cache: bool = False
     shuffle_buffer: int = 1000
     seed: int | None = None
@@ -52,6 +58,11 @@ class PipelineConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if not 0 <= self.background_probability <= 1:
             raise ValueError("background_probability must be in [0, 1]")
+        if not 0 <= self.copy_paste_probability <= 1:
+            raise ValueError("copy_paste_probability must be in [0, 1]")
+        for source, times in self.source_repeats:
+            if times < 1:
+                raise ValueError(f"source {source!r} must repeat at least once, got {times}")
         for folder in self.background_folders:
             if not Path(folder).is_dir():
                 raise ValueError(f"background folder {folder} not found")
@@ -172,6 +183,41 @@ def replace_background(image, mask, background, probability: float, seed=None):
     return tf.cond(tf.random.uniform([], seed=seed) < probability, lambda: replaced, lambda: image)
 
 
+def copy_paste(parts, other, probability: float, seed=None):
+    """With `probability`, pastes the people of `parts` over the scene of `other`.
+
+    Both are `(image, mask, ignore)`. The other example's people stay where the pasted ones do
+    not cover them, so the target is the union of both masks; ignore follows whichever image
+    shows at each pixel.
+    """
+    image, mask, ignore = parts
+    other_image, other_mask, other_ignore = other
+    pasted = (
+        mask * image + (1.0 - mask) * other_image,
+        tf.maximum(mask, other_mask * (1.0 - mask)),
+        tf.cast(mask * ignore + (1.0 - mask) * other_ignore > 0.5, tf.float32),
+    )
+    return tf.cond(
+        tf.random.uniform([], seed=seed) < probability, lambda: pasted, lambda: (image, mask, ignore)
+    )
+
+
+def repeat_sources(dataset, count: int, repeats: Sequence[tuple[str, int]]):
+    """Adds `times - 1` more copies of each named source's examples; returns `(dataset, count)`."""
+    extra = 0
+    for source, times in repeats:
+        if times == 1:
+            continue
+        name = source.encode()
+        of_source = dataset.filter(lambda e, n=name: tf.equal(e["source"], n))
+        found = int(of_source.reduce(0, lambda total, _: total + 1))
+        if found == 0:
+            raise ValueError(f"no training examples of source {source!r} to repeat")
+        dataset = dataset.concatenate(of_source.repeat(times - 1))
+        extra += found * (times - 1)
+    return dataset, count + extra
+
+
 def build_dataset(serialized: tf.data.Dataset, count: int, config: PipelineConfig, training: bool):
     """Turns a dataset of serialized records into batches.
 
@@ -183,6 +229,9 @@ def build_dataset(serialized: tf.data.Dataset, count: int, config: PipelineConfi
     dataset = serialized.map(records.parse_example, num_parallel_calls=tf.data.AUTOTUNE)
     if config.cache:
         dataset = dataset.cache()
+    if training and config.source_repeats:
+        dataset, count = repeat_sources(dataset, count, config.source_repeats)
+    scenes = dataset  # the other examples that copy-paste pastes people over
     if training and config.shuffle_buffer:
         dataset = dataset.shuffle(config.shuffle_buffer, seed=config.seed)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(count))
@@ -191,6 +240,17 @@ def build_dataset(serialized: tf.data.Dataset, count: int, config: PipelineConfi
         dataset = dataset.map(lambda e: resize_example(e, shape), tf.data.AUTOTUNE)
     else:
         dataset = dataset.map(lambda e: augment_geometry(e, shape, seed), tf.data.AUTOTUNE)
+        if config.copy_paste_probability > 0:
+            scenes = (
+                scenes.repeat()
+                .skip(1)  # without shuffling, still never the example itself
+                .shuffle(max(1, config.shuffle_buffer), seed=seed)
+                .map(lambda e: augment_geometry(e, shape, seed), tf.data.AUTOTUNE)
+            )
+            dataset = tf.data.Dataset.zip(dataset, scenes).map(
+                lambda parts, other: copy_paste(parts, other, config.copy_paste_probability, seed),
+                tf.data.AUTOTUNE,
+            )
         if config.background_folders and config.background_probability > 0:
             backgrounds = background_dataset(config.background_folders, shape, seed)
             dataset = tf.data.Dataset.zip(dataset, backgrounds).map(
