@@ -203,3 +203,31 @@ print("EPOCHS", state["epoch"])
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "EPOCHS 1" in result.stdout
+
+
+def test_repeated_sources_and_copy_paste_reach_the_training_data(synthetic_records, tmp_path):
+    from backdrop.train import make_datasets
+
+    _, _, plain = make_datasets(small_config(synthetic_records, tmp_path))
+    config = small_config(
+        synthetic_records,
+        tmp_path,
+        source_repeats=[["portrait", 3]],  # as read back from config.json
+        copy_paste_probability=0.5,
+    )
+    data, _, count = make_datasets(config)
+    assert count == 3 * plain
+    assert data.cardinality().numpy() == -(-count // config.batch_size)
+    images, targets = next(iter(data))
+    assert images.shape == (16, 64, 64, 3) and targets.shape == (16, 64, 64, 2)
+
+
+def test_repeat_source_flag_rejects_bad_values():
+    import argparse
+
+    from backdrop.cli.train import parse_repeat
+
+    assert parse_repeat("portrait=2") == ("portrait", 2)
+    for bad in ("portrait", "portrait=0", "=2", "portrait=two"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_repeat(bad)

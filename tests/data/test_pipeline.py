@@ -11,6 +11,7 @@ from backdrop.data.pipeline import (
     copy_paste,
     memory_dataset,
     replace_background,
+    split_seed,
 )
 from backdrop.data.records import encode_example
 
@@ -152,3 +153,38 @@ def test_copy_paste_pipeline_yields_union_masks():
         coverage[probability] = targets.numpy()[..., 0].mean()
     assert 0.35 < coverage[0.0] < 0.65  # half the frame on average
     assert coverage[1.0] > coverage[0.0] + 0.15  # opposite-side pairs cover the frame
+
+
+def test_augmentation_changes_every_epoch_and_repeats_for_the_same_seed():
+    rng = np.random.default_rng(0)
+    examples = [
+        encode_example(
+            f"s{i}",
+            "portrait",
+            rng.integers(0, 255, (40, 50, 3), dtype=np.uint8),
+            (rng.random((40, 50)) > 0.5).astype(np.float32),
+            None,
+            "png",
+        )
+        for i in range(8)
+    ]
+    config = PipelineConfig((16, 16), batch_size=8, seed=3, copy_paste_probability=0.5)
+    dataset = memory_dataset(examples, config, training=True)
+    first, second = (next(iter(dataset))[0].numpy() for _ in range(2))
+    assert not np.allclose(first, second), "each epoch draws new augmentation"
+    again = next(iter(memory_dataset(examples, config, training=True)))[0].numpy()
+    np.testing.assert_array_equal(first, again)
+
+
+def test_random_choices_of_one_example_are_independent():
+    """Crop, flip and colour used to share one op seed, so their draws were the same number."""
+    draws = [
+        float(tf.random.stateless_uniform([], seed)) for seed in split_seed(tf.constant([5, 7]), 5)
+    ]
+    assert len(set(draws)) == 5
+    example = patterned_example()
+    same = augment_geometry(example, (64, 64), tf.constant([1, 2]))
+    again = augment_geometry(example, (64, 64), tf.constant([1, 2]))
+    other = augment_geometry(example, (64, 64), tf.constant([3, 4]))
+    np.testing.assert_array_equal(same[1].numpy(), again[1].numpy())
+    assert not np.array_equal(same[1].numpy(), other[1].numpy())

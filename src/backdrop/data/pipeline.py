@@ -76,6 +76,22 @@ def resize_example(example: dict, input_shape: tuple[int, int]):
     return tf.clip_by_value(image, 0.0, 1.0), tf.concat([mask, ignore], axis=-1)
 
 
+def split_seed(seed, count: int):
+    """`count` independent stateless seeds from one `[2]` int seed; None draws a fresh one.
+
+    Every random choice of an example takes its own seed: ops given the same seed would draw
+    the same number (crop size, position, flip and background choice all moving together), and
+    per-op stateful seeds would repeat the same sequence every epoch.
+    """
+    if seed is None:
+        seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
+    return tf.unstack(tf.random.experimental.stateless_split(seed, count))
+
+
+def _uniform(seed, low=0.0, high=1.0):
+    return tf.random.stateless_uniform([], seed, low, high)
+
+
 def _random_resized_crop(stack, input_shape, seed, whole_frame_probability=0.3):
     """Crops a random box (35-100% of the area, aspect near the input's) and resizes it.
 
@@ -83,29 +99,31 @@ def _random_resized_crop(stack, input_shape, seed, whole_frame_probability=0.3):
     as at inference (the runtime's contract): without it a model never sees full frames, with
     people as small and as distorted as the runtime shows them, and does worse on them.
     """
+    area_seed, ratio_seed, top_seed, left_seed, whole_seed = split_seed(seed, 5)
     height, width = input_shape
     source_h = tf.cast(tf.shape(stack)[0], tf.float32)
     source_w = tf.cast(tf.shape(stack)[1], tf.float32)
-    area = tf.random.uniform([], 0.35, 1.0, seed=seed)
-    log_ratio = tf.random.uniform([], math.log(3 / 4), math.log(4 / 3), seed=seed)
+    area = _uniform(area_seed, 0.35, 1.0)
+    log_ratio = _uniform(ratio_seed, math.log(3 / 4), math.log(4 / 3))
     # Box size as fractions of the source: target aspect times a jitter, area as drawn.
     aspect = (width / height) * tf.exp(log_ratio) * source_h / source_w
     box_h = tf.minimum(1.0, tf.sqrt(area / aspect))
     box_w = tf.minimum(1.0, tf.sqrt(area * aspect))
-    top = tf.random.uniform([], 0.0, 1.0, seed=seed) * (1.0 - box_h)
-    left = tf.random.uniform([], 0.0, 1.0, seed=seed) * (1.0 - box_w)
+    top = _uniform(top_seed) * (1.0 - box_h)
+    left = _uniform(left_seed) * (1.0 - box_w)
     crop = tf.stack([top, left, top + box_h, left + box_w])
     whole = tf.constant([0.0, 0.0, 1.0, 1.0])
-    boxes = tf.where(tf.random.uniform([], seed=seed) < whole_frame_probability, whole, crop)
+    boxes = tf.where(_uniform(whole_seed) < whole_frame_probability, whole, crop)
     return tf.image.crop_and_resize(stack[None], boxes[None], [0], input_shape)[0]
 
 
 def _rotate_and_scale(stack, seed, max_degrees=10.0, max_scale=0.1):
     """A small rotation and zoom about the centre; pixels brought in from outside are zeros."""
+    angle_seed, scale_seed = split_seed(seed, 2)
     height = tf.cast(tf.shape(stack)[0], tf.float32)
     width = tf.cast(tf.shape(stack)[1], tf.float32)
-    angle = tf.random.uniform([], -max_degrees, max_degrees, seed=seed) * math.pi / 180
-    scale = tf.random.uniform([], 1 - max_scale, 1 + max_scale, seed=seed)
+    angle = _uniform(angle_seed, -max_degrees, max_degrees) * math.pi / 180
+    scale = _uniform(scale_seed, 1 - max_scale, 1 + max_scale)
     cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
     cx, cy = (width - 1) / 2, (height - 1) / 2
     # Output pixel (x, y) samples the input at A @ (x - c) + c.
@@ -122,34 +140,44 @@ def _rotate_and_scale(stack, seed, max_degrees=10.0, max_scale=0.1):
     )[0]
 
 
-def _jitter_colour(image, seed):
-    image = tf.image.random_brightness(image, 0.15, seed=seed)
-    image = tf.image.random_contrast(image, 0.75, 1.25, seed=seed)
-    image = tf.image.random_saturation(image, 0.7, 1.3, seed=seed)
-    image = tf.image.random_hue(image, 0.04, seed=seed)
+def _jitter_colour(image, seed=None):
+    brightness, contrast, saturation, hue = split_seed(seed, 4)
+    image = tf.image.stateless_random_brightness(image, 0.15, brightness)
+    image = tf.image.stateless_random_contrast(image, 0.75, 1.25, contrast)
+    image = tf.image.stateless_random_saturation(image, 0.7, 1.3, saturation)
+    image = tf.image.stateless_random_hue(image, 0.04, hue)
     return tf.clip_by_value(image, 0.0, 1.0)
 
 
 def augment_geometry(example: dict, input_shape: tuple[int, int], seed=None):
     """Applies one random crop, rotation/scale and flip to image, mask and ignore together.
 
+    Args:
+        seed: A `[2]` int stateless seed (the same seed gives the same result); None: random.
+
     Returns:
         `(image, mask, ignore)` at `input_shape`; pixels that came from outside the source image
         are marked ignore.
     """
+    crop_seed, rotate_seed, flip_seed = split_seed(seed, 3)
     image = tf.cast(example["image"], tf.float32) / 255.0
     valid = tf.ones_like(example["mask"])
     stack = tf.concat([image, example["mask"], example["ignore"], valid], axis=-1)
-    stack = _random_resized_crop(stack, input_shape, seed)
-    stack = _rotate_and_scale(stack, seed)
+    stack = _random_resized_crop(stack, input_shape, crop_seed)
+    stack = _rotate_and_scale(stack, rotate_seed)
     stack = tf.cond(
-        tf.random.uniform([], seed=seed) < 0.5,
+        _uniform(flip_seed) < 0.5,
         lambda: tf.image.flip_left_right(stack),
         lambda: stack,
     )
     image, mask = stack[..., :3], stack[..., 3:4]
     ignore = tf.cast((stack[..., 4:5] > 0.5) | (stack[..., 5:6] < 0.999), tf.float32)
     return image, mask, ignore
+
+
+def element_seeds(seed: int | None) -> tf.data.Dataset:
+    """Endless `[2]` stateless seeds, one per example, different in every epoch (iteration)."""
+    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
 
 
 def background_dataset(folders: Sequence[Path], input_shape: tuple[int, int], seed=None):
@@ -159,28 +187,31 @@ def background_dataset(folders: Sequence[Path], input_shape: tuple[int, int], se
         raise ValueError(f"no images in background folders {[str(f) for f in folders]}")
     height, width = input_shape
 
-    def load(path):
+    def load(path, element_seed):
+        scale_seed, crop_seed = split_seed(element_seed, 2)
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
         image = tf.cast(image, tf.float32) / 255.0
         shape = tf.cast(tf.shape(image)[:2], tf.float32)
         scale = tf.reduce_max(tf.constant([height, width], tf.float32) / shape)
-        scale *= tf.random.uniform([], 1.0, 1.5, seed=seed)
+        scale *= _uniform(scale_seed, 1.0, 1.5)
         size = tf.cast(tf.math.ceil(shape * scale), tf.int32)
         image = tf.image.resize(image, tf.maximum(size, [height, width]))
-        return tf.image.random_crop(image, [height, width, 3], seed=seed)
+        return tf.image.stateless_random_crop(image, [height, width, 3], crop_seed)
 
-    return (
+    files = (
         tf.data.Dataset.from_tensor_slices(files)
         .shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
         .repeat()
-        .map(load, num_parallel_calls=tf.data.AUTOTUNE)
     )
+    seeds = element_seeds(None if seed is None else seed + 1)
+    return tf.data.Dataset.zip(files, seeds).map(load, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def replace_background(image, mask, background, probability: float, seed=None):
     """With `probability`, `mask * image + (1 - mask) * background` (soft masks blend softly)."""
     replaced = mask * image + (1.0 - mask) * background
-    return tf.cond(tf.random.uniform([], seed=seed) < probability, lambda: replaced, lambda: image)
+    chosen = _uniform(split_seed(seed, 1)[0]) < probability
+    return tf.cond(chosen, lambda: replaced, lambda: image)
 
 
 def copy_paste(parts, other, probability: float, seed=None):
@@ -197,9 +228,8 @@ def copy_paste(parts, other, probability: float, seed=None):
         tf.maximum(mask, other_mask * (1.0 - mask)),
         tf.cast(mask * ignore + (1.0 - mask) * other_ignore > 0.5, tf.float32),
     )
-    return tf.cond(
-        tf.random.uniform([], seed=seed) < probability, lambda: pasted, lambda: (image, mask, ignore)
-    )
+    chosen = _uniform(split_seed(seed, 1)[0]) < probability
+    return tf.cond(chosen, lambda: pasted, lambda: (image, mask, ignore))
 
 
 def repeat_sources(dataset, count: int, repeats: Sequence[tuple[str, int]]):
@@ -239,34 +269,52 @@ def build_dataset(serialized: tf.data.Dataset, count: int, config: PipelineConfi
     if not (training and config.augment):
         dataset = dataset.map(lambda e: resize_example(e, shape), tf.data.AUTOTUNE)
     else:
-        dataset = dataset.map(lambda e: augment_geometry(e, shape, seed), tf.data.AUTOTUNE)
+        # One seed per example, split into one per stage: new choices every epoch, and the
+        # same run again for the same config.seed.
+        dataset = tf.data.Dataset.zip(dataset, element_seeds(seed)).map(
+            lambda e, element_seed: (
+                augment_geometry(e, shape, split_seed(element_seed, 4)[0]),
+                split_seed(element_seed, 4)[1:],
+            ),
+            tf.data.AUTOTUNE,
+        )
         if config.copy_paste_probability > 0:
-            scenes = (
+            scenes = tf.data.Dataset.zip(
                 scenes.repeat()
                 .skip(1)  # without shuffling, still never the example itself
-                .shuffle(max(1, config.shuffle_buffer), seed=seed)
-                .map(lambda e: augment_geometry(e, shape, seed), tf.data.AUTOTUNE)
-            )
+                .shuffle(max(1, config.shuffle_buffer), seed=seed),
+                element_seeds(None if seed is None else seed + 2),
+            ).map(lambda e, scene_seed: augment_geometry(e, shape, scene_seed), tf.data.AUTOTUNE)
             dataset = tf.data.Dataset.zip(dataset, scenes).map(
-                lambda parts, other: copy_paste(parts, other, config.copy_paste_probability, seed),
+                lambda parts, other: (
+                    copy_paste(parts[0], other, config.copy_paste_probability, parts[1][0]),
+                    parts[1],
+                ),
                 tf.data.AUTOTUNE,
             )
         if config.background_folders and config.background_probability > 0:
             backgrounds = background_dataset(config.background_folders, shape, seed)
             dataset = tf.data.Dataset.zip(dataset, backgrounds).map(
                 lambda parts, background: (
-                    replace_background(
-                        parts[0], parts[1], background, config.background_probability, seed
+                    (
+                        replace_background(
+                            parts[0][0],
+                            parts[0][1],
+                            background,
+                            config.background_probability,
+                            parts[1][1],
+                        ),
+                        parts[0][1],
+                        parts[0][2],
                     ),
                     parts[1],
-                    parts[2],
                 ),
                 tf.data.AUTOTUNE,
             )
         dataset = dataset.map(
-            lambda image, mask, ignore: (
-                _jitter_colour(image, seed),
-                tf.concat([mask, ignore], axis=-1),
+            lambda parts, seeds: (
+                _jitter_colour(parts[0], seeds[2]),
+                tf.concat([parts[1], parts[2]], axis=-1),
             ),
             tf.data.AUTOTUNE,
         )
