@@ -55,6 +55,16 @@ def test_quantized_input_takes_camera_bytes_directly(tiny_models):
     np.testing.assert_array_equal(segmenter.input_tensor(frame)[0], frame)
 
 
+def test_shrinking_a_frame_averages_instead_of_aliasing(tiny_models):
+    """A one-pixel checkerboard shrunk 2.5x (640 -> 256) must come out near-flat grey, as
+    area-downscaled training images do; bilinear sampling keeps stripes 32 levels off grey."""
+    segmenter = Segmenter(tiny_models["int8"])
+    height, width = segmenter.height, segmenter.width
+    board = (np.indices((height * 5 // 2, width * 5 // 2)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    tensor = segmenter.input_tensor(np.dstack([board] * 3))[0].astype(int)
+    assert np.abs(tensor - 128).max() <= 8
+
+
 def test_models_that_are_not_segmenters_are_refused(tiny_models, tmp_path):
     with pytest.raises(SegmenterError, match="not a segmentation model"):
         Segmenter(tiny_models["classifier"])
