@@ -213,11 +213,9 @@ def make_datasets(config: TrainConfig, replicas: int = 1):
     if not (config.portrait_folders or config.voc_folders):
         raise TrainingError("no training data: give records (-r) or folder datasets (-p/-c)")
     train_examples, validation_examples = _folder_examples(config)
-    return (
-        pipeline.memory_dataset(train_examples, settings, True),
-        pipeline.memory_dataset(validation_examples, settings, False),
-        len(train_examples),
-    )
+    train, count = pipeline.memory_dataset(train_examples, settings, True)
+    validation, _ = pipeline.memory_dataset(validation_examples, settings, False)
+    return train, validation, count
 
 
 def prepare_checkpoints(config: TrainConfig, restore: bool, remove_previous: bool) -> None:

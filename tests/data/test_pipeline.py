@@ -80,7 +80,8 @@ def test_memory_dataset_batches_with_known_cardinality():
         )
         for i in range(10)
     ]
-    dataset = memory_dataset(examples, PipelineConfig((32, 32), batch_size=4), training=True)
+    dataset, count = memory_dataset(examples, PipelineConfig((32, 32), batch_size=4), True)
+    assert count == 10
     assert dataset.cardinality().numpy() == 3
     images, targets = next(iter(dataset))
     assert images.shape == (4, 32, 32, 3) and targets.shape == (4, 32, 32, 2)
@@ -120,8 +121,8 @@ def test_repeated_sources_appear_that_many_times_per_epoch():
     config = PipelineConfig(
         (16, 16), batch_size=1, augment=False, source_repeats=(("portrait", 3), ("coco", 1))
     )
-    dataset = memory_dataset(examples, config, training=True)
-    assert dataset.cardinality().numpy() == 3 * 3 + 5
+    dataset, count = memory_dataset(examples, config, training=True)
+    assert count == 3 * 3 + 5 and dataset.cardinality().numpy() == count
     means = [float(images.numpy().mean()) for images, _ in dataset]
     assert sum(m > 0.5 for m in means) == 9 and sum(m < 0.5 for m in means) == 5
 
@@ -149,7 +150,7 @@ def test_copy_paste_pipeline_yields_union_masks():
     coverage = {}
     for probability in (0.0, 1.0):
         config = PipelineConfig((16, 16), batch_size=16, copy_paste_probability=probability)
-        _, targets = next(iter(memory_dataset(examples, config, training=True)))
+        _, targets = next(iter(memory_dataset(examples, config, training=True)[0]))
         coverage[probability] = targets.numpy()[..., 0].mean()
     assert 0.35 < coverage[0.0] < 0.65  # half the frame on average
     assert coverage[1.0] > coverage[0.0] + 0.15  # opposite-side pairs cover the frame
@@ -169,10 +170,10 @@ def test_augmentation_changes_every_epoch_and_repeats_for_the_same_seed():
         for i in range(8)
     ]
     config = PipelineConfig((16, 16), batch_size=8, seed=3, copy_paste_probability=0.5)
-    dataset = memory_dataset(examples, config, training=True)
+    dataset, _ = memory_dataset(examples, config, training=True)
     first, second = (next(iter(dataset))[0].numpy() for _ in range(2))
     assert not np.allclose(first, second), "each epoch draws new augmentation"
-    again = next(iter(memory_dataset(examples, config, training=True)))[0].numpy()
+    again = next(iter(memory_dataset(examples, config, training=True)[0]))[0].numpy()
     np.testing.assert_array_equal(first, again)
 
 

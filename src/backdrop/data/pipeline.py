@@ -255,6 +255,9 @@ def build_dataset(serialized: tf.data.Dataset, count: int, config: PipelineConfi
         serialized: Serialized `tf.train.Example`s in Backdrop's schema.
         count: Number of examples (sets the dataset's cardinality for Keras' progress bar).
         training: Shuffle and augment (per `config`) when True; else stretch-resize only.
+
+    Returns:
+        `(dataset, count)`: count is the examples per epoch, with repeated sources counted.
     """
     dataset = serialized.map(records.parse_example, num_parallel_calls=tf.data.AUTOTUNE)
     if config.cache:
@@ -320,7 +323,7 @@ def build_dataset(serialized: tf.data.Dataset, count: int, config: PipelineConfi
         )
     if config.drop_remainder and count < config.batch_size:
         raise ValueError(f"{count} examples cannot fill one batch of {config.batch_size}")
-    return dataset.batch(config.batch_size, config.drop_remainder).prefetch(tf.data.AUTOTUNE)
+    return dataset.batch(config.batch_size, config.drop_remainder).prefetch(tf.data.AUTOTUNE), count
 
 
 def record_dataset(
@@ -344,11 +347,15 @@ def record_dataset(
     if count == 0:
         raise ValueError(f"the {split} split of {folder} is empty; prepare more data")
     serialized = tf.data.TFRecordDataset([str(p) for p in paths], num_parallel_reads=len(paths))
-    return build_dataset(serialized, count, config, training), count
+    return build_dataset(serialized, count, config, training)
 
 
 def memory_dataset(examples: Sequence[bytes], config: PipelineConfig, training: bool):
-    """Batches from serialized examples held in memory (the folder-dataset path)."""
+    """Batches from serialized examples held in memory (the folder-dataset path).
+
+    Returns:
+        `(dataset, count)` as `build_dataset`.
+    """
     if not examples:
         raise ValueError("no examples to train on")
     serialized = tf.data.Dataset.from_tensor_slices(tf.constant(list(examples), tf.string))
