@@ -231,3 +231,17 @@ def test_repeat_source_flag_rejects_bad_values():
     for bad in ("portrait", "portrait=0", "=2", "portrait=two"):
         with pytest.raises(argparse.ArgumentTypeError):
             parse_repeat(bad)
+
+
+def test_ctrl_c_is_raised_at_a_batch_boundary_where_nothing_swallows_it():
+    from backdrop.checkpoints import CtrlC
+
+    before = signal.getsignal(signal.SIGINT)
+    with CtrlC() as ctrl_c:
+        os.kill(os.getpid(), signal.SIGINT)  # recorded, not raised mid-step
+        assert ctrl_c.requested
+        with pytest.raises(KeyboardInterrupt):
+            ctrl_c.on_train_batch_end(0)
+        with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C does not wait
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before

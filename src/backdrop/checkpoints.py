@@ -6,6 +6,8 @@ import json
 import math
 import os
 import shutil
+import signal
+import threading
 from pathlib import Path
 
 from backdrop.distribute import is_chief
@@ -100,6 +102,43 @@ class EpochCheckpoint(keras.callbacks.Callback):
             "best_epoch": self.best_epoch,
         }
         write_atomic(self.folder / STATE, json.dumps(state, indent=2))
+
+
+class CtrlC(keras.callbacks.Callback):
+    """Turns Ctrl-C into a KeyboardInterrupt at the next batch boundary.
+
+    Python raises KeyboardInterrupt wherever the main thread happens to be; when that is a
+    finalizer (a tf.data iterator collected between epochs) the exception is printed and
+    swallowed, and training went on. The handler only records the request; the callback raises
+    it where nothing can catch it. A second Ctrl-C raises at once. Use as a context manager
+    around `fit` (it installs and restores the handler; a no-op outside the main thread).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _check(self, *args, **kwargs):
+        if self.requested:
+            raise KeyboardInterrupt
+
+    on_train_batch_end = on_test_batch_end = on_epoch_end = _check
 
 
 def last_checkpoint(folder: str | Path) -> Path:

@@ -35,6 +35,7 @@ import keras  # noqa: E402  (after TensorFlow's quiet import)
 from backdrop import losses  # noqa: E402
 from backdrop.checkpoints import (  # noqa: E402
     STATE,
+    CtrlC,
     EpochCheckpoint,
     TrainingError,
     last_checkpoint,
@@ -275,25 +276,28 @@ def train(
     write_atomic(folder / CONFIG, config.to_json())
     checkpoint = EpochCheckpoint(folder, state["best_val_iou"], state["best_epoch"])
     checkpoint.completed_epochs = state["epoch"]
+    ctrl_c = CtrlC()
     all_callbacks = [
         checkpoint,
         keras.callbacks.CSVLogger(str(folder / "log.csv"), append=restore),
         keras.callbacks.TensorBoard(str(folder / "tensorboard"), profile_batch=0),
         *callbacks,
+        ctrl_c,  # last: a finished epoch is saved before the interrupt is raised
     ]
     if state["epoch"] >= config.epochs:
         print(f"{folder} already completed {state['epoch']} of {config.epochs} epochs")
         return state
     try:
-        model.fit(
-            train_data,
-            validation_data=validation_data,
-            epochs=config.epochs,
-            initial_epoch=state["epoch"],
-            callbacks=all_callbacks,
-            verbose=verbose,
-            shuffle=False,  # the dataset shuffles itself
-        )
+        with ctrl_c:
+            model.fit(
+                train_data,
+                validation_data=validation_data,
+                epochs=config.epochs,
+                initial_epoch=state["epoch"],
+                callbacks=all_callbacks,
+                verbose=verbose,
+                shuffle=False,  # the dataset shuffles itself
+            )
     except KeyboardInterrupt:
         if checkpoint.chief:
             save_model_atomic(model, folder / "interrupted.keras")
