@@ -67,19 +67,24 @@ def test_background_replacement_keeps_the_person_and_blends_soft_edges():
     np.testing.assert_allclose(kept, 1.0)
 
 
-def test_memory_dataset_batches_with_known_cardinality():
+def random_examples(count, source="test"):
+    """`count` records of random images with random masks."""
     rng = np.random.default_rng(0)
-    examples = [
+    return [
         encode_example(
             f"s{i}",
-            "test",
+            source,
             rng.integers(0, 255, (40, 50, 3), dtype=np.uint8),
-            np.ones((40, 50), np.float32),
+            (rng.random((40, 50)) > 0.5).astype(np.float32),
             None,
             "png",
         )
-        for i in range(10)
+        for i in range(count)
     ]
+
+
+def test_memory_dataset_batches_with_known_cardinality():
+    examples = random_examples(10)
     dataset, count = memory_dataset(examples, PipelineConfig((32, 32), batch_size=4), True)
     assert count == 10
     assert dataset.cardinality().numpy() == 3
@@ -157,18 +162,7 @@ def test_copy_paste_pipeline_yields_union_masks():
 
 
 def test_augmentation_changes_every_epoch_and_repeats_for_the_same_seed():
-    rng = np.random.default_rng(0)
-    examples = [
-        encode_example(
-            f"s{i}",
-            "portrait",
-            rng.integers(0, 255, (40, 50, 3), dtype=np.uint8),
-            (rng.random((40, 50)) > 0.5).astype(np.float32),
-            None,
-            "png",
-        )
-        for i in range(8)
-    ]
+    examples = random_examples(8, "portrait")
     config = PipelineConfig((16, 16), batch_size=8, seed=3, copy_paste_probability=0.5)
     dataset, _ = memory_dataset(examples, config, training=True)
     first, second = (next(iter(dataset))[0].numpy() for _ in range(2))
