@@ -232,15 +232,20 @@ def copy_paste(parts, other, probability: float, seed=None):
     return tf.cond(chosen, lambda: pasted, lambda: (image, mask, ignore))
 
 
-def repeat_sources(dataset, count: int, repeats: Sequence[tuple[str, int]]):
-    """Adds `times - 1` more copies of each named source's examples; returns `(dataset, count)`."""
+def repeat_sources(dataset, serialized, count: int, repeats: Sequence[tuple[str, int]]):
+    """Adds `times - 1` more copies of each named source's examples; returns `(dataset, count)`.
+
+    `dataset` holds the parsed examples, `serialized` the same records unparsed: they are
+    counted from their source field alone, without decoding an image.
+    """
     extra = 0
     for source, times in repeats:
         if times == 1:
             continue
         name = source.encode()
         of_source = dataset.filter(lambda e, n=name: tf.equal(e["source"], n))
-        found = int(of_source.reduce(0, lambda total, _: total + 1))
+        sources = serialized.map(records.parse_source)
+        found = int(sources.filter(lambda s, n=name: tf.equal(s, n)).reduce(0, lambda t, _: t + 1))
         if found == 0:
             raise ValueError(f"no training examples of source {source!r} to repeat")
         dataset = dataset.concatenate(of_source.repeat(times - 1))
@@ -263,7 +268,7 @@ def build_dataset(serialized: tf.data.Dataset, count: int, config: PipelineConfi
     if config.cache:
         dataset = dataset.cache()
     if training and config.source_repeats:
-        dataset, count = repeat_sources(dataset, count, config.source_repeats)
+        dataset, count = repeat_sources(dataset, serialized, count, config.source_repeats)
     scenes = dataset  # the other examples that copy-paste pastes people over
     if training and config.shuffle_buffer:
         dataset = dataset.shuffle(config.shuffle_buffer, seed=config.seed)
@@ -274,53 +279,38 @@ def build_dataset(serialized: tf.data.Dataset, count: int, config: PipelineConfi
     else:
         # One seed per example, split into one per stage: new choices every epoch, and the
         # same run again for the same config.seed.
-        dataset = tf.data.Dataset.zip(dataset, element_seeds(seed)).map(
-            lambda e, element_seed: (
-                augment_geometry(e, shape, split_seed(element_seed, 4)[0]),
-                split_seed(element_seed, 4)[1:],
-            ),
-            tf.data.AUTOTUNE,
-        )
+        streams = {"example": dataset, "seed": element_seeds(seed)}
         if config.copy_paste_probability > 0:
-            scenes = tf.data.Dataset.zip(
+            streams["scene"] = tf.data.Dataset.zip(
                 scenes.repeat()
                 .skip(1)  # without shuffling, still never the example itself
                 .shuffle(max(1, config.shuffle_buffer), seed=seed),
                 element_seeds(None if seed is None else seed + 2),
             ).map(lambda e, scene_seed: augment_geometry(e, shape, scene_seed), tf.data.AUTOTUNE)
-            dataset = tf.data.Dataset.zip(dataset, scenes).map(
-                lambda parts, other: (
-                    copy_paste(parts[0], other, config.copy_paste_probability, parts[1][0]),
-                    parts[1],
-                ),
-                tf.data.AUTOTUNE,
-            )
         if config.background_folders and config.background_probability > 0:
-            backgrounds = background_dataset(config.background_folders, shape, seed)
-            dataset = tf.data.Dataset.zip(dataset, backgrounds).map(
-                lambda parts, background: (
-                    (
-                        replace_background(
-                            parts[0][0],
-                            parts[0][1],
-                            background,
-                            config.background_probability,
-                            parts[1][1],
-                        ),
-                        parts[0][1],
-                        parts[0][2],
-                    ),
-                    parts[1],
-                ),
-                tf.data.AUTOTUNE,
-            )
-        dataset = dataset.map(
-            lambda parts, seeds: (
-                _jitter_colour(parts[0], seeds[2]),
-                tf.concat([parts[1], parts[2]], axis=-1),
-            ),
-            tf.data.AUTOTUNE,
-        )
+            streams["background"] = background_dataset(config.background_folders, shape, seed)
+
+        def augment(inputs):
+            geometry_seed, paste_seed, background_seed, colour_seed = split_seed(inputs["seed"], 4)
+            image, mask, ignore = augment_geometry(inputs["example"], shape, geometry_seed)
+            if "scene" in inputs:
+                image, mask, ignore = copy_paste(
+                    (image, mask, ignore),
+                    inputs["scene"],
+                    config.copy_paste_probability,
+                    paste_seed,
+                )
+            if "background" in inputs:
+                image = replace_background(
+                    image,
+                    mask,
+                    inputs["background"],
+                    config.background_probability,
+                    background_seed,
+                )
+            return _jitter_colour(image, colour_seed), tf.concat([mask, ignore], axis=-1)
+
+        dataset = tf.data.Dataset.zip(streams).map(augment, tf.data.AUTOTUNE)
     if config.drop_remainder and count < config.batch_size:
         raise ValueError(f"{count} examples cannot fill one batch of {config.batch_size}")
     return dataset.batch(config.batch_size, config.drop_remainder).prefetch(tf.data.AUTOTUNE), count

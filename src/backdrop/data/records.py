@@ -178,6 +178,14 @@ def parse_example(serialized):
     }
 
 
+def parse_source(serialized):
+    """The source name of one serialized record, without decoding its images."""
+    import tensorflow as tf
+
+    spec = {SOURCE_KEY: tf.io.FixedLenFeature([], tf.string, default_value=b"")}
+    return tf.io.parse_single_example(serialized, spec)[SOURCE_KEY]
+
+
 def read_records(paths: list[Path]):
     """Yields every record in `paths` as numpy arrays (for tests, evaluation and inspection)."""
     tf = import_tensorflow()
