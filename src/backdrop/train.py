@@ -85,6 +85,7 @@ class TrainConfig:
         input_shape: Model input `(height, width)`.
         filters: Filters of the first layer.
         depth: Down-sampling steps of the U-Net.
+        width: Channel multiplier of the mobile segmenter's encoder.
         epochs: Total epochs, counting those of a restored run.
         batch_size: Examples per batch on each replica.
         learning_rate: Peak learning rate of the cosine schedule.
@@ -109,6 +110,7 @@ class TrainConfig:
     input_shape: tuple[int, int] = (128, 128)
     filters: int = 8
     depth: int = 4
+    width: float = 1.0
     epochs: int = 1000
     batch_size: int = 8
     learning_rate: float = 2e-3
@@ -139,6 +141,8 @@ class TrainConfig:
         )
         if self.epochs < 1 or self.batch_size < 1 or self.filters < 1:
             raise ValueError("epochs, batch_size and filters must be >= 1")
+        if self.width <= 0:
+            raise ValueError("width must be > 0")
         if self.distribute not in ("auto", "none", "mirrored", "multiworker"):
             raise ValueError("distribute must be auto, none, mirrored or multiworker")
         for folder in self.background_folders:
@@ -260,7 +264,11 @@ def train(
             model = load_checkpoint(folder / state["checkpoint"])
         else:
             model = build_model(
-                config.model, config.input_shape, config.filters, depth=config.depth
+                config.model,
+                config.input_shape,
+                config.filters,
+                depth=config.depth,
+                width=config.width,
             )
             steps = config.epochs * math.ceil(
                 count / (config.batch_size * strategy.num_replicas_in_sync)

@@ -22,6 +22,13 @@ def test_registry_builds_it_and_drops_options_it_does_not_take():
     assert model.output_shape == (None, 64, 96, 1)
 
 
+def test_width_multiplies_the_encoder_channels():
+    narrow, wide = (build_mobile_segmenter(64, 8, width) for width in (1.0, 1.5))
+    assert wide.get_layer("block7_project").filters == 96  # 64 x 1.5
+    assert narrow.get_layer("block7_project").filters == 64
+    assert wide.count_params() > 1.8 * narrow.count_params()
+
+
 def test_bad_input_size():
     with pytest.raises(ValueError, match="multiple of 16"):
         build_mobile_segmenter(100)

@@ -129,6 +129,12 @@ def _train_parser(subparsers) -> None:
     )
     model.add_argument("-f", "--filters", type=int, default=8, help="first-layer filters")
     model.add_argument("--depth", type=int, default=4, help="U-Net down-sampling steps")
+    model.add_argument(
+        "--width",
+        type=float,
+        default=1.0,
+        help="channel multiplier of mobile_segmenter's encoder (default: 1.0)",
+    )
     fit = parser.add_argument_group("training")
     fit.add_argument(
         "-o",
@@ -180,6 +186,7 @@ def _run_train(args: argparse.Namespace) -> None:
         input_shape=args.input,
         filters=args.filters,
         depth=args.depth,
+        width=args.width,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
