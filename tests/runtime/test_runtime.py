@@ -107,6 +107,18 @@ def test_composite_invariants():
         parse_colour("green")
 
 
+@pytest.mark.parametrize("size", [(723, 1283), (480, 640), (3, 500), (1, 1)])
+def test_blur_covers_frames_of_any_size(size):
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+    frame[:, -(size[1] // 10) :] = 255  # a bright strip at the edge stays there
+    blurred = blur_background(frame, np.zeros(size, np.float32))
+    assert blurred.shape == frame.shape and blurred.dtype == np.uint8
+    if min(size) >= 240:
+        assert blurred.std() < 0.5 * frame.std(), "noise is smoothed away"
+        assert blurred[:, -1].mean() > blurred[:, size[1] // 2].mean() + 60
+
+
 def test_smoothing_damps_flicker_and_follows_motion():
     smoother = MaskSmoother(0.5)
     steady = np.full((4, 4), 0.8, np.float32)

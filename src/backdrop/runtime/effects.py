@@ -28,9 +28,14 @@ def blur_background(frame: np.ndarray, mask: np.ndarray, strength: float = 0.05)
     frame's shorter side (blurring a copy about 120 px high keeps this cheap at 720p)."""
     height, width = frame.shape[:2]
     factor = max(2, min(height, width) // 120)
-    small = cv2.resize(
-        frame, (max(1, width // factor), max(1, height // factor)), interpolation=cv2.INTER_AREA
-    )
+    small_size = (max(1, width // factor), max(1, height // factor))
+    if width >= factor and height >= factor:
+        # Cropped to a multiple of the factor, the shrink is an integer one, which OpenCV's
+        # area filter does about 3x faster (at most factor - 1 edge pixels are left out).
+        frame_part = frame[: small_size[1] * factor, : small_size[0] * factor]
+    else:
+        frame_part = frame
+    small = cv2.resize(frame_part, small_size, interpolation=cv2.INTER_AREA)
     sigma = max(1.0, strength * min(height, width) / factor)
     blurred = cv2.GaussianBlur(small, (0, 0), sigma)
     return composite(
