@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 6 recipe: train Backdrop's mobile segmenter on the real data in ../shared/datasets and
-# measure it beside MediaPipe's selfie segmenter. About 38 minutes on 2 CPU cores.
+# measure it beside MediaPipe's selfie segmenter. 38-49 minutes on 2 CPU cores.
 #
 #   bash recipes/mobile_vs_mediapipe.sh [RUN_DIR] [EPOCHS]
 #

@@ -3,8 +3,8 @@ that fuses three skip levels. Built only from TFLite built-in ops (conv, depthwi
 mul, mean, ReLU or hard-swish, bilinear resize), which XNNPACK and the GPU delegate run natively.
 
 ReLU is the default activation rather than MobileNetV3's hard-swish: XNNPACK does not run an int8
-HARD_SWISH, so the int8 export of the hard-swish net fell back to slower kernels (3.2 ms against
-0.8 ms for the ReLU net, untrained 256 px models, 2 threads; benchmarks/README.md).
+HARD_SWISH, so the int8 export of the hard-swish net fell back to slower kernels (2.93 ms against
+0.77 ms for the ReLU net, untrained 256 px models, 2 threads; benchmarks/README.md).
 """
 
 from __future__ import annotations
