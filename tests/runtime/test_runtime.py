@@ -65,6 +65,23 @@ def test_shrinking_a_frame_averages_instead_of_aliasing(tiny_models):
     assert np.abs(tensor - 128).max() <= 8
 
 
+@pytest.mark.parametrize(("height", "width"), [(720, 1280), (1081, 1921), (256, 900)])
+def test_shrinking_halves_first_and_stays_an_area_average(height, width):
+    from backdrop.runtime.segmenter import shrink_area
+
+    rows, columns = np.indices((height, width))
+    smooth = np.dstack([rows * 255 // height, columns * 255 // width, (rows + columns) % 256])
+    smooth = smooth.astype(np.uint8)
+    direct = cv2.resize(smooth, (256, 256), interpolation=cv2.INTER_AREA).astype(int)
+    assert np.abs(shrink_area(smooth, 256, 256).astype(int) - direct)[..., :2].max() <= 2
+    board = np.dstack([(rows + columns) % 2 * 255] * 3).astype(np.uint8)
+    shrunk = shrink_area(board, 256, 256).astype(int)
+    board_direct = cv2.resize(board, (256, 256), interpolation=cv2.INTER_AREA).astype(int)
+    assert np.abs(shrunk - board_direct).max() <= 8
+    if height >= 512 and width >= 512:  # halved first: still no aliasing
+        assert np.abs(shrunk - 128).max() <= 8
+
+
 def test_models_that_are_not_segmenters_are_refused(tiny_models, tmp_path):
     with pytest.raises(SegmenterError, match="not a segmentation model"):
         Segmenter(tiny_models["classifier"])

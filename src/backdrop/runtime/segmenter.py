@@ -10,6 +10,24 @@ import cv2
 import numpy as np
 
 
+def shrink_area(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Averages pixel areas down to `width` x `height`.
+
+    While both sides are at least twice the target it first halves the image: OpenCV's integer
+    2x area path is several times faster than its general one (1280x720 -> 256x256: 1.84 ms
+    direct, 0.79 ms halved first; benchmarks/README.md), and two box filters in a row anti-alias
+    as well as one. An odd last row or column is left out of a halving.
+    """
+    while image.shape[1] >= 2 * width and image.shape[0] >= 2 * height:
+        even_height, even_width = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
+        image = cv2.resize(
+            image[:even_height, :even_width],
+            (even_width // 2, even_height // 2),
+            interpolation=cv2.INTER_AREA,
+        )
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
 class SegmenterError(ValueError):
     """The file is not a usable segmentation model; the message says what was found."""
 
@@ -74,9 +92,10 @@ class Segmenter:
         unchanged at 0.875; benchmarks/README.md). Enlarging stays bilinear.
         """
         height, width = frame.shape[:2]
-        shrinking = width >= self.width and height >= self.height
-        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-        resized = cv2.resize(frame, (self.width, self.height), interpolation=interpolation)
+        if width >= self.width and height >= self.height:
+            resized = shrink_area(frame, self.width, self.height)
+        else:
+            resized = cv2.resize(frame, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
         dtype = self.input["dtype"]
         scale, zero_point = self.input["quantization"]
         if dtype == np.float32:
