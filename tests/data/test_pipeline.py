@@ -142,6 +142,16 @@ def test_repeating_a_source_that_is_absent_is_an_error():
         raise AssertionError("an absent source must be reported")
 
 
+def test_two_repeated_sources_are_both_counted():
+    examples = encoded(3, "portrait", 200) + encoded(5, "coco", 20) + encoded(2, "davis", 100)
+    config = PipelineConfig(
+        (16, 16), batch_size=1, augment=False, source_repeats=(("portrait", 2), ("coco", 3))
+    )
+    dataset, count = memory_dataset(examples, config, training=True)
+    assert count == 3 * 2 + 5 * 3 + 2 and dataset.cardinality().numpy() == count
+    assert len(list(dataset)) == count
+
+
 def test_copy_paste_pipeline_yields_union_masks():
     """People on the left in some examples, on the right in others: pasted pairs cover both."""
     examples = []

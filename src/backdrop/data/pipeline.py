@@ -7,6 +7,7 @@ channel 1, so losses and metrics can leave ignore pixels out.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 from collections.abc import Sequence
@@ -236,16 +237,20 @@ def repeat_sources(dataset, serialized, count: int, repeats: Sequence[tuple[str,
     """Adds `times - 1` more copies of each named source's examples; returns `(dataset, count)`.
 
     `dataset` holds the parsed examples, `serialized` the same records unparsed: they are
-    counted from their source field alone, without decoding an image.
+    counted from their source field alone, without decoding an image, in one pass for all
+    sources.
     """
+    repeats = [(source, times) for source, times in repeats if times != 1]
+    if not repeats:
+        return dataset, count
+    found_per_source = collections.Counter(
+        name.decode() for name in serialized.map(records.parse_source).as_numpy_iterator()
+    )
     extra = 0
     for source, times in repeats:
-        if times == 1:
-            continue
         name = source.encode()
         of_source = dataset.filter(lambda e, n=name: tf.equal(e["source"], n))
-        sources = serialized.map(records.parse_source)
-        found = int(sources.filter(lambda s, n=name: tf.equal(s, n)).reduce(0, lambda t, _: t + 1))
+        found = found_per_source[source]
         if found == 0:
             raise ValueError(f"no training examples of source {source!r} to repeat")
         dataset = dataset.concatenate(of_source.repeat(times - 1))
