@@ -17,6 +17,8 @@ from backdrop.tf_setup import import_tensorflow
 import_tensorflow()
 import keras  # noqa: E402  (after TensorFlow's quiet import)
 
+import backdrop.quantize_aware  # noqa: E402, F401  (registers FakeQuant for loading checkpoints)
+
 STATE = "state.json"
 KEEP_EPOCHS = 2
 
@@ -78,7 +80,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.nan_at is not None or not self.chief:
+        if self.nan_at is not None:
+            return
+        if not self.chief:  # counts epochs like the chief, writes nothing
+            self.completed_epochs = epoch + 1
             return
         logs = logs or {}
         path = self.folder / f"epoch-{epoch + 1:04d}.keras"

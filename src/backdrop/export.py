@@ -17,6 +17,8 @@ from backdrop.tf_setup import import_tensorflow
 tf = import_tensorflow()
 import keras  # noqa: E402
 
+from backdrop.quantize_aware import strip_fake_quant  # noqa: E402
+
 EXPORT_MODES = ("float32", "float16", "int8")
 
 
@@ -27,7 +29,7 @@ def _fixed_batch(model: keras.Model) -> keras.Model:
 
 
 def convert(model: keras.Model, mode: str, representative: Iterable[np.ndarray] = ()) -> bytes:
-    """Converts a Keras model to TFLite bytes.
+    """Converts a Keras model to TFLite bytes (without the training-time `FakeQuant` layers).
 
     Args:
         mode: "float32"; "float16" (weights in float16, float32 in and out); or "int8"
@@ -37,7 +39,7 @@ def convert(model: keras.Model, mode: str, representative: Iterable[np.ndarray] 
     """
     if mode not in EXPORT_MODES:
         raise ValueError(f"unknown export mode {mode!r}; valid modes: {', '.join(EXPORT_MODES)}")
-    converter = tf.lite.TFLiteConverter.from_keras_model(_fixed_batch(model))
+    converter = tf.lite.TFLiteConverter.from_keras_model(_fixed_batch(strip_fake_quant(model)))
     if mode == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -155,6 +157,7 @@ def export_models(
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    model = strip_fake_quant(model)  # the float model's own IoU, beside the exported one's
 
     def keras_predict(image):
         return model(image[None].astype(np.float32) / 255.0, training=False).numpy()[0, ..., 0]

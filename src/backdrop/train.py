@@ -46,6 +46,7 @@ from backdrop.checkpoints import (  # noqa: E402
 from backdrop.data import pipeline  # noqa: E402
 from backdrop.distribute import select_strategy  # noqa: E402
 from backdrop.models.registry import build_model  # noqa: E402
+from backdrop.quantize_aware import add_fake_quant, has_fake_quant  # noqa: E402
 
 __all__ = [
     "TrainConfig",
@@ -59,6 +60,7 @@ __all__ = [
 ]
 
 CONFIG = "config.json"
+FINAL_LEARNING_RATE = 0.05  # of the peak, where the cosine schedule ends
 OUTPUT_PATTERNS = (
     "config.json",
     "state.json",
@@ -86,6 +88,9 @@ class TrainConfig:
         filters: Filters of the first layer.
         depth: Down-sampling steps of the U-Net.
         width: Channel multiplier of the mobile segmenter's encoder.
+        activation: The mobile segmenter's activation: "relu", "relu6" or "hard_swish".
+        quantize_aware_epochs: The last epochs (of `epochs`) simulate int8 rounding
+            (`backdrop.quantize_aware`), for a better int8 export.
         epochs: Total epochs, counting those of a restored run.
         batch_size: Examples per batch on each replica.
         learning_rate: Peak learning rate of the cosine schedule.
@@ -111,6 +116,8 @@ class TrainConfig:
     filters: int = 8
     depth: int = 4
     width: float = 1.0
+    activation: str = "relu"
+    quantize_aware_epochs: int = 0
     epochs: int = 1000
     batch_size: int = 8
     learning_rate: float = 2e-3
@@ -141,8 +148,12 @@ class TrainConfig:
         )
         if self.epochs < 1 or self.batch_size < 1 or self.filters < 1:
             raise ValueError("epochs, batch_size and filters must be >= 1")
+        if not 0 <= self.quantize_aware_epochs <= self.epochs:
+            raise ValueError("quantize_aware_epochs must be between 0 and epochs")
         if self.width <= 0:
             raise ValueError("width must be > 0")
+        if self.activation not in ("relu", "relu6", "hard_swish"):
+            raise ValueError("activation must be relu, relu6 or hard_swish")
         if self.distribute not in ("auto", "none", "mirrored", "multiworker"):
             raise ValueError("distribute must be auto, none, mirrored or multiworker")
         for folder in self.background_folders:
@@ -223,6 +234,28 @@ def make_datasets(config: TrainConfig, replicas: int = 1):
     return train, validation, count
 
 
+def _compile(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> None:
+    model.compile(optimizer=optimizer, loss=losses.bce_dice_loss, metrics=[losses.PersonIoU()])
+
+
+def _quantize_aware(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> keras.Model:
+    """`model` with int8 rounding simulated, compiled to go on from its learning rate.
+
+    Its trainable variables differ (batch norm is frozen), so it gets a new optimizer whose
+    cosine decay runs from the rate reached so far to the float schedule's final rate.
+    """
+    start = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    final = config.learning_rate * FINAL_LEARNING_RATE
+    schedule = keras.optimizers.schedules.CosineDecay(
+        start,
+        decay_steps=max(1, config.quantize_aware_epochs * steps_per_epoch),
+        alpha=min(1.0, final / start) if start > 0 else 1.0,
+    )
+    quantize_aware = add_fake_quant(model)
+    _compile(quantize_aware, keras.optimizers.Adam(schedule))
+    return quantize_aware
+
+
 def prepare_checkpoints(config: TrainConfig, restore: bool, remove_previous: bool) -> None:
     folder = config.checkpoints
     if remove_previous and folder.exists():
@@ -259,6 +292,7 @@ def train(
     keras.utils.set_random_seed(config.seed + state["epoch"])
     strategy = select_strategy(config.distribute)
     train_data, validation_data, count = make_datasets(config, strategy.num_replicas_in_sync)
+    steps_per_epoch = math.ceil(count / (config.batch_size * strategy.num_replicas_in_sync))
     with strategy.scope():
         if restore:
             model = load_checkpoint(folder / state["checkpoint"])
@@ -269,18 +303,14 @@ def train(
                 config.filters,
                 depth=config.depth,
                 width=config.width,
-            )
-            steps = config.epochs * math.ceil(
-                count / (config.batch_size * strategy.num_replicas_in_sync)
+                activation=config.activation,
             )
             schedule = keras.optimizers.schedules.CosineDecay(
-                config.learning_rate, decay_steps=max(1, steps), alpha=0.05
+                config.learning_rate,
+                decay_steps=max(1, config.epochs * steps_per_epoch),
+                alpha=FINAL_LEARNING_RATE,
             )
-            model.compile(
-                optimizer=keras.optimizers.Adam(schedule),
-                loss=losses.bce_dice_loss,
-                metrics=[losses.PersonIoU()],
-            )
+            _compile(model, keras.optimizers.Adam(schedule))
     write_atomic(folder / CONFIG, config.to_json())
     checkpoint = EpochCheckpoint(folder, state["best_val_iou"], state["best_epoch"])
     checkpoint.completed_epochs = state["epoch"]
@@ -295,17 +325,33 @@ def train(
     if state["epoch"] >= config.epochs:
         print(f"{folder} already completed {state['epoch']} of {config.epochs} epochs")
         return state
+    float_epochs = config.epochs - config.quantize_aware_epochs
+
+    def fit(stop: int) -> None:
+        model.fit(
+            train_data,
+            validation_data=validation_data,
+            epochs=stop,
+            initial_epoch=checkpoint.completed_epochs,
+            callbacks=all_callbacks,
+            verbose=verbose,
+            shuffle=False,  # the dataset shuffles itself
+        )
+
     try:
         with ctrl_c:
-            model.fit(
-                train_data,
-                validation_data=validation_data,
-                epochs=config.epochs,
-                initial_epoch=state["epoch"],
-                callbacks=all_callbacks,
-                verbose=verbose,
-                shuffle=False,  # the dataset shuffles itself
-            )
+            if checkpoint.completed_epochs < float_epochs and not has_fake_quant(model):
+                fit(float_epochs)
+            if (
+                checkpoint.nan_at is None
+                and float_epochs <= checkpoint.completed_epochs < config.epochs
+            ):
+                if not has_fake_quant(model):
+                    with strategy.scope():
+                        model = _quantize_aware(model, config, steps_per_epoch)
+                    # best.keras is then the best epoch of the form that is exported.
+                    checkpoint.best_iou = -1.0
+                fit(config.epochs)
     except KeyboardInterrupt:
         if checkpoint.chief:
             save_model_atomic(model, folder / "interrupted.keras")

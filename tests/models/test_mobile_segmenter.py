@@ -32,11 +32,18 @@ def test_width_multiplies_the_encoder_channels():
 def test_bad_input_size_and_activation():
     with pytest.raises(ValueError, match="multiple of 16"):
         build_mobile_segmenter(100)
-    with pytest.raises(ValueError, match="relu or hard_swish"):
+    with pytest.raises(ValueError, match="relu, relu6, hard_swish"):
         build_mobile_segmenter(64, activation="swish")
 
 
-@pytest.mark.parametrize("activation", ["relu", "hard_swish"])
+def test_relu6_caps_every_activation_and_keeps_the_weights_layout():
+    capped, plain = (build_mobile_segmenter(64, 8, activation=kind) for kind in ("relu6", "relu"))
+    relus = [layer for layer in capped.layers if layer.name.endswith("_relu")]
+    assert relus and all(float(layer.max_value) == 6.0 for layer in relus)
+    assert [w.shape for w in capped.weights] == [w.shape for w in plain.weights]
+
+
+@pytest.mark.parametrize("activation", ["relu", "relu6", "hard_swish"])
 def test_exports_with_builtin_ops_only(tmp_path, activation):
     """No custom ops: XNNPACK and the GPU delegate run every op natively."""
     from ai_edge_litert.interpreter import Interpreter

@@ -135,6 +135,13 @@ def _train_parser(subparsers) -> None:
         default=1.0,
         help="channel multiplier of mobile_segmenter's encoder (default: 1.0)",
     )
+    model.add_argument(
+        "--activation",
+        choices=("relu", "relu6", "hard_swish"),
+        default="relu",
+        help="mobile_segmenter's activation; relu6 bounds every range, which int8 likes "
+        "(default: %(default)s)",
+    )
     fit = parser.add_argument_group("training")
     fit.add_argument(
         "-o",
@@ -143,6 +150,14 @@ def _train_parser(subparsers) -> None:
         help="folder for checkpoints, logs and the exported model",
     )
     fit.add_argument("-e", "--epochs", type=int, default=100, help="total epochs")
+    fit.add_argument(
+        "--quantize-aware-epochs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the last N of the epochs simulate int8 rounding (batch norm frozen), so the int8 "
+        "export loses less; with --restore, raise -e by N to fine-tune a finished run",
+    )
     fit.add_argument("-b", "--batch-size", type=int, default=8, help="per replica")
     fit.add_argument("--learning-rate", type=float, default=2e-3)
     fit.add_argument(
@@ -187,6 +202,8 @@ def _run_train(args: argparse.Namespace) -> None:
         filters=args.filters,
         depth=args.depth,
         width=args.width,
+        activation=args.activation,
+        quantize_aware_epochs=args.quantize_aware_epochs,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,

@@ -26,9 +26,14 @@ BLOCKS = (
 )
 
 
+ACTIVATIONS = ("relu", "relu6", "hard_swish")
+
+
 def _activation(x, kind: str, name: str):
     if kind == "relu":
         return layers.ReLU(name=f"{name}_relu")(x)
+    if kind == "relu6":  # same layer name as "relu": the weights of both load into either
+        return layers.ReLU(6.0, name=f"{name}_relu")(x)
     return layers.Activation("hard_swish", name=f"{name}_hswish")(x)
 
 
@@ -81,15 +86,16 @@ def build_mobile_segmenter(
             instead of going down to 1/32.
         filters: Channels of the stem (and of the decoder's finest level).
         width: Multiplier on every block's channels.
-        activation: "relu" everywhere (fast in int8), or "hard_swish" for MobileNetV3's own
-            mix (hard-swish in the stem and the deeper blocks).
+        activation: "relu" everywhere (fast in int8); "relu6", the same capped at 6, which
+            bounds every activation range and so the int8 rounding step; or "hard_swish" for
+            MobileNetV3's own mix (hard-swish in the stem and the deeper blocks).
 
     Returns:
         A model from `(B, H, W, 3)` float32 RGB in [0, 1] to `(B, H, W, 1)` person probability.
     """
     height, width_px = (input_shape, input_shape) if isinstance(input_shape, int) else input_shape
-    if activation not in ("relu", "hard_swish"):
-        raise ValueError(f"activation must be relu or hard_swish, got {activation!r}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
     if height % 16 or width_px % 16:
         raise ValueError(f"input {height}x{width_px} must be a multiple of 16 on both sides")
     deepest = 32 if height % 32 == 0 and width_px % 32 == 0 else 16
@@ -110,7 +116,7 @@ def build_mobile_segmenter(
             _scaled(expansion, width),
             _scaled(channels, width),
             squeeze,
-            block_activation if activation == "hard_swish" else "relu",
+            block_activation if activation == "hard_swish" else activation,
             stride,
             f"block{index}",
         )
@@ -118,6 +124,7 @@ def build_mobile_segmenter(
         skips[scale] = x  # the last block at each scale
     # Decoder: from 1/32 up to 1/2, adding each skip through a 1x1 projection.
     decoder_channels = {16: 32, 8: 24, 4: 16, 2: filters}
+    decoder_activation = "relu6" if activation == "relu6" else "relu"
     for level in (16, 8, 4, 2):
         if level >= scale:  # the encoder stopped at this level: nothing to fuse from above
             continue
@@ -127,13 +134,13 @@ def build_mobile_segmenter(
         skip = layers.Conv2D(channels, 1, use_bias=False, name=f"skip{level}_project")(skips[level])
         x = layers.Add(name=f"fuse{level}")([x, skip])
         x = layers.BatchNormalization(momentum=0.9, name=f"fuse{level}_bn")(x)
-        x = layers.ReLU(name=f"fuse{level}_relu")(x)
+        x = _activation(x, decoder_activation, f"fuse{level}")
         x = layers.DepthwiseConv2D(
             3, padding="same", use_bias=False, name=f"refine{level}_depthwise"
         )(x)
         x = layers.Conv2D(channels, 1, use_bias=False, name=f"refine{level}_pointwise")(x)
         x = layers.BatchNormalization(momentum=0.9, name=f"refine{level}_bn")(x)
-        x = layers.ReLU(name=f"refine{level}_relu")(x)
+        x = _activation(x, decoder_activation, f"refine{level}")
     x = layers.Conv2D(1, 1, name="logits")(x)
     x = layers.UpSampling2D(interpolation="bilinear", name="up1")(x)
     outputs = layers.Activation("sigmoid", name="person")(x)

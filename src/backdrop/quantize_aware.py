@@ -1,0 +1,128 @@
+"""Quantization-aware fine-tuning: the last epochs of training see int8-rounded activations.
+
+Post-training int8 rounds every tensor between two TFLite ops to 256 levels. A network that
+never saw that rounding loses accuracy to it, a little at every layer. `add_fake_quant` puts a
+`FakeQuant` layer wherever the int8 graph will hold a quantized tensor: it rounds the values to
+8 bits over a moving-average range and passes gradients straight through, so fine-tuning lets
+the weights settle where rounding costs little. `strip_fake_quant` takes the layers out again
+(the weights are shared, nothing is copied) and export calibrates as usual.
+
+Where TFLite fuses ops (convolution -> batch norm -> ReLU becomes one op with one output
+tensor), only the last output is rounded, as in the int8 graph.
+"""
+
+from __future__ import annotations
+
+from backdrop.tf_setup import import_tensorflow
+
+tf = import_tensorflow()
+import keras  # noqa: E402
+from keras import layers, ops  # noqa: E402
+
+# (producer, consumer) pairs whose tensor between them TFLite never materialises.
+_FUSED = (
+    ((layers.Conv2D, layers.DepthwiseConv2D), (layers.BatchNormalization, layers.ReLU)),
+    ((layers.BatchNormalization, layers.Add), (layers.ReLU,)),
+)
+
+
+@keras.saving.register_keras_serializable(package="backdrop")
+class FakeQuant(keras.layers.Layer):
+    """Rounds a tensor to 8 bits over its moving-average range; gradients pass straight through.
+
+    The range follows each training batch's minimum and maximum with `momentum` (the first
+    batch sets it) and always includes 0, as TFLite's asymmetric int8 does. At inference the
+    stored range is used.
+    """
+
+    def __init__(self, momentum: float = 0.99, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        self.momentum = momentum
+
+    def build(self, input_shape):
+        def state(name):
+            return self.add_weight(
+                shape=(), initializer="zeros", trainable=False, name=name, aggregation="mean"
+            )
+
+        self.minimum, self.maximum, self.seen = state("minimum"), state("maximum"), state("seen")
+
+    def call(self, inputs, training=False):
+        if training:
+            first = ops.cast(self.seen < 0.5, inputs.dtype)
+            keep = self.momentum * (1.0 - first)
+            self.minimum.assign(keep * self.minimum + (1.0 - keep) * ops.min(inputs))
+            self.maximum.assign(keep * self.maximum + (1.0 - keep) * ops.max(inputs))
+            self.seen.assign(1.0)
+        low = ops.minimum(ops.stop_gradient(self.minimum), 0.0)
+        high = ops.maximum(ops.stop_gradient(self.maximum), low + 1e-3)
+        return tf.quantization.fake_quant_with_min_max_vars(inputs, low, high, num_bits=8)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum}
+
+
+def _consumers(layer: keras.layers.Layer, model: keras.Model) -> list:
+    own = {id(other) for other in model.layers}
+    return [node.operation for node in layer._outbound_nodes if id(node.operation) in own]
+
+
+def _rounds_output(layer: keras.layers.Layer, model: keras.Model, outputs: set[int]) -> bool:
+    """Whether the int8 graph holds `layer`'s output as a quantized tensor."""
+    if isinstance(layer, (keras.layers.InputLayer, FakeQuant)) or id(layer) in outputs:
+        return False  # the input is uint8 already; the output's scale is fixed (1/256)
+    consumers = _consumers(layer, model)
+    if len(consumers) == 1:
+        for producers, fused in _FUSED:
+            if isinstance(layer, producers) and isinstance(consumers[0], fused):
+                return False
+    return True
+
+
+def has_fake_quant(model: keras.Model) -> bool:
+    return any(isinstance(layer, FakeQuant) for layer in model.layers)
+
+
+def _same_layer(layer):
+    return layer
+
+
+def add_fake_quant(model: keras.Model, momentum: float = 0.99) -> keras.Model:
+    """The same functional model (shared layers and weights) with int8 rounding simulated.
+
+    Freezes `model`'s batch norm layers (inference statistics, no updates), because TFLite
+    folds them into the convolutions: training then rounds the same tensors the int8 graph
+    will. The result has fewer trainable variables than `model` had, so it needs an optimizer
+    of its own.
+    """
+    outputs = {id(tensor._keras_history.operation) for tensor in model.outputs}
+    rounded = {id(layer) for layer in model.layers if _rounds_output(layer, model, outputs)}
+
+    def call(layer, *args, **kwargs):
+        result = layer(*args, **kwargs)
+        if id(layer) in rounded:
+            result = FakeQuant(momentum, name=f"{layer.name}_fake_quant")(result)
+        return result
+
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.trainable = False
+    return keras.models.clone_model(model, clone_function=_same_layer, call_function=call)
+
+
+def strip_fake_quant(model: keras.Model) -> keras.Model:
+    """`model` without its `FakeQuant` layers (shared weights); unchanged if it has none."""
+    if not has_fake_quant(model):
+        return model
+
+    def call(layer, *args, **kwargs):
+        if isinstance(layer, FakeQuant):
+            return args[0]
+        return layer(*args, **kwargs)
+
+    return keras.models.clone_model(model, clone_function=_same_layer, call_function=call)

@@ -1,0 +1,119 @@
+"""Quantization-aware fine-tuning: where rounding goes, what it does, and the training phase."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from backdrop.models.mobile_segmenter import build_mobile_segmenter
+from backdrop.quantize_aware import FakeQuant, add_fake_quant, has_fake_quant, strip_fake_quant
+from backdrop.train import TrainConfig, export_after_training, load_checkpoint, train
+from tests.test_train import small_config, synthetic_records  # noqa: F401 (fixture)
+
+
+def test_fake_quant_rounds_to_256_levels_over_a_moving_range():
+    layer = FakeQuant(momentum=0.5)
+    first = tf.linspace(-1.0, 3.0, 10_000)
+    rounded = layer(first, training=True).numpy()
+    assert (layer.minimum.numpy(), layer.maximum.numpy()) == (-1.0, 3.0), "first batch sets it"
+    assert len(np.unique(rounded)) <= 256
+    assert np.abs(rounded - first.numpy()).max() <= 4.0 / 255 / 2 + 1e-6
+    layer(tf.constant([-3.0, 5.0]), training=True)
+    assert layer.minimum.numpy() == pytest.approx(-2.0) and layer.maximum.numpy() == 4.0
+    outside = layer(tf.constant([10.0]), training=False).numpy()
+    assert outside[0] == pytest.approx(4.0, abs=0.02), "inference clips to the stored range"
+
+
+def test_fake_quant_range_always_holds_zero_and_gradients_pass_straight_through():
+    layer = FakeQuant()
+    values = tf.linspace(1.0, 2.0, 100)
+    with tf.GradientTape() as tape:
+        tape.watch(values)
+        result = layer(values, training=True)
+        total = tf.reduce_sum(result)
+    assert result.numpy().min() >= 0.0 and layer.minimum.numpy() == 1.0
+    np.testing.assert_allclose(tape.gradient(total, values).numpy(), 1.0)
+    with tf.GradientTape() as tape:
+        tape.watch(values)
+        total = tf.reduce_sum(layer(values * 10.0, training=False))
+    gradient = tape.gradient(total, values).numpy()
+    assert gradient[-1] == 0.0, "no gradient where the value is clipped"
+
+
+def test_rounding_goes_where_the_int8_graph_holds_a_tensor():
+    model = build_mobile_segmenter(64, 8, width=0.5, activation="relu6")
+    quantize_aware = add_fake_quant(model)
+    rounded = {
+        layer.name.removesuffix("_fake_quant")
+        for layer in quantize_aware.layers
+        if isinstance(layer, FakeQuant)
+    }
+    assert "stem_relu" in rounded, "convolution + batch norm + ReLU: one tensor, after the ReLU"
+    assert "stem" not in rounded and "stem_bn" not in rounded
+    assert "block0_se_scale" in rounded and "to_signed" in rounded
+    assert "block2_add" in rounded, "a residual sum is a tensor of its own"
+    assert "person" not in rounded, "the output's scale is fixed by the sigmoid"
+    assert not any(
+        layer.trainable
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ), "batch norm is frozen, as folded into the int8 convolutions"
+
+
+def test_strip_shares_the_weights_and_undoes_the_rounding():
+    model = build_mobile_segmenter(64, 8, width=0.5)
+    images = np.random.default_rng(0).random((2, 64, 64, 3), dtype=np.float32)
+    expected = model.predict(images, verbose=0)
+    quantize_aware = add_fake_quant(model)
+    quantize_aware(images, training=True)  # sets every range
+    rounded = quantize_aware.predict(images, verbose=0)
+    assert 0 < np.abs(rounded - expected).max() < 0.2
+    stripped = strip_fake_quant(quantize_aware)
+    assert not has_fake_quant(stripped) and len(stripped.layers) == len(model.layers)
+    np.testing.assert_allclose(stripped.predict(images, verbose=0), expected, atol=1e-6)
+    assert strip_fake_quant(model) is model
+
+
+@pytest.mark.slow
+def test_last_epochs_train_with_rounding_resume_and_export(synthetic_records, tmp_path):  # noqa: F811
+    config = small_config(
+        synthetic_records,
+        tmp_path / "run",
+        model="mobile_segmenter",
+        activation="relu6",
+        epochs=3,
+        quantize_aware_epochs=1,
+        export="int8",
+    )
+    state = train(config, verbose=0)
+    assert state["epoch"] == 3
+    assert not has_fake_quant(load_checkpoint(tmp_path / "run" / "epoch-0002.keras"))
+    last = load_checkpoint(tmp_path / "run" / "epoch-0003.keras")
+    assert has_fake_quant(last)
+    steps = int(last.optimizer.iterations.numpy())
+    assert steps > 0
+    # A finished run fine-tunes further with --restore and a higher epoch count; the
+    # optimizer state of the rounding phase loads (same variables), so its schedule goes on.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*Skipping variable loading for optimizer")
+        train(
+            dataclasses.replace(config, epochs=4, quantize_aware_epochs=2), restore=True, verbose=0
+        )
+    resumed = load_checkpoint(tmp_path / "run" / "epoch-0004.keras")
+    assert int(resumed.optimizer.iterations.numpy()) == 2 * steps
+    best = load_checkpoint(tmp_path / "run" / "best.keras")
+    assert has_fake_quant(best), "best is chosen among the rounding epochs, the ones to ship"
+    (report,) = export_after_training(dataclasses.replace(config, epochs=4))
+    assert report["mode"] == "int8" and 0 <= report["validation_iou_exported"] <= 1
+
+
+def test_config_checks_the_rounding_epochs():
+    with pytest.raises(ValueError, match="quantize_aware_epochs"):
+        TrainConfig(epochs=5, quantize_aware_epochs=6)
+    with pytest.raises(ValueError, match="activation"):
+        TrainConfig(activation="swish")
