@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 RUN=${1:-runs/mobile_vs_mediapipe}
 EPOCHS=${2:-200}
 QAT_EPOCHS=${3:-20}
+ACTIVATION=${ACTIVATION:-relu6}
 DATA=${BACKDROP_DATA:-../shared/datasets}
 ANCHORS=${BACKDROP_ANCHORS:-../shared/anchors}
 BIN=.venv/bin
@@ -35,11 +36,14 @@ PY
     --davis "$DATA/davis2016_people" --davis-frame-step 3 \
     --coco "$DATA/coco_tiny/tiny_coco" --coco-split train2017 --coco-split val2017
 
-TRAIN=(train -r "$RUN/records" --model mobile_segmenter --input 256 -f 16 --activation relu6
+TRAIN=(train -r "$RUN/records" --model mobile_segmenter --input 256 -f 16 --activation "$ACTIVATION"
     -b 16 --learning-rate 3e-3 --cache --repeat-source portrait=2
     --copy-paste-probability 0.4 --background "$RUN/backgrounds" --background-probability 0.5
     -o "$RUN/training" --export none)
 "$BIN/backdrop" "${TRAIN[@]}" -e "$EPOCHS" --remove-all-previous-results
+# The last float epoch with plain post-training int8, to show what the fine-tuning below buys.
+"$BIN/backdrop" export "$RUN/training/epoch-$(printf %04d "$EPOCHS").keras" -r "$RUN/records" \
+    --modes float32 int8 -o "$RUN/post_training"
 # Then fine-tune with int8 rounding simulated (batch norm frozen), for the int8 export.
 TOTAL=$((EPOCHS + QAT_EPOCHS))
 "$BIN/backdrop" "${TRAIN[@]}" -e "$TOTAL" --quantize-aware-epochs "$QAT_EPOCHS" --restore
@@ -50,7 +54,7 @@ TOTAL=$((EPOCHS + QAT_EPOCHS))
 
 # Portraits of the deterministic validation split (never trained on), and DAVIS for flicker.
 "$BIN/backdrop" evaluate "$RUN"/training/model_{float32,float16,int8}.tflite \
-    "$ANCHORS/selfie_segmentation.tflite" \
+    "$RUN"/post_training/model_{float32,int8}.tflite "$ANCHORS/selfie_segmentation.tflite" \
     --data "portrait:$DATA/human_seg_vikram" --split validation -o "$RUN/evaluation" -q
 "$BIN/backdrop" evaluate "$RUN/training/model_float32.tflite" "$ANCHORS/selfie_segmentation.tflite" \
     --data "davis:$DATA/davis2016_people" -o "$RUN/evaluation_davis" -q

@@ -211,6 +211,15 @@ def _grid_row(image: np.ndarray, truth: np.ndarray, predictions: list[np.ndarray
     return cv2.resize(row, (target, height)) if row.shape[1] != target else row
 
 
+def model_labels(paths: Sequence[str]) -> list[str]:
+    """Each model's file name, with its folder where two models share a name."""
+    names = [Path(path).name for path in paths]
+    return [
+        f"{Path(path).parent.name}/{name}" if names.count(name) > 1 else name
+        for path, name in zip(paths, names, strict=True)
+    ]
+
+
 def format_table(results: dict) -> str:
     """A markdown table: one row per model and dataset."""
     lines = [
@@ -219,11 +228,12 @@ def format_table(results: dict) -> str:
         "| model | input | data | images | mean IoU | boundary IoU | flicker | latency ms | size KiB |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for entry in results["models"]:
+    labels = model_labels([entry["model"] for entry in results["models"]])
+    for label, entry in zip(labels, results["models"], strict=True):
         for data, summary in entry["datasets"].items():
             flicker_text = "-" if summary["flicker"] is None else f"{summary['flicker']:.4f}"
             lines.append(
-                f"| {Path(entry['model']).name} | {entry['input']} | {data} | {summary['images']} "
+                f"| {label} | {entry['input']} | {data} | {summary['images']} "
                 f"| {summary['mean_iou']:.4f} | {summary['boundary_iou']:.4f} | {flicker_text} "
                 f"| {entry['latency_ms']:.2f} | {entry['size_bytes'] / 1024:.0f} |"
             )
