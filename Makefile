@@ -19,7 +19,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# Issue 6: train the mobile segmenter on ../shared/datasets and compare it with MediaPipe (38-49 min).
+# Issue 6: train the mobile segmenter on ../shared/datasets and compare it with MediaPipe (about 50 min).
 mobile: $(STAMP)
 	bash recipes/mobile_vs_mediapipe.sh
 

@@ -97,12 +97,13 @@ def test_last_epochs_train_with_rounding_resume_and_export(synthetic_records, tm
     assert has_fake_quant(last)
     steps = int(last.optimizer.iterations.numpy())
     assert steps > 0
-    # A finished run fine-tunes further with --restore and a higher epoch count; the
-    # optimizer state of the rounding phase loads (same variables), so its schedule goes on.
+    # A finished run trains further with --restore and a higher epoch count; a checkpoint of
+    # the rounding phase goes on rounding (even without the flag), and its optimizer state
+    # loads (same variables), so its schedule goes on.
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*Skipping variable loading for optimizer")
         train(
-            dataclasses.replace(config, epochs=4, quantize_aware_epochs=2), restore=True, verbose=0
+            dataclasses.replace(config, epochs=4, quantize_aware_epochs=0), restore=True, verbose=0
         )
     resumed = load_checkpoint(tmp_path / "run" / "epoch-0004.keras")
     assert int(resumed.optimizer.iterations.numpy()) == 2 * steps

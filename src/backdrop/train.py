@@ -340,13 +340,16 @@ def train(
 
     try:
         with ctrl_c:
-            if checkpoint.completed_epochs < float_epochs and not has_fake_quant(model):
+            rounding = has_fake_quant(model)  # a checkpoint of the rounding phase goes on in it
+            if not rounding and checkpoint.completed_epochs < float_epochs:
                 fit(float_epochs)
+            float_done = rounding or checkpoint.completed_epochs >= float_epochs
             if (
                 checkpoint.nan_at is None
-                and float_epochs <= checkpoint.completed_epochs < config.epochs
+                and float_done
+                and checkpoint.completed_epochs < config.epochs
             ):
-                if not has_fake_quant(model):
+                if not rounding:
                     with strategy.scope():
                         model = _quantize_aware(model, config, steps_per_epoch)
                     # best.keras is then the best epoch of the form that is exported.

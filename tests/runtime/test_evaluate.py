@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from backdrop.cli import main
-from backdrop.evaluate import boundary_iou, flicker, iou, parse_data_spec
+from backdrop.evaluate import boundary_iou, flicker, iou, model_labels, parse_data_spec
 
 
 def test_iou_and_boundary_iou():
@@ -32,6 +32,15 @@ def test_flicker_is_the_share_of_changing_mask_pixels():
     half = np.zeros((10, 10), bool)
     half[:, :5] = True
     assert flicker([np.ones((10, 10), bool), half]) == 0.5
+
+
+def test_models_that_share_a_file_name_are_labelled_with_their_folder():
+    paths = ["run/training/model_int8.tflite", "run/post_training/model_int8.tflite", "m.tflite"]
+    assert model_labels(paths) == [
+        "training/model_int8.tflite",
+        "post_training/model_int8.tflite",
+        "m.tflite",
+    ]
 
 
 def test_bad_data_spec_lists_formats():
