@@ -1,7 +1,7 @@
 """Latency of the mobile segmenter's variants beside MediaPipe's selfie segmenter.
 
 Exports untrained 256 px mobile segmenters (latency does not depend on the weights) with ReLU
-(the default), ReLU6 (the recipe's) and MobileNetV3's hard-swish, each as float16 and int8, and times one
+(the default), ReLU6 and MobileNetV3's hard-swish, each as float16 and int8, and times one
 interpreter invoke (median) at the same thread count as the reference, in the same process.
 
     .venv/bin/python benchmarks/mobile_latency.py [--threads 2] [--width 1.0 1.25 1.5]

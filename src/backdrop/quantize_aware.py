@@ -67,16 +67,15 @@ class FakeQuant(keras.layers.Layer):
         return {**super().get_config(), "momentum": self.momentum}
 
 
-def _consumers(layer: keras.layers.Layer, model: keras.Model) -> list:
-    own = {id(other) for other in model.layers}
-    return [node.operation for node in layer._outbound_nodes if id(node.operation) in own]
+def _rounds_output(layer: keras.layers.Layer, own: set[int], outputs: set[int]) -> bool:
+    """Whether the int8 graph holds `layer`'s output as a quantized tensor.
 
-
-def _rounds_output(layer: keras.layers.Layer, model: keras.Model, outputs: set[int]) -> bool:
-    """Whether the int8 graph holds `layer`'s output as a quantized tensor."""
+    `own` holds the ids of the model's layers (a layer may be called in other models too),
+    `outputs` those of the layers that produce the model's outputs.
+    """
     if isinstance(layer, (keras.layers.InputLayer, FakeQuant)) or id(layer) in outputs:
         return False  # the input is uint8 already; the output's scale is fixed (1/256)
-    consumers = _consumers(layer, model)
+    consumers = [node.operation for node in layer._outbound_nodes if id(node.operation) in own]
     if len(consumers) == 1:
         for producers, fused in _FUSED:
             if isinstance(layer, producers) and isinstance(consumers[0], fused):
@@ -100,8 +99,9 @@ def add_fake_quant(model: keras.Model, momentum: float = 0.99) -> keras.Model:
     will. The result has fewer trainable variables than `model` had, so it needs an optimizer
     of its own.
     """
+    own = {id(layer) for layer in model.layers}
     outputs = {id(tensor._keras_history.operation) for tensor in model.outputs}
-    rounded = {id(layer) for layer in model.layers if _rounds_output(layer, model, outputs)}
+    rounded = {id(layer) for layer in model.layers if _rounds_output(layer, own, outputs)}
 
     def call(layer, *args, **kwargs):
         result = layer(*args, **kwargs)

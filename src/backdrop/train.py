@@ -45,7 +45,7 @@ from backdrop.checkpoints import (  # noqa: E402
 )
 from backdrop.data import pipeline  # noqa: E402
 from backdrop.distribute import select_strategy  # noqa: E402
-from backdrop.models.registry import build_model  # noqa: E402
+from backdrop.models.registry import MOBILE_ACTIVATIONS, build_model  # noqa: E402
 from backdrop.quantize_aware import add_fake_quant, has_fake_quant  # noqa: E402
 
 __all__ = [
@@ -152,8 +152,8 @@ class TrainConfig:
             raise ValueError("quantize_aware_epochs must be between 0 and epochs")
         if self.width <= 0:
             raise ValueError("width must be > 0")
-        if self.activation not in ("relu", "relu6", "hard_swish"):
-            raise ValueError("activation must be relu, relu6 or hard_swish")
+        if self.activation not in MOBILE_ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(MOBILE_ACTIVATIONS)}")
         if self.distribute not in ("auto", "none", "mirrored", "multiworker"):
             raise ValueError("distribute must be auto, none, mirrored or multiworker")
         for folder in self.background_folders:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from backdrop.models.registry import MOBILE_ACTIVATIONS
+
 
 def _demo_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -137,7 +139,7 @@ def _train_parser(subparsers) -> None:
     )
     model.add_argument(
         "--activation",
-        choices=("relu", "relu6", "hard_swish"),
+        choices=MOBILE_ACTIVATIONS,
         default="relu",
         help="mobile_segmenter's activation; relu6 bounds every range, which int8 likes "
         "(default: %(default)s)",

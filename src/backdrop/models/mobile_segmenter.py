@@ -12,6 +12,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from backdrop.models.registry import MOBILE_ACTIVATIONS
+
 # (kernel, expansion, output channels, squeeze-excite, activation, stride) per block, after a
 # stride-2 stem: MobileNetV3-Small's recipe, thinned for a 256 px real-time segmenter.
 BLOCKS = (
@@ -24,9 +26,6 @@ BLOCKS = (
     (5, 192, 64, True, "hard_swish", 2),  # 1/32
     (5, 256, 64, True, "hard_swish", 1),
 )
-
-
-ACTIVATIONS = ("relu", "relu6", "hard_swish")
 
 
 def _activation(x, kind: str, name: str):
@@ -94,8 +93,10 @@ def build_mobile_segmenter(
         A model from `(B, H, W, 3)` float32 RGB in [0, 1] to `(B, H, W, 1)` person probability.
     """
     height, width_px = (input_shape, input_shape) if isinstance(input_shape, int) else input_shape
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+    if activation not in MOBILE_ACTIVATIONS:
+        raise ValueError(
+            f"activation must be one of {', '.join(MOBILE_ACTIVATIONS)}, got {activation!r}"
+        )
     if height % 16 or width_px % 16:
         raise ValueError(f"input {height}x{width_px} must be a multiple of 16 on both sides")
     deepest = 32 if height % 32 == 0 and width_px % 32 == 0 else 16

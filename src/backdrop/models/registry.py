@@ -12,6 +12,8 @@ MODELS = {
     "mobile_segmenter": "backdrop.models.mobile_segmenter:build_mobile_segmenter",
 }
 MODEL_NAMES = tuple(MODELS)
+# The mobile segmenter's activations, named here so configs and the CLI need no Keras.
+MOBILE_ACTIVATIONS = ("relu", "relu6", "hard_swish")
 
 
 def get_model_builder(name: str) -> Callable:
