@@ -149,7 +149,10 @@ class TrainConfig:
         if self.epochs < 1 or self.batch_size < 1 or self.filters < 1:
             raise ValueError("epochs, batch_size and filters must be >= 1")
         if not 0 <= self.quantize_aware_epochs <= self.epochs:
-            raise ValueError("quantize_aware_epochs must be between 0 and epochs")
+            raise ValueError(
+                f"quantize_aware_epochs ({self.quantize_aware_epochs}) must be between 0 and "
+                f"epochs ({self.epochs}); to fine-tune a finished run, raise the epochs by as many"
+            )
         if self.width <= 0:
             raise ValueError("width must be > 0")
         if self.activation not in MOBILE_ACTIVATIONS:
