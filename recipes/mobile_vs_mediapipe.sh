@@ -11,6 +11,7 @@ RUN=${1:-runs/mobile_vs_mediapipe}
 EPOCHS=${2:-200}
 QAT_EPOCHS=${3:-20}
 ACTIVATION=${ACTIVATION:-relu}  # relu6: a smaller post-training int8 drop, lower IoU (benchmarks/README.md)
+CROP_ASPECT=${CROP_ASPECT:-input}  # frame: crops stretched like the runtime's frames
 DATA=${BACKDROP_DATA:-../shared/datasets}
 ANCHORS=${BACKDROP_ANCHORS:-../shared/anchors}
 BIN=.venv/bin
@@ -37,6 +38,7 @@ PY
     --coco "$DATA/coco_tiny/tiny_coco" --coco-split train2017 --coco-split val2017
 
 TRAIN=(train -r "$RUN/records" --model mobile_segmenter --input 256 -f 16 --activation "$ACTIVATION"
+    --crop-aspect "$CROP_ASPECT"
     -b 16 --learning-rate 3e-3 --cache --repeat-source portrait=2
     --copy-paste-probability 0.4 --background "$RUN/backgrounds" --background-probability 0.5
     -o "$RUN/training" --export none)

@@ -222,6 +222,31 @@ def test_repeated_sources_and_copy_paste_reach_the_training_data(synthetic_recor
     assert images.shape == (16, 64, 64, 3) and targets.shape == (16, 64, 64, 2)
 
 
+def test_crop_aspect_flag_reaches_the_training_data(synthetic_records, tmp_path):
+    from backdrop.cli import build_parser
+    from backdrop.train import make_datasets
+
+    parser = build_parser()
+    args = parser.parse_args(["train", "-r", str(synthetic_records), "--crop-aspect", "frame"])
+    assert args.crop_aspect == "frame"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--crop-aspect", "square"])
+    # The synthetic frames are square: a landscape input makes the two crop shapes differ.
+    first = {
+        aspect: next(
+            iter(
+                make_datasets(
+                    small_config(
+                        synthetic_records, tmp_path, input_shape=(32, 64), crop_aspect=aspect
+                    )
+                )[0]
+            )
+        )
+        for aspect in ("input", "frame")
+    }
+    assert not np.array_equal(first["input"][1].numpy(), first["frame"][1].numpy())
+
+
 def test_repeat_source_flag_rejects_bad_values():
     import argparse
 

@@ -97,6 +97,8 @@ class TrainConfig:
         background_folders: Interior/exterior image folders for background replacement.
         background_probability: Chance an example gets a new background.
         copy_paste_probability: Chance an example's people are pasted over another example.
+        crop_aspect: "input" (undistorted crops) or "frame" (crops stretched like the runtime
+            stretches whole frames); see `pipeline.PipelineConfig`.
         source_repeats: `(source, times)`: each example of that source counts `times` per epoch.
         augment: Geometric and colour augmentation of training examples.
         cache: Keep decoded training records in memory.
@@ -124,6 +126,7 @@ class TrainConfig:
     background_folders: tuple[Path, ...] = ()
     background_probability: float = 0.5
     copy_paste_probability: float = 0.0
+    crop_aspect: str = "input"
     source_repeats: tuple[tuple[str, int], ...] = ()
     augment: bool = True
     cache: bool = False
@@ -212,6 +215,7 @@ def make_datasets(config: TrainConfig, replicas: int = 1):
         background_folders=config.background_folders,
         background_probability=config.background_probability,
         copy_paste_probability=config.copy_paste_probability,
+        crop_aspect=config.crop_aspect,
         source_repeats=config.source_repeats,
         cache=config.cache,
         seed=config.seed,

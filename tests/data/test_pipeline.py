@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from backdrop.data.pipeline import (
     PipelineConfig,
+    _random_resized_crop,
     augment_geometry,
     copy_paste,
     memory_dataset,
@@ -193,3 +195,40 @@ def test_random_choices_of_one_example_are_independent():
     other = augment_geometry(example, (64, 64), tf.constant([3, 4]))
     np.testing.assert_array_equal(same[1].numpy(), again[1].numpy())
     assert not np.array_equal(same[1].numpy(), other[1].numpy())
+
+
+def _box_aspects(crop_aspect: str, seeds=range(40)) -> list[float]:
+    """Height / width of a 40x20 px box in a 96x128 frame after cropping to 64x64."""
+    frame = np.zeros((96, 128, 1), np.float32)
+    frame[28:68, 54:74] = 1  # h / w = 2 in the source
+    aspects = []
+    for seed in seeds:
+        crop = _random_resized_crop(
+            tf.constant(frame), (64, 64), tf.constant([seed, 1]), 0.0, crop_aspect
+        )
+        ys, xs = np.nonzero(crop.numpy()[..., 0] > 0.5)
+        if len(ys) and ys.min() > 0 and xs.min() > 0 and ys.max() < 63 and xs.max() < 63:
+            aspects.append((np.ptp(ys) + 1) / (np.ptp(xs) + 1))  # the whole box is in the crop
+    assert len(aspects) >= 10
+    return aspects
+
+
+def test_input_shaped_crops_keep_proportions_and_frame_shaped_crops_stretch_like_the_runtime():
+    # Stretching the whole 96x128 frame to 64x64 makes the box 2 x 128/96 = 2.67 times as tall
+    # as wide; square crops keep its 2 (both up to the +-15% aspect jitter and rounding).
+    assert abs(np.median(_box_aspects("input")) - 2.0) < 0.25
+    assert abs(np.median(_box_aspects("frame")) - 8 / 3) < 0.3
+
+
+def test_crop_aspect_reaches_the_training_pipeline_and_is_checked():
+    examples = random_examples(8, "portrait")
+    batches = {
+        aspect: next(iter(memory_dataset(examples, config, training=True)[0]))[1].numpy()
+        for aspect, config in (
+            (aspect, PipelineConfig((16, 24), batch_size=8, seed=3, crop_aspect=aspect))
+            for aspect in ("input", "frame")
+        )
+    }
+    assert not np.array_equal(batches["input"], batches["frame"])
+    with pytest.raises(ValueError, match="crop_aspect must be one of input, frame"):
+        PipelineConfig(crop_aspect="square")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from backdrop.data import CROP_ASPECTS
 from backdrop.models.registry import MOBILE_ACTIVATIONS
 
 
@@ -111,6 +112,14 @@ def _train_parser(subparsers) -> None:
         "people stay labelled (default: %(default)s)",
     )
     data.add_argument(
+        "--crop-aspect",
+        choices=CROP_ASPECTS,
+        default="input",
+        help="random crops shaped like the model input (people keep their proportions) or "
+        "like the source frame (stretched to the input as the runtime stretches whole frames) "
+        "(default: %(default)s)",
+    )
+    data.add_argument(
         "--repeat-source",
         action="append",
         default=[],
@@ -212,6 +221,7 @@ def _run_train(args: argparse.Namespace) -> None:
         background_folders=tuple(args.background),
         background_probability=args.background_probability,
         copy_paste_probability=args.copy_paste_probability,
+        crop_aspect=args.crop_aspect,
         source_repeats=tuple(args.repeat_source),
         augment=not args.no_augment,
         cache=args.cache,

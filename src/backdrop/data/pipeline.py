@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from backdrop.data import records
+from backdrop.data import CROP_ASPECTS, records
 from backdrop.data.prepare import load_metadata, shard_paths
 from backdrop.data.sample import find_images
 from backdrop.tf_setup import import_tensorflow
@@ -33,6 +33,9 @@ class PipelineConfig:
         background_probability: Chance that an example gets a new background.
         copy_paste_probability: Chance that an example's people are pasted over another
             training example (whose own people stay labelled): new scenes, new clutter.
+        crop_aspect: Shape of the random crops: "input" (square crops for a square input, so
+            people keep their proportions) or "frame" (crops shaped like the source frame, so
+            stretching them to the input distorts people as the runtime's stretched frames do).
         source_repeats: `(source, times)` pairs: examples of that source appear `times` times
             per epoch (weights the data that matches the target use, e.g. portraits).
         cache: Keep decoded records in memory after the first epoch.
@@ -48,6 +51,7 @@ class PipelineConfig:
     background_folders: tuple[Path, ...] = ()
     background_probability: float = 0.5
     copy_paste_probability: float = 0.0
+    crop_aspect: str = "input"
     source_repeats: tuple[tuple[str, int], ...] = ()
     cache: bool = False
     shuffle_buffer: int = 1000
@@ -61,6 +65,10 @@ class PipelineConfig:
             raise ValueError("background_probability must be in [0, 1]")
         if not 0 <= self.copy_paste_probability <= 1:
             raise ValueError("copy_paste_probability must be in [0, 1]")
+        if self.crop_aspect not in CROP_ASPECTS:
+            raise ValueError(
+                f"crop_aspect must be one of {', '.join(CROP_ASPECTS)}, got {self.crop_aspect!r}"
+            )
         for source, times in self.source_repeats:
             if times < 1:
                 raise ValueError(f"source {source!r} must repeat at least once, got {times}")
@@ -93,9 +101,13 @@ def _uniform(seed, low=0.0, high=1.0):
     return tf.random.stateless_uniform([], seed, low, high)
 
 
-def _random_resized_crop(stack, input_shape, seed, whole_frame_probability=0.3):
-    """Crops a random box (35-100% of the area, aspect near the input's) and resizes it.
+def _random_resized_crop(
+    stack, input_shape, seed, whole_frame_probability=0.3, crop_aspect: str = "input"
+):
+    """Crops a random box (35-100% of the area) and resizes it to `input_shape`.
 
+    The box's aspect is near the input's (`crop_aspect="input"`: undistorted) or near the
+    source frame's (`"frame"`: distorted by the resize as much as the whole frame would be).
     With `whole_frame_probability` the box is the whole frame instead, stretched to the input
     as at inference (the runtime's contract): without it a model never sees full frames, with
     people as small and as distorted as the runtime shows them, and does worse on them.
@@ -107,7 +119,9 @@ def _random_resized_crop(stack, input_shape, seed, whole_frame_probability=0.3):
     area = _uniform(area_seed, 0.35, 1.0)
     log_ratio = _uniform(ratio_seed, math.log(3 / 4), math.log(4 / 3))
     # Box size as fractions of the source: target aspect times a jitter, area as drawn.
-    aspect = (width / height) * tf.exp(log_ratio) * source_h / source_w
+    aspect = tf.exp(log_ratio)
+    if crop_aspect == "input":
+        aspect *= (width / height) * source_h / source_w
     box_h = tf.minimum(1.0, tf.sqrt(area / aspect))
     box_w = tf.minimum(1.0, tf.sqrt(area * aspect))
     top = _uniform(top_seed) * (1.0 - box_h)
@@ -150,11 +164,14 @@ def _jitter_colour(image, seed=None):
     return tf.clip_by_value(image, 0.0, 1.0)
 
 
-def augment_geometry(example: dict, input_shape: tuple[int, int], seed=None):
+def augment_geometry(
+    example: dict, input_shape: tuple[int, int], seed=None, crop_aspect: str = "input"
+):
     """Applies one random crop, rotation/scale and flip to image, mask and ignore together.
 
     Args:
         seed: A `[2]` int stateless seed (the same seed gives the same result); None: random.
+        crop_aspect: See `PipelineConfig.crop_aspect`.
 
     Returns:
         `(image, mask, ignore)` at `input_shape`; pixels that came from outside the source image
@@ -164,7 +181,7 @@ def augment_geometry(example: dict, input_shape: tuple[int, int], seed=None):
     image = tf.cast(example["image"], tf.float32) / 255.0
     valid = tf.ones_like(example["mask"])
     stack = tf.concat([image, example["mask"], example["ignore"], valid], axis=-1)
-    stack = _random_resized_crop(stack, input_shape, crop_seed)
+    stack = _random_resized_crop(stack, input_shape, crop_seed, crop_aspect=crop_aspect)
     stack = _rotate_and_scale(stack, rotate_seed)
     stack = tf.cond(
         _uniform(flip_seed) < 0.5,
@@ -291,13 +308,18 @@ def build_dataset(serialized: tf.data.Dataset, count: int, config: PipelineConfi
                 .skip(1)  # without shuffling, still never the example itself
                 .shuffle(max(1, config.shuffle_buffer), seed=seed),
                 element_seeds(None if seed is None else seed + 2),
-            ).map(lambda e, scene_seed: augment_geometry(e, shape, scene_seed), tf.data.AUTOTUNE)
+            ).map(
+                lambda e, scene_seed: augment_geometry(e, shape, scene_seed, config.crop_aspect),
+                tf.data.AUTOTUNE,
+            )
         if config.background_folders and config.background_probability > 0:
             streams["background"] = background_dataset(config.background_folders, shape, seed)
 
         def augment(inputs):
             geometry_seed, paste_seed, background_seed, colour_seed = split_seed(inputs["seed"], 4)
-            image, mask, ignore = augment_geometry(inputs["example"], shape, geometry_seed)
+            image, mask, ignore = augment_geometry(
+                inputs["example"], shape, geometry_seed, config.crop_aspect
+            )
             if "scene" in inputs:
                 image, mask, ignore = copy_paste(
                     (image, mask, ignore),
