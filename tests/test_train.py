@@ -222,13 +222,15 @@ def test_repeated_sources_and_copy_paste_reach_the_training_data(synthetic_recor
     assert images.shape == (16, 64, 64, 3) and targets.shape == (16, 64, 64, 2)
 
 
-def test_crop_aspect_flag_reaches_the_training_data(synthetic_records, tmp_path):
+def test_crop_flags_reach_the_training_data(synthetic_records, tmp_path):
     from backdrop.cli import build_parser
     from backdrop.train import make_datasets
 
     parser = build_parser()
-    args = parser.parse_args(["train", "-r", str(synthetic_records), "--crop-aspect", "frame"])
-    assert args.crop_aspect == "frame"
+    args = parser.parse_args(
+        ["train", "--crop-aspect", "frame", "--whole-frame-probability", "0.6"]
+    )
+    assert (args.crop_aspect, args.whole_frame_probability) == ("frame", 0.6)
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--crop-aspect", "square"])
     # The synthetic frames are square: a landscape input makes the two crop shapes differ.
@@ -245,6 +247,8 @@ def test_crop_aspect_flag_reaches_the_training_data(synthetic_records, tmp_path)
         for aspect in ("input", "frame")
     }
     assert not np.array_equal(first["input"][1].numpy(), first["frame"][1].numpy())
+    whole = make_datasets(small_config(synthetic_records, tmp_path, whole_frame_probability=1.0))
+    assert not np.array_equal(next(iter(whole[0]))[1].numpy(), first["input"][1].numpy())
 
 
 def test_repeat_source_flag_rejects_bad_values():

@@ -97,6 +97,7 @@ class TrainConfig:
         background_folders: Interior/exterior image folders for background replacement.
         background_probability: Chance an example gets a new background.
         copy_paste_probability: Chance an example's people are pasted over another example.
+        whole_frame_probability: Chance a training example is the whole frame, stretched.
         crop_aspect: "input" (undistorted crops) or "frame" (crops stretched like the runtime
             stretches whole frames); see `pipeline.PipelineConfig`.
         source_repeats: `(source, times)`: each example of that source counts `times` per epoch.
@@ -126,6 +127,7 @@ class TrainConfig:
     background_folders: tuple[Path, ...] = ()
     background_probability: float = 0.5
     copy_paste_probability: float = 0.0
+    whole_frame_probability: float = 0.3
     crop_aspect: str = "input"
     source_repeats: tuple[tuple[str, int], ...] = ()
     augment: bool = True
@@ -215,6 +217,7 @@ def make_datasets(config: TrainConfig, replicas: int = 1):
         background_folders=config.background_folders,
         background_probability=config.background_probability,
         copy_paste_probability=config.copy_paste_probability,
+        whole_frame_probability=config.whole_frame_probability,
         crop_aspect=config.crop_aspect,
         source_repeats=config.source_repeats,
         cache=config.cache,

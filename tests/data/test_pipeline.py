@@ -232,3 +232,21 @@ def test_crop_aspect_reaches_the_training_pipeline_and_is_checked():
     assert not np.array_equal(batches["input"], batches["frame"])
     with pytest.raises(ValueError, match="crop_aspect must be one of input, frame"):
         PipelineConfig(crop_aspect="square")
+
+
+def test_whole_frame_probability_sets_how_often_the_example_is_the_whole_frame():
+    frame = tf.constant(patterned_example()["mask"])
+    whole = _random_resized_crop(frame, (64, 64), tf.constant([0, 0]), 1.0).numpy()
+
+    def whole_share(probability: float) -> float:
+        crops = [
+            _random_resized_crop(frame, (64, 64), tf.constant([seed, 5]), probability).numpy()
+            for seed in range(40)
+        ]
+        return np.mean([np.array_equal(crop, whole) for crop in crops])
+
+    assert whole_share(1.0) == 1.0
+    assert whole_share(0.0) == 0.0
+    assert 0.25 < whole_share(0.5) < 0.75
+    with pytest.raises(ValueError, match="whole_frame_probability"):
+        PipelineConfig(whole_frame_probability=1.5)

@@ -112,6 +112,13 @@ def _train_parser(subparsers) -> None:
         "people stay labelled (default: %(default)s)",
     )
     data.add_argument(
+        "--whole-frame-probability",
+        type=float,
+        default=0.3,
+        help="chance an example is the whole frame stretched to the input, as the runtime "
+        "shows every frame, instead of a random crop (default: %(default)s)",
+    )
+    data.add_argument(
         "--crop-aspect",
         choices=CROP_ASPECTS,
         default="input",
@@ -221,6 +228,7 @@ def _run_train(args: argparse.Namespace) -> None:
         background_folders=tuple(args.background),
         background_probability=args.background_probability,
         copy_paste_probability=args.copy_paste_probability,
+        whole_frame_probability=args.whole_frame_probability,
         crop_aspect=args.crop_aspect,
         source_repeats=tuple(args.repeat_source),
         augment=not args.no_augment,

@@ -33,6 +33,8 @@ class PipelineConfig:
         background_probability: Chance that an example gets a new background.
         copy_paste_probability: Chance that an example's people are pasted over another
             training example (whose own people stay labelled): new scenes, new clutter.
+        whole_frame_probability: Chance that the crop is the whole frame, stretched to the
+            input as the runtime stretches every frame.
         crop_aspect: Shape of the random crops: "input" (square crops for a square input, so
             people keep their proportions) or "frame" (crops shaped like the source frame, so
             stretching them to the input distorts people as the runtime's stretched frames do).
@@ -51,6 +53,7 @@ class PipelineConfig:
     background_folders: tuple[Path, ...] = ()
     background_probability: float = 0.5
     copy_paste_probability: float = 0.0
+    whole_frame_probability: float = 0.3
     crop_aspect: str = "input"
     source_repeats: tuple[tuple[str, int], ...] = ()
     cache: bool = False
@@ -65,6 +68,8 @@ class PipelineConfig:
             raise ValueError("background_probability must be in [0, 1]")
         if not 0 <= self.copy_paste_probability <= 1:
             raise ValueError("copy_paste_probability must be in [0, 1]")
+        if not 0 <= self.whole_frame_probability <= 1:
+            raise ValueError("whole_frame_probability must be in [0, 1]")
         if self.crop_aspect not in CROP_ASPECTS:
             raise ValueError(
                 f"crop_aspect must be one of {', '.join(CROP_ASPECTS)}, got {self.crop_aspect!r}"
@@ -165,13 +170,17 @@ def _jitter_colour(image, seed=None):
 
 
 def augment_geometry(
-    example: dict, input_shape: tuple[int, int], seed=None, crop_aspect: str = "input"
+    example: dict,
+    input_shape: tuple[int, int],
+    seed=None,
+    crop_aspect: str = "input",
+    whole_frame_probability: float = 0.3,
 ):
     """Applies one random crop, rotation/scale and flip to image, mask and ignore together.
 
     Args:
         seed: A `[2]` int stateless seed (the same seed gives the same result); None: random.
-        crop_aspect: See `PipelineConfig.crop_aspect`.
+        crop_aspect, whole_frame_probability: See `PipelineConfig`.
 
     Returns:
         `(image, mask, ignore)` at `input_shape`; pixels that came from outside the source image
@@ -181,7 +190,9 @@ def augment_geometry(
     image = tf.cast(example["image"], tf.float32) / 255.0
     valid = tf.ones_like(example["mask"])
     stack = tf.concat([image, example["mask"], example["ignore"], valid], axis=-1)
-    stack = _random_resized_crop(stack, input_shape, crop_seed, crop_aspect=crop_aspect)
+    stack = _random_resized_crop(
+        stack, input_shape, crop_seed, whole_frame_probability, crop_aspect
+    )
     stack = _rotate_and_scale(stack, rotate_seed)
     stack = tf.cond(
         _uniform(flip_seed) < 0.5,
@@ -302,6 +313,7 @@ def build_dataset(serialized: tf.data.Dataset, count: int, config: PipelineConfi
         # One seed per example, split into one per stage: new choices every epoch, and the
         # same run again for the same config.seed.
         streams = {"example": dataset, "seed": element_seeds(seed)}
+        crop_settings = (config.crop_aspect, config.whole_frame_probability)
         if config.copy_paste_probability > 0:
             streams["scene"] = tf.data.Dataset.zip(
                 scenes.repeat()
@@ -309,7 +321,7 @@ def build_dataset(serialized: tf.data.Dataset, count: int, config: PipelineConfi
                 .shuffle(max(1, config.shuffle_buffer), seed=seed),
                 element_seeds(None if seed is None else seed + 2),
             ).map(
-                lambda e, scene_seed: augment_geometry(e, shape, scene_seed, config.crop_aspect),
+                lambda e, scene_seed: augment_geometry(e, shape, scene_seed, *crop_settings),
                 tf.data.AUTOTUNE,
             )
         if config.background_folders and config.background_probability > 0:
@@ -318,7 +330,7 @@ def build_dataset(serialized: tf.data.Dataset, count: int, config: PipelineConfi
         def augment(inputs):
             geometry_seed, paste_seed, background_seed, colour_seed = split_seed(inputs["seed"], 4)
             image, mask, ignore = augment_geometry(
-                inputs["example"], shape, geometry_seed, config.crop_aspect
+                inputs["example"], shape, geometry_seed, *crop_settings
             )
             if "scene" in inputs:
                 image, mask, ignore = copy_paste(
