@@ -274,3 +274,19 @@ def test_ctrl_c_is_raised_at_a_batch_boundary_where_nothing_swallows_it():
         with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C does not wait
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_weight_decay_shrinks_weights_and_survives_a_restore(synthetic_records, tmp_path):
+    from backdrop.train import _optimizer, load_checkpoint, train
+
+    for decay, expected in ((0.0, 1.0), (0.5, 1.0 - 0.1 * 0.5)):
+        variable = keras.Variable(np.ones(3, np.float32))
+        optimizer = _optimizer(0.1, small_config(synthetic_records, tmp_path, weight_decay=decay))
+        optimizer.apply_gradients([(np.zeros(3, np.float32), variable)])  # no gradient: decay only
+        np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="weight_decay"):
+        small_config(synthetic_records, tmp_path, weight_decay=-1.0)
+    config = small_config(synthetic_records, tmp_path / "run", epochs=1, weight_decay=1e-3)
+    state = train(config, verbose=0)
+    optimizer = load_checkpoint(config.checkpoints / state["checkpoint"]).optimizer
+    assert isinstance(optimizer, keras.optimizers.AdamW) and optimizer.weight_decay == 1e-3

@@ -94,6 +94,7 @@ class TrainConfig:
         epochs: Total epochs, counting those of a restored run.
         batch_size: Examples per batch on each replica.
         learning_rate: Peak learning rate of the cosine schedule.
+        weight_decay: Decoupled weight decay (AdamW) of every trainable weight; 0: plain Adam.
         background_folders: Interior/exterior image folders for background replacement.
         background_probability: Chance an example gets a new background.
         copy_paste_probability: Chance an example's people are pasted over another example.
@@ -124,6 +125,7 @@ class TrainConfig:
     epochs: int = 1000
     batch_size: int = 8
     learning_rate: float = 2e-3
+    weight_decay: float = 0.0
     background_folders: tuple[Path, ...] = ()
     background_probability: float = 0.5
     copy_paste_probability: float = 0.0
@@ -160,6 +162,8 @@ class TrainConfig:
             )
         if self.width <= 0:
             raise ValueError("width must be > 0")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.activation not in MOBILE_ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(MOBILE_ACTIVATIONS)}")
         if self.distribute not in ("auto", "none", "mirrored", "multiworker"):
@@ -248,6 +252,14 @@ def _compile(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> None:
     model.compile(optimizer=optimizer, loss=losses.bce_dice_loss, metrics=[losses.PersonIoU()])
 
 
+def _optimizer(schedule, config: TrainConfig) -> keras.optimizers.Optimizer:
+    """Adam, or AdamW with `config.weight_decay` on every trainable weight (no exclusions: a
+    checkpoint does not keep them, so a restored run would decay differently)."""
+    if not config.weight_decay:
+        return keras.optimizers.Adam(schedule)
+    return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
+
+
 def _quantize_aware(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> keras.Model:
     """`model` with int8 rounding simulated, compiled to go on from its learning rate.
 
@@ -262,7 +274,7 @@ def _quantize_aware(model: keras.Model, config: TrainConfig, steps_per_epoch: in
         alpha=min(1.0, final / start) if start > 0 else 1.0,
     )
     quantize_aware = add_fake_quant(model)
-    _compile(quantize_aware, keras.optimizers.Adam(schedule))
+    _compile(quantize_aware, _optimizer(schedule, config))
     return quantize_aware
 
 
@@ -320,7 +332,7 @@ def train(
                 decay_steps=max(1, config.epochs * steps_per_epoch),
                 alpha=FINAL_LEARNING_RATE,
             )
-            _compile(model, keras.optimizers.Adam(schedule))
+            _compile(model, _optimizer(schedule, config))
     write_atomic(folder / CONFIG, config.to_json())
     checkpoint = EpochCheckpoint(folder, state["best_val_iou"], state["best_epoch"])
     checkpoint.completed_epochs = state["epoch"]

@@ -179,6 +179,13 @@ def _train_parser(subparsers) -> None:
     fit.add_argument("-b", "--batch-size", type=int, default=8, help="per replica")
     fit.add_argument("--learning-rate", type=float, default=2e-3)
     fit.add_argument(
+        "--weight-decay",
+        type=float,
+        default=0.0,
+        help="decoupled weight decay of every trainable weight (AdamW); 0: plain Adam "
+        "(default: %(default)s)",
+    )
+    fit.add_argument(
         "--distribute",
         choices=("auto", "none", "mirrored", "multiworker"),
         default="auto",
@@ -225,6 +232,7 @@ def _run_train(args: argparse.Namespace) -> None:
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
         background_folders=tuple(args.background),
         background_probability=args.background_probability,
         copy_paste_probability=args.copy_paste_probability,
