@@ -13,6 +13,7 @@ QAT_EPOCHS=${3:-20}
 ACTIVATION=${ACTIVATION:-relu}  # relu6: a smaller post-training int8 drop, lower IoU (benchmarks/README.md)
 CROP_ASPECT=${CROP_ASPECT:-input}  # frame: crops stretched like the runtime's frames
 WHOLE_FRAME=${WHOLE_FRAME:-0.3}  # share of examples that are the whole frame, stretched
+WEIGHT_DECAY=${WEIGHT_DECAY:-0}  # AdamW's decoupled weight decay; 0: plain Adam
 DATA=${BACKDROP_DATA:-../shared/datasets}
 ANCHORS=${BACKDROP_ANCHORS:-../shared/anchors}
 BIN=.venv/bin
@@ -40,7 +41,7 @@ PY
 
 TRAIN=(train -r "$RUN/records" --model mobile_segmenter --input 256 -f 16 --activation "$ACTIVATION"
     --crop-aspect "$CROP_ASPECT" --whole-frame-probability "$WHOLE_FRAME"
-    -b 16 --learning-rate 3e-3 --cache --repeat-source portrait=2
+    -b 16 --learning-rate 3e-3 --weight-decay "$WEIGHT_DECAY" --cache --repeat-source portrait=2
     --copy-paste-probability 0.4 --background "$RUN/backgrounds" --background-probability 0.5
     -o "$RUN/training" --export none)
 "$BIN/backdrop" "${TRAIN[@]}" -e "$EPOCHS" --remove-all-previous-results
