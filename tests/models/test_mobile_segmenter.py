@@ -43,14 +43,18 @@ def test_relu6_caps_every_activation_and_keeps_the_weights_layout():
     assert [w.shape for w in capped.weights] == [w.shape for w in plain.weights]
 
 
-@pytest.mark.parametrize("activation", ["relu", "relu6", "hard_swish"])
-def test_exports_with_builtin_ops_only(tmp_path, activation):
-    """No custom ops: XNNPACK and the GPU delegate run every op natively."""
+@pytest.mark.parametrize(
+    ("activation", "shape"),
+    [("relu", (64, 64)), ("relu6", (64, 64)), ("hard_swish", (64, 64)), ("relu", (48, 64))],
+)
+def test_exports_with_builtin_ops_only(tmp_path, activation, shape):
+    """No custom ops: XNNPACK and the GPU delegate run every op natively. 48x64 is the
+    landscape case: a side that is not a multiple of 32 stops the encoder at 1/16."""
     from ai_edge_litert.interpreter import Interpreter
 
     from backdrop.export import export_tflite
 
-    model = build_mobile_segmenter((64, 64), width=0.5, activation=activation)
+    model = build_mobile_segmenter(shape, width=0.5, activation=activation)
     path = export_tflite(model, tmp_path / "mobile.tflite", "float32")
     interpreter = Interpreter(model_path=str(path))
     interpreter.allocate_tensors()
@@ -59,7 +63,7 @@ def test_exports_with_builtin_ops_only(tmp_path, activation):
     assert {"DEPTHWISE_CONV_2D", "RESIZE_BILINEAR"} <= ops
     # XNNPACK has no int8 hard-swish: the default net must not need one.
     assert ("HARD_SWISH" in ops) == (activation == "hard_swish")
-    image = np.random.default_rng(0).random((1, 64, 64, 3), dtype=np.float32)
+    image = np.random.default_rng(0).random((1, *shape, 3), dtype=np.float32)
     detail = interpreter.get_input_details()[0]
     interpreter.set_tensor(detail["index"], image)
     interpreter.invoke()
