@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Issue 6 recipe: train Backdrop's mobile segmenter on the real data in ../shared/datasets and
-# measure it beside MediaPipe's selfie segmenter. About 50 minutes on 2 CPU cores.
+# measure it beside MediaPipe's selfie segmenter. About 50 minutes on 2 quiet CPU cores (57-59
+# with other work beside it).
 #
 #   bash recipes/mobile_vs_mediapipe.sh [RUN_DIR] [EPOCHS] [QUANTIZE_AWARE_EPOCHS]
 #
+# Environment: ACTIVATION, CROP_ASPECT, WHOLE_FRAME, WEIGHT_DECAY override the training options
+# below (the variants measured in benchmarks/README.md); BACKDROP_DATA, BACKDROP_ANCHORS the
+# folders.
 # Nothing trained here may be committed: the data's licences forbid redistributing it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
