@@ -43,7 +43,7 @@ from backdrop.checkpoints import (  # noqa: E402
     read_state,
     save_model_atomic,
 )
-from backdrop.data import pipeline  # noqa: E402
+from backdrop.data import WHOLE_FRAME_PROBABILITY, pipeline  # noqa: E402
 from backdrop.distribute import select_strategy  # noqa: E402
 from backdrop.models.registry import MOBILE_ACTIVATIONS, build_model  # noqa: E402
 from backdrop.quantize_aware import add_fake_quant, has_fake_quant  # noqa: E402
@@ -129,7 +129,7 @@ class TrainConfig:
     background_folders: tuple[Path, ...] = ()
     background_probability: float = 0.5
     copy_paste_probability: float = 0.0
-    whole_frame_probability: float = 0.3
+    whole_frame_probability: float = WHOLE_FRAME_PROBABILITY
     crop_aspect: str = "input"
     source_repeats: tuple[tuple[str, int], ...] = ()
     augment: bool = True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from backdrop.data import CROP_ASPECTS
+from backdrop.data import CROP_ASPECTS, WHOLE_FRAME_PROBABILITY
 from backdrop.models.registry import MOBILE_ACTIVATIONS
 
 
@@ -114,7 +114,7 @@ def _train_parser(subparsers) -> None:
     data.add_argument(
         "--whole-frame-probability",
         type=float,
-        default=0.3,
+        default=WHOLE_FRAME_PROBABILITY,
         help="chance an example is the whole frame stretched to the input, as the runtime "
         "shows every frame, instead of a random crop (default: %(default)s)",
     )

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from backdrop.data import CROP_ASPECTS, records
+from backdrop.data import CROP_ASPECTS, WHOLE_FRAME_PROBABILITY, records
 from backdrop.data.prepare import load_metadata, shard_paths
 from backdrop.data.sample import find_images
 from backdrop.tf_setup import import_tensorflow
@@ -53,7 +53,7 @@ class PipelineConfig:
     background_folders: tuple[Path, ...] = ()
     background_probability: float = 0.5
     copy_paste_probability: float = 0.0
-    whole_frame_probability: float = 0.3
+    whole_frame_probability: float = WHOLE_FRAME_PROBABILITY
     crop_aspect: str = "input"
     source_repeats: tuple[tuple[str, int], ...] = ()
     cache: bool = False
@@ -107,7 +107,7 @@ def _uniform(seed, low=0.0, high=1.0):
 
 
 def _random_resized_crop(
-    stack, input_shape, seed, whole_frame_probability=0.3, crop_aspect: str = "input"
+    stack, input_shape, seed, whole_frame_probability=WHOLE_FRAME_PROBABILITY, crop_aspect="input"
 ):
     """Crops a random box (35-100% of the area) and resizes it to `input_shape`.
 
@@ -174,7 +174,7 @@ def augment_geometry(
     input_shape: tuple[int, int],
     seed=None,
     crop_aspect: str = "input",
-    whole_frame_probability: float = 0.3,
+    whole_frame_probability: float = WHOLE_FRAME_PROBABILITY,
 ):
     """Applies one random crop, rotation/scale and flip to image, mask and ignore together.
 
