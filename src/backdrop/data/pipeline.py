@@ -191,7 +191,7 @@ def augment_geometry(
     valid = tf.ones_like(example["mask"])
     stack = tf.concat([image, example["mask"], example["ignore"], valid], axis=-1)
     stack = _random_resized_crop(
-        stack, input_shape, crop_seed, whole_frame_probability, crop_aspect
+        stack, input_shape, crop_seed, whole_frame_probability, crop_aspect=crop_aspect
     )
     stack = _rotate_and_scale(stack, rotate_seed)
     stack = tf.cond(
@@ -313,7 +313,10 @@ def build_dataset(serialized: tf.data.Dataset, count: int, config: PipelineConfi
         # One seed per example, split into one per stage: new choices every epoch, and the
         # same run again for the same config.seed.
         streams = {"example": dataset, "seed": element_seeds(seed)}
-        crop_settings = (config.crop_aspect, config.whole_frame_probability)
+        crop = {
+            "crop_aspect": config.crop_aspect,
+            "whole_frame_probability": config.whole_frame_probability,
+        }
         if config.copy_paste_probability > 0:
             streams["scene"] = tf.data.Dataset.zip(
                 scenes.repeat()
@@ -321,7 +324,7 @@ def build_dataset(serialized: tf.data.Dataset, count: int, config: PipelineConfi
                 .shuffle(max(1, config.shuffle_buffer), seed=seed),
                 element_seeds(None if seed is None else seed + 2),
             ).map(
-                lambda e, scene_seed: augment_geometry(e, shape, scene_seed, *crop_settings),
+                lambda e, scene_seed: augment_geometry(e, shape, scene_seed, **crop),
                 tf.data.AUTOTUNE,
             )
         if config.background_folders and config.background_probability > 0:
@@ -329,9 +332,7 @@ def build_dataset(serialized: tf.data.Dataset, count: int, config: PipelineConfi
 
         def augment(inputs):
             geometry_seed, paste_seed, background_seed, colour_seed = split_seed(inputs["seed"], 4)
-            image, mask, ignore = augment_geometry(
-                inputs["example"], shape, geometry_seed, *crop_settings
-            )
+            image, mask, ignore = augment_geometry(inputs["example"], shape, geometry_seed, **crop)
             if "scene" in inputs:
                 image, mask, ignore = copy_paste(
                     (image, mask, ignore),
