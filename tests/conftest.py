@@ -39,3 +39,16 @@ def tiny_models(tmp_path_factory):
     from tests.tiny_models import build_tiny_models
 
     return build_tiny_models(tmp_path_factory.mktemp("tiny_models"))
+
+
+@pytest.fixture
+def shared_model():
+    """Path of a public model under ../shared (anchors/ or models/), or skips."""
+
+    def find(relative: str) -> Path:
+        path = SHARED / relative
+        if not path.is_file():
+            pytest.skip(f"public model {path} is absent (needs ../shared/{relative})")
+        return path
+
+    return find

@@ -1,0 +1,265 @@
+"""Public person segmenters (MediaPipe selfie general and landscape, Google Meet full and lite)
+rebuilt as Keras models from their `.tflite` files, weights included.
+
+Each TFLite operator becomes the Keras layer that converts back to the same TFLite built-in:
+CONV_2D -> Conv2D, DEPTHWISE_CONV_2D -> DepthwiseConv2D, FULLY_CONNECTED on a 1x1 map -> 1x1
+Conv2D, AVERAGE_POOL_2D / MEAN over the whole map -> GlobalAveragePooling2D, RESIZE_BILINEAR
+(half-pixel centres) -> UpSampling2D, and MediaPipe's custom Convolution2DTransposeBias ->
+Conv2DTranspose, which exports as the built-in TRANSPOSE_CONV. Float16 weights are widened to
+float32. The rebuilt model follows Backdrop's model contract: float32 RGB in [0, 1] in, a 1-channel
+person probability out (Meet's 2-channel logits become one: softmax(l)[1] = sigmoid(l1 - l0)).
+Layers are named after the TFLite tensors they compute, so a user can find them in both files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers
+
+from backdrop.models.pretrained import expected_segmenters, identify_segmenter
+from backdrop.models.tflite_graph import (
+    FUSED_ACTIVATIONS,
+    PADDINGS,
+    Operator,
+    TFLiteFormatError,
+    TFLiteGraph,
+    read_tflite,
+)
+
+TRANSPOSE_CONV = "CUSTOM:Convolution2DTransposeBias"
+
+
+def _name(graph: TFLiteGraph, index: int) -> str:
+    """A Keras layer name from a TFLite tensor name ('conv2d_3', 'add_5__xeno_compat__1')."""
+    name = graph.tensor(index).name.split(";")[0].replace("/", "_").replace(":", "_")
+    return name.replace("__xeno_compat__1", "")
+
+
+def _activation(x, fused: int, name: str):
+    kind = FUSED_ACTIVATIONS.get(fused, "unknown")
+    if kind == "unknown":
+        raise TFLiteFormatError(f"fused activation {fused} of {name} is not supported")
+    return x if kind is None else layers.Activation(kind, name=f"{name}_{kind}")(x)
+
+
+def _convolution(graph, op: Operator, x, name: str):
+    kernel = graph.constant(op.inputs[1])  # (out, kh, kw, in)
+    bias = graph.constant(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
+    o = op.options
+    layer = layers.Conv2D(
+        kernel.shape[0],
+        kernel.shape[1:3],
+        strides=(o["StrideH"], o["StrideW"]),
+        padding=PADDINGS[o["Padding"]],
+        dilation_rate=(o["DilationHFactor"], o["DilationWFactor"]),
+        use_bias=bias is not None,
+        name=name,
+    )
+    y = layer(x)
+    layer.set_weights([kernel.transpose(1, 2, 3, 0)] + ([bias] if bias is not None else []))
+    return _activation(y, o["FusedActivationFunction"], name)
+
+
+def _depthwise(graph, op: Operator, x, name: str):
+    kernel = graph.constant(op.inputs[1])  # (1, kh, kw, channels * multiplier)
+    bias = graph.constant(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
+    o = op.options
+    channels = x.shape[-1]
+    multiplier = kernel.shape[-1] // channels
+    layer = layers.DepthwiseConv2D(
+        kernel.shape[1:3],
+        strides=(o["StrideH"], o["StrideW"]),
+        padding=PADDINGS[o["Padding"]],
+        depth_multiplier=multiplier,
+        dilation_rate=(o["DilationHFactor"], o["DilationWFactor"]),
+        use_bias=bias is not None,
+        name=name,
+    )
+    y = layer(x)
+    weights = [kernel.reshape(*kernel.shape[1:3], channels, multiplier)]
+    layer.set_weights(weights + ([bias] if bias is not None else []))
+    return _activation(y, o["FusedActivationFunction"], name)
+
+
+def _fully_connected(graph, op: Operator, x, name: str):
+    if len(x.shape) != 4 or tuple(x.shape[1:3]) != (1, 1):
+        raise TFLiteFormatError(f"{name}: FULLY_CONNECTED is supported on pooled 1x1 maps only")
+    weights = graph.constant(op.inputs[1])  # (out, in)
+    bias = graph.constant(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
+    layer = layers.Conv2D(weights.shape[0], 1, use_bias=bias is not None, name=name)
+    y = layer(x)
+    layer.set_weights([weights.T[None, None]] + ([bias] if bias is not None else []))
+    return _activation(y, op.options["FusedActivationFunction"], name)
+
+
+def _transpose_convolution(graph, op: Operator, x, name: str, person_only: bool):
+    """MediaPipe's Convolution2DTransposeBias (inputs: data, kernel, bias; custom options:
+    padding, stride w, stride h as int32), or the built-in TRANSPOSE_CONV (inputs: output shape,
+    kernel, data, bias), as a Keras transposed convolution, which exports as the built-in.
+    `person_only` folds a 2-channel logit output into the person-minus-background logit."""
+    if op.kind == TRANSPOSE_CONV:
+        padding, stride_w, stride_h = np.frombuffer(op.options["custom"][:12], np.int32)
+        padding = "same" if padding == 1 else "valid"
+        kernel, bias = graph.constant(op.inputs[1]), graph.constant(op.inputs[2])
+    else:
+        o = op.options
+        padding, stride_w, stride_h = PADDINGS[o["Padding"]], o["StrideW"], o["StrideH"]
+        kernel = graph.constant(op.inputs[1])
+        has_bias = len(op.inputs) > 3 and op.inputs[3] >= 0
+        bias = graph.constant(op.inputs[3]) if has_bias else np.zeros(kernel.shape[0], np.float32)
+    if person_only:
+        kernel, bias = kernel[1:2] - kernel[0:1], bias[1:2] - bias[0:1]
+    layer = layers.Conv2DTranspose(
+        kernel.shape[0],
+        kernel.shape[1:3],
+        strides=(int(stride_h), int(stride_w)),
+        padding=padding,
+        name=name,
+    )
+    y = layer(x)
+    layer.set_weights([kernel.transpose(1, 2, 0, 3), bias])  # Keras: (kh, kw, out, in)
+    fused = op.options.get("FusedActivationFunction", 0)
+    return _activation(y, fused, name)
+
+
+def _average(x, op: Operator, graph, name: str):
+    if op.kind == "MEAN":
+        axes = tuple(int(a) for a in np.ravel(graph.constant(op.inputs[1])))
+        if sorted(axes) != [1, 2]:
+            raise TFLiteFormatError(f"{name}: MEAN over axes {axes} is not supported")
+    elif tuple(x.shape[1:3]) != (op.options["FilterHeight"], op.options["FilterWidth"]):
+        raise TFLiteFormatError(f"{name}: only average pooling over the whole map is supported")
+    # Global, so the rebuilt model also runs at another input size.
+    return layers.GlobalAveragePooling2D(keepdims=True, name=name)(x)
+
+
+def _resize(x, graph, op: Operator, name: str):
+    if op.options["AlignCorners"] or not op.options["HalfPixelCenters"]:
+        raise TFLiteFormatError(f"{name}: only half-pixel-centre bilinear resizes are supported")
+    source = graph.tensor(op.inputs[0]).shape[1:3]
+    target = graph.tensor(op.outputs[0]).shape[1:3]
+    if target[0] % source[0] or target[1] % source[1]:
+        raise TFLiteFormatError(f"{name}: resize by a non-integer factor is not supported")
+    size = (target[0] // source[0], target[1] // source[1])
+    return layers.UpSampling2D(size, interpolation="bilinear", name=name)(x)
+
+
+def build_from_graph(
+    graph: TFLiteGraph, input_shape: tuple[int, int] | None = None, person_only: bool = True
+) -> keras.Model:
+    """The Keras model computing `graph`, at `input_shape` (default: the file's).
+
+    Args:
+        graph: A float (or float16-weight) segmenter graph from `read_tflite`.
+        input_shape: `(height, width)`; another size than the file's works when every
+            down-sampling step divides it (the graph has no fixed-size operators left).
+        person_only: Fold a 2-channel logit output into a 1-channel person probability.
+
+    Raises:
+        TFLiteFormatError: an operator or option the importer does not translate.
+    """
+    file_shape = graph.tensor(graph.inputs[0]).shape[1:3]
+    height, width = input_shape or file_shape
+    inputs = keras.Input((height, width, 3), name="image")
+    values = {graph.inputs[0]: inputs}
+    output = graph.outputs[0]
+    two_channel = graph.tensor(output).shape[-1] == 2
+    for op in graph.operators:
+        name = _name(graph, op.outputs[0])
+        # The data input: the first one that is not a constant (TRANSPOSE_CONV's is third).
+        data = [i for i in op.inputs if i >= 0 and graph.tensor(i).data is None]
+        x = values.get(data[0]) if data else None
+        if x is None:
+            raise TFLiteFormatError(f"{name}: its input is neither a layer nor the image")
+        kind = op.kind
+        if kind == "CONV_2D":
+            y = _convolution(graph, op, x, name)
+        elif kind == "DEPTHWISE_CONV_2D":
+            y = _depthwise(graph, op, x, name)
+        elif kind == "FULLY_CONNECTED":
+            y = _fully_connected(graph, op, x, name)
+        elif kind in (TRANSPOSE_CONV, "TRANSPOSE_CONV"):
+            y = _transpose_convolution(graph, op, x, name, person_only and two_channel)
+        elif kind in ("AVERAGE_POOL_2D", "MEAN"):
+            y = _average(x, op, graph, name)
+        elif kind == "RESIZE_BILINEAR":
+            y = _resize(x, graph, op, name)
+        elif kind in ("ADD", "MUL", "CONCATENATION"):
+            others = [values.get(i) for i in op.inputs]
+            if any(v is None for v in others):
+                raise TFLiteFormatError(f"{name}: {kind} with a constant operand is not supported")
+            if kind == "CONCATENATION" and op.options["Axis"] not in (-1, 3):
+                raise TFLiteFormatError(f"{name}: concatenation on axis {op.options['Axis']}")
+            merge = {"ADD": layers.Add, "MUL": layers.Multiply, "CONCATENATION": layers.Concatenate}
+            y = merge[kind](name=name)(others)
+            y = _activation(y, op.options["FusedActivationFunction"], name)
+        elif kind in ("RELU", "RELU6", "LOGISTIC", "HARD_SWISH"):
+            activation = {
+                "RELU": "relu",
+                "RELU6": "relu6",
+                "LOGISTIC": "sigmoid",
+                "HARD_SWISH": "hard_swish",
+            }[kind]
+            y = layers.Activation(activation, name=name)(x)
+        else:
+            raise TFLiteFormatError(f"{graph.path}: operator {kind} ({name}) is not supported")
+        values[op.outputs[0]] = y
+    result = values[output]
+    if result.shape[-1] == 1 and graph.operators[-1].kind != "LOGISTIC":
+        result = layers.Activation("sigmoid", name="person")(result)
+    elif result.shape[-1] != 1:
+        raise TFLiteFormatError(f"{graph.path}: the output has {result.shape[-1]} channels")
+    stem = Path(graph.path).stem
+    return keras.Model(inputs, result, name=f"imported_{stem}".replace("-", "_"))
+
+
+def import_segmenter(path: str | Path, input_shape: tuple[int, int] | None = None) -> keras.Model:
+    """A known public segmenter's `.tflite` as a trainable Keras model (see the module doc).
+
+    Raises:
+        TFLiteFormatError: the file is not one of `KNOWN_SEGMENTERS` (one line, naming them).
+    """
+    graph = read_tflite(path)
+    identify_segmenter(graph)
+    if input_shape is not None:
+        input_shape = (input_shape, input_shape) if isinstance(input_shape, int) else input_shape
+    try:
+        return build_from_graph(graph, input_shape)
+    except ValueError as error:  # shapes that do not fit another input size
+        if isinstance(error, TFLiteFormatError):
+            raise
+        file_shape = "x".join(map(str, graph.tensor(graph.inputs[0]).shape[1:3]))
+        raise TFLiteFormatError(
+            f"{path} cannot be rebuilt at input {input_shape[0]}x{input_shape[1]} (its own is "
+            f"{file_shape}): each side must divide by every down-sampling step; {error}"
+        ) from None
+
+
+def _build_family(family: str, input_shape, init_from) -> keras.Model:
+    if not init_from:
+        raise TFLiteFormatError(
+            f"the {family} architecture is rebuilt from its .tflite file: pass --init-from with "
+            "one of: " + expected_segmenters(family)
+        )
+    graph = read_tflite(init_from)
+    known = identify_segmenter(graph)
+    if known.family != family:
+        raise TFLiteFormatError(
+            f"{init_from} is the {known.description}, not a {family} model; use --model "
+            f"{known.family} (or leave --model out)"
+        )
+    return import_segmenter(init_from, input_shape)
+
+
+def build_mediapipe_selfie(input_shape=None, filters: int = 16, init_from=None) -> keras.Model:
+    """MediaPipe's selfie segmenter (general or landscape), rebuilt from `init_from`; `filters`
+    is unused (the file fixes every width)."""
+    return _build_family("mediapipe_selfie", input_shape, init_from)
+
+
+def build_meet_segmenter(input_shape=None, filters: int = 16, init_from=None) -> keras.Model:
+    """Google Meet's segmenter (full or lite), rebuilt from `init_from`; `filters` is unused."""
+    return _build_family("meet_segmenter", input_shape, init_from)

@@ -1,0 +1,113 @@
+"""TFLite graphs rebuilt in Keras: tiny built models (no shared data), then the real public
+segmenters (skipped when ../shared is absent)."""
+
+from __future__ import annotations
+
+import collections
+
+import keras
+import numpy as np
+import pytest
+from ai_edge_litert.interpreter import Interpreter
+
+from backdrop.export import export_tflite
+from backdrop.models.pretrained import identify_weights
+from backdrop.models.tflite_graph import TFLiteFormatError, read_tflite
+from backdrop.models.tflite_import import build_from_graph, import_segmenter
+
+KNOWN = {
+    "anchors/selfie_segmentation.tflite": (256, 256),
+    "anchors/selfie_segmentation_landscape.tflite": (144, 256),
+    "models/meet_segmentation/segm_full_v679.tflite": (144, 256),
+    "models/meet_segmentation/segm_lite_v681.tflite": (96, 160),
+}
+
+
+def _tiny_segmenter() -> keras.Model:
+    """Every operator kind the public segmenters use, built-ins only, tiny."""
+    layers = keras.layers
+    inputs = keras.Input((32, 48, 3))
+    stem = layers.Conv2D(8, 3, 2, padding="same", activation="hard_swish")(inputs)
+    x = layers.Conv2D(8, 1, activation="relu6")(stem)
+    x = layers.DepthwiseConv2D(3, 2, padding="same", activation="relu")(x)
+    weights = layers.GlobalAveragePooling2D(keepdims=True)(x)
+    weights = layers.Dense(8, activation="relu")(weights)
+    weights = layers.Conv2D(8, 1, activation="sigmoid")(weights)
+    x = layers.Multiply()([x, weights])
+    x = layers.Add()([x, layers.DepthwiseConv2D(3, padding="same")(x)])
+    x = layers.UpSampling2D(interpolation="bilinear")(x)
+    x = layers.Concatenate()([x, stem])
+    x = layers.Conv2DTranspose(1, 2, 2, padding="same")(x)
+    return keras.Model(inputs, layers.Activation("sigmoid")(x))
+
+
+def _run(path, image: np.ndarray) -> np.ndarray:
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image)
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+@pytest.mark.parametrize("mode", ["float32", "float16"])
+def test_rebuilt_tiny_graph_matches_its_tflite(tmp_path, mode):
+    """float16 weights arrive as DEQUANTIZE operators, which the reader folds into float32."""
+    keras.utils.set_random_seed(0)
+    path = export_tflite(_tiny_segmenter(), tmp_path / "tiny.tflite", mode)
+    graph = read_tflite(path)
+    assert "DEQUANTIZE" not in graph.kinds()
+    every_kind = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MEAN", "MUL", "ADD"}
+    every_kind |= {"HARD_SWISH", "RESIZE_BILINEAR", "CONCATENATION", "TRANSPOSE_CONV"}
+    assert every_kind <= set(graph.kinds())
+    rebuilt = build_from_graph(graph)
+    image = np.random.default_rng(0).random((1, 32, 48, 3), dtype=np.float32)
+    np.testing.assert_allclose(rebuilt.predict(image, verbose=0), _run(path, image), atol=1e-5)
+
+
+def test_unknown_tflite_is_one_line_naming_what_was_expected(tmp_path, tiny_models):
+    with pytest.raises(TFLiteFormatError) as error:
+        import_segmenter(tiny_models["float32"])
+    message = str(error.value)
+    assert "\n" not in message and "MediaPipe selfie segmenter" in message and "Meet" in message
+    with pytest.raises(ValueError, match="expected one of"):
+        identify_weights(tiny_models["float32"])
+    not_a_model = tmp_path / "notes.tflite"
+    not_a_model.write_text("hello")
+    with pytest.raises(ValueError, match="neither a TFLite model"):
+        identify_weights(not_a_model)
+    with pytest.raises(TFLiteFormatError, match="no TFL3"):
+        read_tflite(not_a_model)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("relative", list(KNOWN))
+def test_public_segmenter_is_reproduced_and_exports_without_custom_ops(
+    tmp_path, relative, shared_model, shared_dataset
+):
+    from backdrop.data.portrait import PortraitReader
+    from backdrop.runtime.segmenter import Segmenter
+
+    path = shared_model(relative)
+    start = identify_weights(path)
+    assert start.input_shape == KNOWN[relative]
+    model = import_segmenter(path)
+    original = Segmenter(path)
+    reader = PortraitReader(shared_dataset("human_seg_vikram"))
+    for sample in list(reader)[:4]:
+        batch = original.input_tensor(sample.image)
+        ours = model.predict(batch, verbose=0)[0, ..., 0]
+        assert np.abs(ours - original.raw_probability(sample.image)).mean() < 0.01
+    exported = export_tflite(model, tmp_path / "imported.tflite", "float32")
+    kinds = collections.Counter(read_tflite(exported).kinds())
+    assert not any(kind.startswith("CUSTOM") for kind in kinds)
+    assert kinds["TRANSPOSE_CONV"] == 1
+    image = np.random.default_rng(1).random((1, *KNOWN[relative], 3), dtype=np.float32)
+    np.testing.assert_allclose(_run(exported, image), model.predict(image, verbose=0), atol=1e-4)
+
+
+@pytest.mark.integration
+def test_imported_segmenter_rebuilds_at_another_input_and_refuses_misfits(shared_model):
+    path = shared_model("anchors/selfie_segmentation_landscape.tflite")
+    assert import_segmenter(path, (256, 256)).output_shape == (None, 256, 256, 1)
+    with pytest.raises(TFLiteFormatError, match="cannot be rebuilt at input 100x100"):
+        import_segmenter(path, (100, 100))
