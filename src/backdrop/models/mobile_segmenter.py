@@ -70,6 +70,39 @@ def _inverted_residual(x, kernel, expansion, channels, squeeze, activation, stri
     return x
 
 
+def decode(x, skips: dict, scale: int, filters: int, activation: str = "relu"):
+    """The light decoder: from the encoder's deepest level up to 1/2, adding each skip through a
+    1x1 projection, then a person probability at the input's size.
+
+    Args:
+        x: The encoder's deepest features, at 1/`scale` of the input.
+        skips: `{2: features at 1/2, 4: ..., 8: ..., 16: ...}`, the levels finer than `scale`.
+        filters: Channels at 1/2.
+        activation: "relu6" caps the decoder's activations, anything else is ReLU.
+    """
+    decoder_channels = {16: 32, 8: 24, 4: 16, 2: filters}
+    decoder_activation = "relu6" if activation == "relu6" else "relu"
+    for level in (16, 8, 4, 2):
+        if level >= scale:  # the encoder stopped at this level: nothing to fuse from above
+            continue
+        channels = decoder_channels[level]
+        x = layers.UpSampling2D(interpolation="bilinear", name=f"up{level}")(x)
+        x = layers.Conv2D(channels, 1, use_bias=False, name=f"up{level}_project")(x)
+        skip = layers.Conv2D(channels, 1, use_bias=False, name=f"skip{level}_project")(skips[level])
+        x = layers.Add(name=f"fuse{level}")([x, skip])
+        x = layers.BatchNormalization(momentum=0.9, name=f"fuse{level}_bn")(x)
+        x = _activation(x, decoder_activation, f"fuse{level}")
+        x = layers.DepthwiseConv2D(
+            3, padding="same", use_bias=False, name=f"refine{level}_depthwise"
+        )(x)
+        x = layers.Conv2D(channels, 1, use_bias=False, name=f"refine{level}_pointwise")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"refine{level}_bn")(x)
+        x = _activation(x, decoder_activation, f"refine{level}")
+    x = layers.Conv2D(1, 1, name="logits")(x)
+    x = layers.UpSampling2D(interpolation="bilinear", name="up1")(x)
+    return layers.Activation("sigmoid", name="person")(x)
+
+
 def build_mobile_segmenter(
     input_shape: tuple[int, int] | int = 256,
     filters: int = 16,
@@ -123,26 +156,5 @@ def build_mobile_segmenter(
         )
         scale *= stride
         skips[scale] = x  # the last block at each scale
-    # Decoder: from 1/32 up to 1/2, adding each skip through a 1x1 projection.
-    decoder_channels = {16: 32, 8: 24, 4: 16, 2: filters}
-    decoder_activation = "relu6" if activation == "relu6" else "relu"
-    for level in (16, 8, 4, 2):
-        if level >= scale:  # the encoder stopped at this level: nothing to fuse from above
-            continue
-        channels = decoder_channels[level]
-        x = layers.UpSampling2D(interpolation="bilinear", name=f"up{level}")(x)
-        x = layers.Conv2D(channels, 1, use_bias=False, name=f"up{level}_project")(x)
-        skip = layers.Conv2D(channels, 1, use_bias=False, name=f"skip{level}_project")(skips[level])
-        x = layers.Add(name=f"fuse{level}")([x, skip])
-        x = layers.BatchNormalization(momentum=0.9, name=f"fuse{level}_bn")(x)
-        x = _activation(x, decoder_activation, f"fuse{level}")
-        x = layers.DepthwiseConv2D(
-            3, padding="same", use_bias=False, name=f"refine{level}_depthwise"
-        )(x)
-        x = layers.Conv2D(channels, 1, use_bias=False, name=f"refine{level}_pointwise")(x)
-        x = layers.BatchNormalization(momentum=0.9, name=f"refine{level}_bn")(x)
-        x = _activation(x, decoder_activation, f"refine{level}")
-    x = layers.Conv2D(1, 1, name="logits")(x)
-    x = layers.UpSampling2D(interpolation="bilinear", name="up1")(x)
-    outputs = layers.Activation("sigmoid", name="person")(x)
+    outputs = decode(x, skips, scale, filters, activation)
     return keras.Model(inputs, outputs, name=name)

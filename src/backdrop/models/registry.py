@@ -10,6 +10,12 @@ from collections.abc import Callable
 MODELS = {
     "attention_unet": "backdrop.models.attention_unet:build_attention_unet",
     "mobile_segmenter": "backdrop.models.mobile_segmenter:build_mobile_segmenter",
+    # Public segmenters rebuilt from their .tflite (backdrop.models.tflite_import).
+    "mediapipe_selfie": "backdrop.models.tflite_import:build_mediapipe_selfie",
+    "meet_segmenter": "backdrop.models.tflite_import:build_meet_segmenter",
+    # ImageNet encoders under the light decoder (backdrop.models.encoders).
+    "mobilenet_v2_segmenter": "backdrop.models.encoders:build_mobilenet_v2_segmenter",
+    "efficientnet_lite0_segmenter": "backdrop.models.encoders:build_efficientnet_lite0_segmenter",
 }
 MODEL_NAMES = tuple(MODELS)
 # The mobile segmenter's activations, named here so configs and the CLI need no Keras.
@@ -20,7 +26,8 @@ def get_model_builder(name: str) -> Callable:
     """The builder registered under `name`.
 
     Every builder takes `input_shape` (side or (height, width)) and `filters` and returns a
-    Keras model from float32 RGB in [0, 1] to a 1-channel person probability.
+    Keras model from float32 RGB in [0, 1] to a 1-channel person probability; those that start
+    from public weights take `init_from`, the file (see `backdrop.models.pretrained`).
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODEL_NAMES)}")
