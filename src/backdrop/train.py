@@ -109,6 +109,10 @@ class TrainConfig:
         distribute: "auto", "none", "mirrored" (GPUs of one machine) or "multiworker" (TF_CONFIG).
         seed: Seed for weights and augmentation.
         export: TFLite export mode run after training ("none" to skip).
+        init_from: Public weights the model starts from (`backdrop.models.pretrained`): a
+            segmenter `.tflite` rebuilt in Keras, or an ImageNet encoder's file.
+        source_weights: `(source, weight)`: the loss of that source's examples is multiplied by
+            `weight` (e.g. ("pseudo", 0.5) for teacher labels); other sources weigh 1.
     """
 
     checkpoints: Path = Path("training_grid")
@@ -139,6 +143,8 @@ class TrainConfig:
     distribute: str = "auto"
     seed: int = 0
     export: str = "float32"
+    init_from: Path | None = None
+    source_weights: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self):
         def paths(values):
@@ -153,6 +159,13 @@ class TrainConfig:
         object.__setattr__(
             self, "source_repeats", tuple((str(s), int(n)) for s, n in self.source_repeats)
         )
+        object.__setattr__(self, "init_from", Path(self.init_from) if self.init_from else None)
+        object.__setattr__(
+            self, "source_weights", tuple((str(s), float(w)) for s, w in self.source_weights)
+        )
+        for source, weight in self.source_weights:
+            if not weight >= 0:
+                raise ValueError(f"the weight of source {source!r} must be >= 0, got {weight}")
         if self.epochs < 1 or self.batch_size < 1 or self.filters < 1:
             raise ValueError("epochs, batch_size and filters must be >= 1")
         if not 0 <= self.quantize_aware_epochs <= self.epochs:
@@ -180,6 +193,23 @@ class TrainConfig:
         """Every dataset folder this run reads (never deleted by --remove-all-previous-results)."""
         records = [self.records] if self.records else []
         return [*records, *self.portrait_folders, *self.voc_folders, *self.background_folders]
+
+    def check_init_from(self) -> None:
+        """Raises TrainingError unless `init_from` initialises `model` at `input_shape`."""
+        if self.init_from is None:
+            return
+        from backdrop.models.pretrained import identify_weights
+
+        try:
+            start = identify_weights(self.init_from)
+        except ValueError as error:
+            raise TrainingError(str(error)) from None
+        if start.architecture != self.model:
+            raise TrainingError(
+                f"--init-from {self.init_from} ({start.description}) initialises "
+                f"{start.architecture}, not {self.model}; pass --model {start.architecture} or "
+                "leave --model out"
+            )
 
 
 def _folder_examples(config: TrainConfig) -> tuple[list[bytes], list[bytes]]:
@@ -224,6 +254,7 @@ def make_datasets(config: TrainConfig, replicas: int = 1):
         whole_frame_probability=config.whole_frame_probability,
         crop_aspect=config.crop_aspect,
         source_repeats=config.source_repeats,
+        source_weights=config.source_weights,
         cache=config.cache,
         seed=config.seed,
         drop_remainder=replicas > 1,
@@ -308,6 +339,8 @@ def train(
         TrainingError: bad folder state, a missing or corrupt checkpoint, or a NaN loss.
         KeyboardInterrupt: after Ctrl-C, once the interrupted checkpoint is saved.
     """
+    if not restore:
+        config.check_init_from()
     prepare_checkpoints(config, restore, remove_previous)
     folder = config.checkpoints
     state = read_state(folder) if restore else {"epoch": 0, "best_val_iou": -1.0, "best_epoch": 0}
@@ -326,6 +359,7 @@ def train(
                 depth=config.depth,
                 width=config.width,
                 activation=config.activation,
+                init_from=config.init_from,
             )
             schedule = keras.optimizers.schedules.CosineDecay(
                 config.learning_rate,
@@ -397,7 +431,7 @@ def train(
 
 def export_data(config: TrainConfig, calibration_count: int = 200, validation_count: int = 300):
     """Calibration images (training split) and validation pairs at the input size, unaugmented."""
-    plain = dataclasses.replace(config, augment=False, background_folders=())
+    plain = dataclasses.replace(config, augment=False, background_folders=(), source_weights=())
     train_data, validation_data, _ = make_datasets(plain)
     calibration = []
     for batch, _ in train_data:

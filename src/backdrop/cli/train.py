@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from backdrop.data import CROP_ASPECTS, WHOLE_FRAME_PROBABILITY
-from backdrop.models.registry import MOBILE_ACTIVATIONS
+from backdrop.models.registry import MOBILE_ACTIVATIONS, MODEL_NAMES
 
 
 def _demo_parser(subparsers) -> None:
@@ -51,6 +51,18 @@ def parse_repeat(text: str) -> tuple[str, int]:
     if not source or not times.isdigit() or int(times) < 1:
         raise argparse.ArgumentTypeError(f"expected SOURCE=TIMES (TIMES >= 1), got {text!r}")
     return source, int(times)
+
+
+def parse_weight(text: str) -> tuple[str, float]:
+    """ "pseudo=0.5" -> ("pseudo", 0.5)."""
+    source, _, weight = text.partition("=")
+    try:
+        value = float(weight)
+    except ValueError:
+        value = -1.0
+    if not source or not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected SOURCE=WEIGHT (WEIGHT >= 0), got {text!r}")
+    return source, value
 
 
 def parse_shape(text: str) -> tuple[int, int]:
@@ -134,16 +146,36 @@ def _train_parser(subparsers) -> None:
         metavar="SOURCE=TIMES",
         help="show each record of SOURCE (portrait, davis, coco, ...) TIMES times per epoch",
     )
+    data.add_argument(
+        "--source-weight",
+        action="append",
+        default=[],
+        type=parse_weight,
+        metavar="SOURCE=WEIGHT",
+        help="multiply the loss of SOURCE's examples by WEIGHT, e.g. pseudo=0.5 so teacher "
+        "labels (`backdrop pseudo-label`) count half as much as ground truth (default: 1)",
+    )
     data.add_argument("--no-augment", action="store_true", help="no random crops, flips, colour")
     data.add_argument("--cache", action="store_true", help="keep decoded records in memory")
     model = parser.add_argument_group("model")
-    model.add_argument("--model", default="attention_unet", help="registered model name")
+    model.add_argument(
+        "--model",
+        choices=MODEL_NAMES,
+        help="registered model (default: the one --init-from starts, else attention_unet)",
+    )
+    model.add_argument(
+        "--init-from",
+        metavar="FILE",
+        help="start from public weights: a segmenter .tflite rebuilt in Keras (MediaPipe selfie "
+        "general/landscape, Meet full/lite), the MobileNetV2 ImageNet .tflite or "
+        "EfficientNet-Lite0's .pth (README: where each comes from)",
+    )
     model.add_argument(
         "--input",
         type=parse_shape,
-        default=(128, 128),
         metavar="SIDE|HxW",
-        help="model input, e.g. 128 or 144x256 (default: 128)",
+        help="model input, e.g. 128 or 144x256 (default: the --init-from segmenter's own, "
+        "else 128)",
     )
     model.add_argument("-f", "--filters", type=int, default=8, help="first-layer filters")
     model.add_argument("--depth", type=int, default=4, help="U-Net down-sampling steps")
@@ -214,16 +246,31 @@ def _train_parser(subparsers) -> None:
     parser.set_defaults(handler=_run_train)
 
 
+def _model_and_input(args: argparse.Namespace) -> tuple[str, tuple[int, int]]:
+    """--model and --input, defaulting to what the --init-from file implies."""
+    model, input_shape = args.model, args.input
+    if args.init_from and not args.restore and not args.generate_tflite_only:
+        from backdrop.models.pretrained import identify_weights
+
+        start = identify_weights(args.init_from)  # a ValueError is one line on stderr
+        model = model or start.architecture
+        input_shape = input_shape or start.input_shape
+    return model or "attention_unet", input_shape or (128, 128)
+
+
 def _run_train(args: argparse.Namespace) -> None:
     from backdrop.train import TrainConfig
 
+    model, input_shape = _model_and_input(args)
     config = TrainConfig(
         checkpoints=args.checkpoints,
         records=args.records,
         portrait_folders=tuple(args.portrait),
         voc_folders=tuple(args.voc),
-        model=args.model,
-        input_shape=args.input,
+        model=model,
+        input_shape=input_shape,
+        init_from=args.init_from,
+        source_weights=tuple(args.source_weight),
         filters=args.filters,
         depth=args.depth,
         width=args.width,

@@ -40,6 +40,9 @@ class PipelineConfig:
             stretching them to the input distorts people as the runtime's stretched frames do).
         source_repeats: `(source, times)` pairs: examples of that source appear `times` times
             per epoch (weights the data that matches the target use, e.g. portraits).
+        source_weights: `(source, weight)` pairs: training batches become `(image, target,
+            weight)`, each example weighted by its source (1 for sources not named), so teacher
+            labels can count less (or more) than ground truth in the loss.
         cache: Keep decoded records in memory after the first epoch.
         shuffle_buffer: Examples in the shuffle buffer (0: no shuffling).
         seed: Seed of the random augmentation choices.
@@ -56,6 +59,7 @@ class PipelineConfig:
     whole_frame_probability: float = WHOLE_FRAME_PROBABILITY
     crop_aspect: str = "input"
     source_repeats: tuple[tuple[str, int], ...] = ()
+    source_weights: tuple[tuple[str, float], ...] = ()
     cache: bool = False
     shuffle_buffer: int = 1000
     seed: int | None = None
@@ -77,6 +81,9 @@ class PipelineConfig:
         for source, times in self.source_repeats:
             if times < 1:
                 raise ValueError(f"source {source!r} must repeat at least once, got {times}")
+        for source, weight in self.source_weights:
+            if not weight >= 0:
+                raise ValueError(f"the weight of source {source!r} must be >= 0, got {weight}")
         for folder in self.background_folders:
             if not Path(folder).is_dir():
                 raise ValueError(f"background folder {folder} not found")
@@ -286,6 +293,14 @@ def repeat_sources(dataset, serialized, count: int, repeats: Sequence[tuple[str,
     return dataset, count + extra
 
 
+def source_weight(source, weights: Sequence[tuple[str, float]]):
+    """The loss weight of an example of `source` (a scalar string tensor); 1 if not named."""
+    weight = tf.constant(1.0)
+    for name, value in weights:
+        weight = tf.where(tf.equal(source, name), tf.constant(value, tf.float32), weight)
+    return weight
+
+
 def build_dataset(serialized: tf.data.Dataset, count: int, config: PipelineConfig, training: bool):
     """Turns a dataset of serialized records into batches.
 
@@ -307,8 +322,15 @@ def build_dataset(serialized: tf.data.Dataset, count: int, config: PipelineConfi
         dataset = dataset.shuffle(config.shuffle_buffer, seed=config.seed)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(count))
     shape, seed = config.input_shape, config.seed
+    weighted = training and bool(config.source_weights)
+
+    def with_weight(example, image, target):
+        if not weighted:
+            return image, target
+        return image, target, source_weight(example["source"], config.source_weights)
+
     if not (training and config.augment):
-        dataset = dataset.map(lambda e: resize_example(e, shape), tf.data.AUTOTUNE)
+        dataset = dataset.map(lambda e: with_weight(e, *resize_example(e, shape)), tf.data.AUTOTUNE)
     else:
         # One seed per example, split into one per stage: new choices every epoch, and the
         # same run again for the same config.seed.
@@ -348,7 +370,8 @@ def build_dataset(serialized: tf.data.Dataset, count: int, config: PipelineConfi
                     config.background_probability,
                     background_seed,
                 )
-            return _jitter_colour(image, colour_seed), tf.concat([mask, ignore], axis=-1)
+            target = tf.concat([mask, ignore], axis=-1)
+            return with_weight(inputs["example"], _jitter_colour(image, colour_seed), target)
 
         dataset = tf.data.Dataset.zip(streams).map(augment, tf.data.AUTOTUNE)
     if config.drop_remainder and count < config.batch_size:
