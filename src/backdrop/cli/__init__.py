@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from backdrop.cli.data import _prepare_parser, _supervisely_parser, run_prepare, run_supervisely
 from backdrop.cli.ship import _evaluate_parser, _export_parser, _segment_parser
+from backdrop.cli.teach import _pseudo_label_parser
 from backdrop.cli.train import (
     _demo_parser,
     _report_parser,
@@ -28,6 +29,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, R
 PARSERS: tuple[Callable, ...] = (
     _supervisely_parser,
     _prepare_parser,
+    _pseudo_label_parser,
     _train_parser,
     _export_parser,
     _segment_parser,

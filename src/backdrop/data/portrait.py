@@ -15,6 +15,8 @@ from backdrop.data.sample import (
     read_mask,
 )
 
+# Written by `backdrop pseudo-label` (backdrop.teachers.label.RECORD).
+PSEUDO_LABELS = "pseudo_labels.json"
 # Folder-name pairs tried in order when none are given.
 KNOWN_LAYOUTS = (("images", "masks"), ("Training_Images", "Ground_Truth"))
 
@@ -28,7 +30,8 @@ class PortraitReader(Reader):
       masks/NAME.png         (or Ground_Truth/,    or --masks-dir)
       ignore/NAME.png        optional: nonzero = neither person nor background
     ```
-    What counts as person: the mask's value, as decoded by `sample.mask_from_pil` (grayscale
+    A folder holding `pseudo_labels.json` (written by `backdrop pseudo-label`) is source
+    "pseudo" rather than "portrait". What counts as person: the mask's value, as decoded by `sample.mask_from_pil` (grayscale
     0..255 soft, 0/1, palette index > 0, or the alpha channel). A mask smaller or larger than its
     image with the same aspect ratio is resized to it (nearest); another aspect ratio skips the
     sample.
@@ -42,10 +45,14 @@ class PortraitReader(Reader):
         images_dir: str | None = None,
         masks_dir: str | None = None,
         ignore_dir: str = "ignore",
-        source: str = "portrait",
+        source: str | None = None,
     ):
         super().__init__(root)
-        self.source = source  # e.g. "supervisely" for a folder converted from Supervise.ly
+        # "supervisely" for a folder converted from Supervise.ly; "pseudo" for teacher labels,
+        # kept apart so training can weight them and reports can separate them.
+        if source is None:
+            source = "pseudo" if (self.root / PSEUDO_LABELS).is_file() else "portrait"
+        self.source = source
         if images_dir is None and masks_dir is None:
             layouts = [
                 pair for pair in KNOWN_LAYOUTS if (self.root / pair[0]).is_dir()

@@ -1,0 +1,219 @@
+"""`backdrop pseudo-label`: a teacher labels pictures and video frames into a Portrait folder.
+
+```
+OUTPUT/
+  images/NAME.jpg          the picture (decoded, re-encoded; video frames NAME = VIDEO_000123)
+  masks/NAME.png           the teacher's soft person probability x 255 (8-bit, not thresholded)
+  pseudo_labels.json       the teacher (file, sha256, kind, settings) and every run: when, what
+```
+`backdrop prepare --portrait OUTPUT` reads it as source "pseudo" (PortraitReader sees the JSON),
+so training can weight it (`--source-weight pseudo=0.5`) and reports can tell it apart.
+Resumable: a picture whose mask exists is skipped; each image and mask is written under a
+temporary name and renamed, the mask last, so a mask only exists beside a complete image.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime
+import io
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from backdrop.data.portrait import PSEUDO_LABELS
+from backdrop.data.sample import IMAGE_EXTENSIONS, SkipSample, read_image
+from backdrop.runtime.media import VIDEO_EXTENSIONS, open_video, video_frames
+from backdrop.safety import write_atomic
+from backdrop.teachers import Teacher, file_digest
+
+RECORD = PSEUDO_LABELS
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelConfig:
+    """Settings of one pseudo-label run.
+
+    Attributes:
+        inputs: Picture files, folders of pictures and/or video files.
+        output: The Portrait folder to write.
+        every: Label every Nth frame of a video (pictures: every one).
+        jpeg_quality: Quality of the written pictures.
+    """
+
+    inputs: tuple[Path, ...]
+    output: Path
+    every: int = 10
+    jpeg_quality: int = 95
+
+    def __post_init__(self):
+        object.__setattr__(self, "inputs", tuple(Path(p) for p in self.inputs))
+        object.__setattr__(self, "output", Path(self.output))
+        if not self.inputs:
+            raise ValueError("give at least one picture, folder or video to label")
+        if self.every < 1:
+            raise ValueError(f"--every must be >= 1, got {self.every}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
+        for path in self.inputs:
+            if not path.exists():
+                raise ValueError(f"input {path} not found")
+            if path.is_file() and path.suffix.lower() not in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS:
+                raise ValueError(
+                    f"{path} is neither a picture ({', '.join(IMAGE_EXTENSIONS)}) nor a video "
+                    f"({', '.join(VIDEO_EXTENSIONS)})"
+                )
+            resolved = path.resolve()
+            output = self.output.resolve()
+            if output == resolved or output in resolved.parents:
+                raise ValueError(f"the output {self.output} must not hold the input {path}")
+
+
+def _media(inputs: Sequence[Path]) -> tuple[list[Path], list[Path]]:
+    """(pictures, videos) named by the inputs; folders are read one level deep."""
+    pictures, videos = [], []
+    for path in inputs:
+        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            suffix = file.suffix.lower()
+            if suffix in IMAGE_EXTENSIONS:
+                pictures.append(file)
+            elif suffix in VIDEO_EXTENSIONS:
+                videos.append(file)
+    return pictures, videos
+
+
+def _names(paths: Sequence[Path]) -> dict[Path, str]:
+    """A stable output name per input: its stem, or parent_stem where stems collide."""
+    counts = collections.Counter(p.stem for p in paths)
+    return {p: p.stem if counts[p.stem] == 1 else f"{p.parent.name}_{p.stem}" for p in paths}
+
+
+def _encode_jpeg(image: np.ndarray, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def _encode_mask(probability: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    values = np.rint(np.clip(probability, 0.0, 1.0) * 255).astype(np.uint8)
+    Image.fromarray(values, "L").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _teacher_record(teacher: Teacher) -> dict:
+    source = Path(teacher.source)
+    files = [source] if source.is_file() else []
+    if teacher.kind == "rvm-tfjs":  # the weights beside model.json identify it as much
+        files += sorted(source.parent.glob("*.bin"))
+    return {
+        "kind": teacher.kind,
+        "file": str(source),
+        "sha256": {f.name: file_digest(f) for f in files},
+        "settings": teacher.settings,
+    }
+
+
+def _read_record(output: Path, teacher: dict) -> dict:
+    """The folder's record; refuses a folder labelled by another teacher or settings."""
+    path = output / RECORD
+    if not path.is_file():
+        if (output / "masks").is_dir() and any((output / "masks").iterdir()):
+            raise ValueError(
+                f"{output}/masks holds files but no {RECORD}: not a pseudo-label folder; "
+                "choose another -o"
+            )
+        return {"format": "backdrop-pseudo-labels-v1", "teacher": teacher, "runs": []}
+    record = json.loads(path.read_text())
+    previous = record.get("teacher", {})
+    same = previous.get("sha256") == teacher["sha256"] and previous.get("settings") == json.loads(
+        json.dumps(teacher["settings"])
+    )
+    if not same:
+        raise ValueError(
+            f"{output} was labelled by another teacher or with other settings "
+            f"({previous.get('file')}, {previous.get('settings')}); resume with the same ones "
+            "or choose another -o"
+        )
+    return record
+
+
+def _work(config: LabelConfig) -> Iterator[tuple[str, Path, int | None]]:
+    """(name, file, frame index or None) for every picture and every Nth video frame."""
+    pictures, videos = _media(config.inputs)
+    names = _names(pictures + videos)
+    for picture in pictures:
+        yield names[picture], picture, None
+    for video in videos:
+        capture, count, _, _ = open_video(video)
+        capture.release()
+        for index in range(0, max(count, 0), config.every):
+            yield f"{names[video]}_{index:06d}", video, index
+
+
+def pseudo_label(teacher: Teacher, config: LabelConfig, progress: bool = True) -> dict:
+    """Labels every input not labelled yet; returns this run's entry of the record.
+
+    Raises:
+        ValueError: bad inputs, or an output folder labelled by another teacher.
+    """
+    from tqdm import tqdm
+
+    output = config.output
+    teacher_info = _teacher_record(teacher)
+    record = _read_record(output, teacher_info)
+    for folder in ("images", "masks"):
+        (output / folder).mkdir(parents=True, exist_ok=True)
+    run = {
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "inputs": [str(p) for p in config.inputs],
+        "every": config.every,
+        "labelled": 0,
+        "already_labelled": 0,
+        "skipped": [],
+    }
+    items = list(_work(config))
+    videos: dict[Path, Iterator[np.ndarray]] = {}
+    positions: dict[Path, int] = {}
+    try:
+        for name, path, frame_index in tqdm(items, desc="pseudo-label", disable=not progress):
+            mask_path = output / "masks" / f"{name}.png"
+            if mask_path.is_file():
+                run["already_labelled"] += 1
+                continue
+            try:
+                if frame_index is None:
+                    image = read_image(path)
+                else:
+                    image = _frame(videos, positions, path, frame_index)
+            except SkipSample as reason:
+                run["skipped"].append(str(reason))
+                continue
+            write_atomic(
+                output / "images" / f"{name}.jpg", _encode_jpeg(image, config.jpeg_quality)
+            )
+            write_atomic(mask_path, _encode_mask(teacher(image)))
+            run["labelled"] += 1
+    finally:
+        run["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        record["runs"].append(run)
+        write_atomic(output / RECORD, json.dumps(record, indent=2))
+    return run
+
+
+def _frame(videos: dict, positions: dict, path: Path, index: int) -> np.ndarray:
+    """Frame `index` of the video at `path`, read sequentially (frames come in order)."""
+    if path not in videos:
+        capture, _, _, _ = open_video(path)
+        videos[path] = video_frames(capture)
+        positions[path] = -1
+    for frame in videos[path]:
+        positions[path] += 1
+        if positions[path] == index:
+            return frame
+    raise SkipSample(f"{path}: frame {index} could not be read")
