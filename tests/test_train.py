@@ -290,3 +290,68 @@ def test_weight_decay_shrinks_weights_and_survives_a_restore(synthetic_records, 
     state = train(config, verbose=0)
     optimizer = load_checkpoint(config.checkpoints / state["checkpoint"]).optimizer
     assert isinstance(optimizer, keras.optimizers.AdamW) and optimizer.weight_decay == 1e-3
+
+
+def test_a_source_weighted_zero_teaches_nothing(synthetic_records, tmp_path):
+    """Per-source weights reach the loss: all examples weighted 0 leave every trainable weight
+    where it started (BatchNorm's moving statistics still move: they are not learned)."""
+    from backdrop.models.registry import build_model
+
+    config = small_config(
+        synthetic_records, tmp_path / "run", epochs=1, source_weights=[["portrait", 0.0]]
+    )
+    train(config, verbose=0)
+    trained = keras.models.load_model(tmp_path / "run" / "epoch-0001.keras")
+    keras.utils.set_random_seed(config.seed)
+    initial = build_model(config.model, config.input_shape, config.filters, depth=config.depth)
+    for before, after in zip(initial.trainable_weights, trained.trainable_weights, strict=True):
+        np.testing.assert_array_equal(before.numpy(), after.numpy())
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["source_weights"] == [["portrait", 0.0]]
+
+
+def test_init_from_a_file_of_another_architecture_is_refused_before_writing(
+    synthetic_records, tmp_path, tiny_models
+):
+    config = small_config(synthetic_records, tmp_path / "run", init_from=tiny_models["float32"])
+    with pytest.raises(TrainingError, match="expected one of"):
+        train(config, verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.integration
+def test_init_from_mediapipe_starts_from_its_weights_and_trains(
+    synthetic_records, tmp_path, anchor_model
+):
+    from backdrop.cli import build_parser
+    from backdrop.cli.train import _model_and_input
+    from backdrop.models.tflite_import import import_segmenter
+
+    path = anchor_model()
+    args = build_parser().parse_args(["train", "--init-from", str(path)])
+    assert _model_and_input(args) == ("mediapipe_selfie", (256, 256))
+    args = build_parser().parse_args(["train", "--init-from", str(path), "--input", "64"])
+    assert _model_and_input(args) == ("mediapipe_selfie", (64, 64))
+    with pytest.raises(TrainingError, match="initialises mediapipe_selfie, not mobile_segmenter"):
+        small_config(
+            synthetic_records, tmp_path / "x", model="mobile_segmenter", init_from=path
+        ).check_init_from()
+    config = small_config(
+        synthetic_records,
+        tmp_path / "run",
+        model="mediapipe_selfie",
+        init_from=path,
+        epochs=1,
+        learning_rate=0.0,
+        export="float32",
+    )
+    train(config, verbose=0)
+    trained = keras.models.load_model(tmp_path / "run" / "epoch-0001.keras")
+    imported = import_segmenter(path, (64, 64))
+    # Learning rate 0: the checkpoint holds exactly MediaPipe's weights.
+    for ours, theirs in zip(trained.weights, imported.weights, strict=True):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    from backdrop.train import export_after_training
+
+    reports = export_after_training(config)
+    assert reports and (tmp_path / "run" / "model_float32.tflite").is_file()

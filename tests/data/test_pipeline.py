@@ -250,3 +250,28 @@ def test_whole_frame_probability_sets_how_often_the_example_is_the_whole_frame()
     assert 0.25 < whole_share(0.5) < 0.75
     with pytest.raises(ValueError, match="whole_frame_probability"):
         PipelineConfig(whole_frame_probability=1.5)
+
+
+def test_source_weights_weigh_each_training_example_by_its_source():
+    examples = encoded(3, "portrait", 200) + encoded(4, "pseudo", 20)
+    config = PipelineConfig((16, 16), batch_size=1, source_weights=(("pseudo", 0.25),))
+    dataset, _ = memory_dataset(examples, config, training=True)
+    pairs = [(float(i.numpy().mean()), float(w.numpy()[0])) for i, _, w in dataset]
+    # Dark pictures are the pseudo-labelled ones (colour jitter moves brightness a little).
+    assert sorted(w for m, w in pairs if m < 0.5) == [0.25] * 4
+    assert sorted(w for m, w in pairs if m > 0.5) == [1.0] * 3
+    validation, _ = memory_dataset(examples, config, training=False)
+    assert len(next(iter(validation))) == 2  # validation stays unweighted
+    with pytest.raises(ValueError, match="must be >= 0"):
+        PipelineConfig((16, 16), source_weights=(("pseudo", -1.0),))
+
+
+def test_soft_targets_stay_soft_from_records_to_batches():
+    """Teacher labels are probabilities: nothing thresholds them on the way in."""
+    mask = np.tile(np.linspace(0, 1, 50, dtype=np.float32), (40, 1))
+    example = encode_example("soft", "pseudo", np.zeros((40, 50, 3), np.uint8), mask, None, "png")
+    config = PipelineConfig((40, 50), batch_size=1, augment=False)
+    dataset, _ = memory_dataset([example], config, training=False)
+    _, targets = next(iter(dataset))
+    values = np.unique(np.round(targets.numpy()[0, ..., 0], 2))
+    assert len(values) > 40 and values.min() == 0 and values.max() == 1

@@ -109,5 +109,9 @@ def test_public_segmenter_is_reproduced_and_exports_without_custom_ops(
 def test_imported_segmenter_rebuilds_at_another_input_and_refuses_misfits(shared_model):
     path = shared_model("anchors/selfie_segmentation_landscape.tflite")
     assert import_segmenter(path, (256, 256)).output_shape == (None, 256, 256, 1)
+    meet = shared_model("models/meet_segmentation/segm_full_v679.tflite")  # pools by AVERAGE_POOL
+    model = import_segmenter(meet, (96, 160))
+    output = model.predict(np.random.default_rng(0).random((1, 96, 160, 3), np.float32), verbose=0)
+    assert output.shape == (1, 96, 160, 1) and np.isfinite(output).all()
     with pytest.raises(TFLiteFormatError, match="cannot be rebuilt at input 100x100"):
         import_segmenter(path, (100, 100))

@@ -130,7 +130,10 @@ def _average(x, op: Operator, graph, name: str):
         axes = tuple(int(a) for a in np.ravel(graph.constant(op.inputs[1])))
         if sorted(axes) != [1, 2]:
             raise TFLiteFormatError(f"{name}: MEAN over axes {axes} is not supported")
-    elif tuple(x.shape[1:3]) != (op.options["FilterHeight"], op.options["FilterWidth"]):
+    elif graph.tensor(op.inputs[0]).shape[1:3] != (
+        op.options["FilterHeight"],
+        op.options["FilterWidth"],
+    ):  # the file's own shapes: pooling over its whole map pools the whole map at any size
         raise TFLiteFormatError(f"{name}: only average pooling over the whole map is supported")
     # Global, so the rebuilt model also runs at another input size.
     return layers.GlobalAveragePooling2D(keepdims=True, name=name)(x)
