@@ -355,3 +355,34 @@ def test_init_from_mediapipe_starts_from_its_weights_and_trains(
 
     reports = export_after_training(config)
     assert reports and (tmp_path / "run" / "model_float32.tflite").is_file()
+
+
+def test_init_from_an_unknown_file_is_one_line_from_the_cli(tmp_path, tiny_models, capsys):
+    from backdrop.cli import main
+
+    code = main(
+        [
+            "train",
+            "-r",
+            str(tmp_path),
+            "-o",
+            str(tmp_path / "run"),
+            "--init-from",
+            str(tiny_models["float32"]),
+        ]
+    )
+    error = capsys.readouterr().err.strip()
+    assert code == 1 and "\n" not in error and "expected one of" in error
+    assert not (tmp_path / "run").exists()
+
+
+def test_imported_architectures_need_their_file():
+    from backdrop.models.registry import build_model
+    from backdrop.models.tflite_graph import TFLiteFormatError
+
+    for name, expected in (
+        ("mediapipe_selfie", "selfie_segmentation"),
+        ("meet_segmenter", "segm_full"),
+    ):
+        with pytest.raises(TFLiteFormatError, match=f"--init-from.*{expected}"):
+            build_model(name, (64, 64), 8)
