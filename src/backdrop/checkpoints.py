@@ -13,6 +13,7 @@ from pathlib import Path
 from backdrop.distribute import is_chief
 from backdrop.safety import write_atomic
 from backdrop.tf_setup import import_tensorflow
+from backdrop.training.config import TrainingError
 
 import_tensorflow()
 import keras  # noqa: E402  (after TensorFlow's quiet import)
@@ -21,10 +22,6 @@ import backdrop.quantize_aware  # noqa: E402, F401  (registers FakeQuant for loa
 
 STATE = "state.json"
 KEEP_EPOCHS = 2
-
-
-class TrainingError(RuntimeError):
-    """Training cannot start or go on; the message names the fix."""
 
 
 def save_model_atomic(model: keras.Model, path: Path) -> None:

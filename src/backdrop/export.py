@@ -18,8 +18,7 @@ tf = import_tensorflow()
 import keras  # noqa: E402
 
 from backdrop.quantize_aware import strip_fake_quant  # noqa: E402
-
-EXPORT_MODES = ("float32", "float16", "int8")
+from backdrop.training.config import EXPORT_MODES  # noqa: E402
 
 
 def _fixed_batch(model: keras.Model) -> keras.Model:

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from backdrop.training.config import CONFIG, TrainConfig
+
 COLOURS = {"train": (31, 119, 180), "validation": (255, 127, 14)}
 
 
@@ -68,19 +70,18 @@ def plot_curves(
 
 def validation_grid(run: Path, path: Path, count: int = 8) -> Path | None:
     """Rows of validation image | true mask | predicted mask (best checkpoint), as one PNG."""
-    config = json.loads((run / "config.json").read_text())
+    config = TrainConfig.from_json((run / CONFIG).read_text())
     checkpoint = run / "best.keras"
-    if not checkpoint.is_file() or not config.get("records"):
+    if not checkpoint.is_file() or not config.records:
         return None
+    from backdrop.checkpoints import load_checkpoint
     from backdrop.data.pipeline import PipelineConfig, record_dataset
-    from backdrop.train import load_checkpoint
 
     model = load_checkpoint(checkpoint)
-    shape = tuple(config["input_shape"])
     dataset, _ = record_dataset(
-        config["records"],
+        config.records,
         "validation",
-        PipelineConfig(shape, batch_size=count, augment=False),
+        PipelineConfig(config.input_shape, batch_size=count, augment=False),
         training=False,
     )
     images, targets = next(iter(dataset))
@@ -114,7 +115,7 @@ def _table(header: list[str], rows: list[list]) -> str:
 def write_report(run: str | Path, output: str | Path | None = None) -> Path:
     """Writes `output/index.html` (default RUN_DIR/report/) with its PNGs; returns the page."""
     run = Path(run)
-    if not (run / "config.json").is_file():
+    if not (run / CONFIG).is_file():
         raise FileNotFoundError(
             f"{run} is not a training run (no config.json); give the "
             "checkpoints folder of `backdrop train`"
@@ -123,7 +124,7 @@ def write_report(run: str | Path, output: str | Path | None = None) -> Path:
     output.mkdir(parents=True, exist_ok=True)
     log = read_log(run)
     state = json.loads((run / "state.json").read_text()) if (run / "state.json").is_file() else {}
-    config = json.loads((run / "config.json").read_text())
+    settings = json.loads(TrainConfig.from_json((run / CONFIG).read_text()).to_json())
     parts = [f"<h1>Backdrop training report</h1><p>Run: <code>{html.escape(str(run))}</code></p>"]
     if state:
         parts.append(
@@ -169,7 +170,7 @@ def write_report(run: str | Path, output: str | Path | None = None) -> Path:
             )
         )
     parts.append(
-        "<h2>Settings</h2>" + _table(["setting", "value"], [[k, v] for k, v in config.items()])
+        "<h2>Settings</h2>" + _table(["setting", "value"], [[k, v] for k, v in settings.items()])
     )
     style = (
         "body{font-family:sans-serif;max-width:1200px;margin:2em auto}"

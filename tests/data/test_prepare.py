@@ -231,3 +231,19 @@ def test_killed_prepare_leaves_no_claimed_partial_shard_and_rerun_completes(tmp_
     assert not (destination / "metadata.json").exists()
     assert subprocess.run([*command, "--remove-all-previous-results"]).returncode == 0
     assert len(list(read_records(shard_paths(destination, "train")))) == 400
+
+
+def test_prepare_runs_without_importing_tensorflow(tmp_path):
+    """Its speed depends on it: records are written with Backdrop's own TFRecord writer."""
+    data = fixtures.make_portrait(tmp_path / "portrait", count=6)
+    code = (
+        "import sys\n"
+        "from backdrop.cli import main\n"
+        f"code = main(['prepare', '--portrait', {str(data)!r}, '-d', {str(tmp_path / 'records')!r},"
+        " '-q', '--workers', '1'])\n"
+        "print(code, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "0 False False"
+    assert (tmp_path / "records" / "metadata.json").is_file()

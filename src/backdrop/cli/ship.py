@@ -37,7 +37,8 @@ def _export_parser(subparsers) -> None:
 
 def _run_export(args: argparse.Namespace) -> None:
     from backdrop.export import export_models, format_reports
-    from backdrop.train import TrainConfig, export_data, load_checkpoint
+    from backdrop.train import export_data, load_checkpoint
+    from backdrop.training.config import TrainConfig
 
     source = Path(args.checkpoint)
     if source.is_dir():

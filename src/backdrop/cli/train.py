@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from backdrop.data import CROP_ASPECTS, WHOLE_FRAME_PROBABILITY
+from backdrop.data import CROP_ASPECTS
 from backdrop.models.registry import MOBILE_ACTIVATIONS, MODEL_NAMES
+from backdrop.training.config import DISTRIBUTE, EXPORT_MODES, TrainConfig
+
+DEFAULT = TrainConfig.default  # every flag's default is the config's
 
 
 def _demo_parser(subparsers) -> None:
@@ -113,27 +116,27 @@ def _train_parser(subparsers) -> None:
     data.add_argument(
         "--background-probability",
         type=float,
-        default=0.5,
+        default=DEFAULT("background_probability"),
         help="chance an example gets a new background (default: %(default)s)",
     )
     data.add_argument(
         "--copy-paste-probability",
         type=float,
-        default=0.0,
+        default=DEFAULT("copy_paste_probability"),
         help="chance an example's people are pasted over another training image, whose own "
         "people stay labelled (default: %(default)s)",
     )
     data.add_argument(
         "--whole-frame-probability",
         type=float,
-        default=WHOLE_FRAME_PROBABILITY,
+        default=DEFAULT("whole_frame_probability"),
         help="chance an example is the whole frame stretched to the input, as the runtime "
         "shows every frame, instead of a random crop (default: %(default)s)",
     )
     data.add_argument(
         "--crop-aspect",
         choices=CROP_ASPECTS,
-        default="input",
+        default=DEFAULT("crop_aspect"),
         help="random crops shaped like the model input (people keep their proportions) or "
         "like the source frame (stretched to the input as the runtime stretches whole frames) "
         "(default: %(default)s)",
@@ -177,18 +180,22 @@ def _train_parser(subparsers) -> None:
         help="model input, e.g. 128 or 144x256 (default: the --init-from segmenter's own, "
         "else 128)",
     )
-    model.add_argument("-f", "--filters", type=int, default=8, help="first-layer filters")
-    model.add_argument("--depth", type=int, default=4, help="U-Net down-sampling steps")
+    model.add_argument(
+        "-f", "--filters", type=int, default=DEFAULT("filters"), help="first-layer filters"
+    )
+    model.add_argument(
+        "--depth", type=int, default=DEFAULT("depth"), help="U-Net down-sampling steps"
+    )
     model.add_argument(
         "--width",
         type=float,
-        default=1.0,
-        help="channel multiplier of mobile_segmenter's encoder (default: 1.0)",
+        default=DEFAULT("width"),
+        help="channel multiplier of mobile_segmenter's encoder (default: %(default)s)",
     )
     model.add_argument(
         "--activation",
         choices=MOBILE_ACTIVATIONS,
-        default="relu",
+        default=DEFAULT("activation"),
         help="mobile_segmenter's activation; relu6 bounds every range, which int8 likes "
         "(default: %(default)s)",
     )
@@ -196,39 +203,52 @@ def _train_parser(subparsers) -> None:
     fit.add_argument(
         "-o",
         "--checkpoints",
-        default="training_grid",
+        default=DEFAULT("checkpoints"),
         help="folder for checkpoints, logs and the exported model",
     )
-    fit.add_argument("-e", "--epochs", type=int, default=100, help="total epochs")
+    fit.add_argument(
+        "-e",
+        "--epochs",
+        type=int,
+        default=DEFAULT("epochs"),
+        help="total epochs (default: %(default)s)",
+    )
     fit.add_argument(
         "--quantize-aware-epochs",
         type=int,
-        default=0,
+        default=DEFAULT("quantize_aware_epochs"),
         metavar="N",
         help="the last N of the epochs simulate int8 rounding (batch norm frozen), so the int8 "
         "export loses less; with --restore, raise -e by N to fine-tune a finished run",
     )
-    fit.add_argument("-b", "--batch-size", type=int, default=8, help="per replica")
-    fit.add_argument("--learning-rate", type=float, default=2e-3)
+    fit.add_argument(
+        "-b", "--batch-size", type=int, default=DEFAULT("batch_size"), help="per replica"
+    )
+    fit.add_argument(
+        "--learning-rate",
+        type=float,
+        default=DEFAULT("learning_rate"),
+        help="peak of the cosine schedule (default: %(default)s)",
+    )
     fit.add_argument(
         "--weight-decay",
         type=float,
-        default=0.0,
+        default=DEFAULT("weight_decay"),
         help="decoupled weight decay of every trainable weight (AdamW); 0: plain Adam "
         "(default: %(default)s)",
     )
     fit.add_argument(
         "--distribute",
-        choices=("auto", "none", "mirrored", "multiworker"),
-        default="auto",
+        choices=DISTRIBUTE,
+        default=DEFAULT("distribute"),
         help="auto: several machines if TF_CONFIG is set, else all "
         "GPUs of this machine, else one device",
     )
-    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--seed", type=int, default=DEFAULT("seed"))
     fit.add_argument(
         "--export",
-        choices=("float32", "float16", "int8", "none"),
-        default="int8",
+        choices=(*EXPORT_MODES, "none"),
+        default=DEFAULT("export"),
         help="TFLite export after training (default: %(default)s)",
     )
     fit.add_argument("--restore", action="store_true", help="continue from the last checkpoint")
@@ -255,12 +275,10 @@ def _model_and_input(args: argparse.Namespace) -> tuple[str, tuple[int, int]]:
         start = identify_weights(args.init_from)  # a ValueError is one line on stderr
         model = model or start.architecture
         input_shape = input_shape or start.input_shape
-    return model or "attention_unet", input_shape or (128, 128)
+    return model or DEFAULT("model"), input_shape or DEFAULT("input_shape")
 
 
 def _run_train(args: argparse.Namespace) -> None:
-    from backdrop.train import TrainConfig
-
     model, input_shape = _model_and_input(args)
     config = TrainConfig(
         checkpoints=args.checkpoints,
