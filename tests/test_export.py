@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from backdrop.data.portrait import PortraitReader
 from backdrop.data.prepare import PrepareConfig, prepare
+from backdrop.data.readers.portrait import PortraitReader
 from backdrop.data.synthetic import write_synthetic_dataset
 from backdrop.runtime import Segmenter
-from backdrop.train import TrainConfig, export_after_training, load_checkpoint, train
+from backdrop.training.loop import TrainConfig, export_after_training, load_checkpoint, train
 
 # Largest allowed |Keras - LiteRT| person probability, per mode (and the mean for int8).
 TOLERANCE = {"float32": 1e-4, "float16": 2e-2, "int8": 0.25}

@@ -17,8 +17,8 @@ from backdrop.tf_setup import import_tensorflow
 tf = import_tensorflow()
 import keras  # noqa: E402
 
-from backdrop.quantize_aware import strip_fake_quant  # noqa: E402
 from backdrop.training.config import EXPORT_MODES  # noqa: E402
+from backdrop.training.quantize_aware import strip_fake_quant  # noqa: E402
 
 
 def _fixed_batch(model: keras.Model) -> keras.Model:
@@ -115,16 +115,9 @@ def export_tflite(
     return path
 
 
-def measure_latency(path: str | Path, threads: int = 2, runs: int = 50) -> float:
-    """Median milliseconds of one inference with ai-edge-litert (see `Segmenter.latency_ms`)."""
-    from backdrop.runtime.segmenter import Segmenter
-
-    return Segmenter(path, threads).latency_ms(runs)
-
-
 def validation_iou(predict, pairs) -> float:
     """Mean per-image IoU (threshold 0.5, ignore pixels left out) of `predict(image) -> prob`."""
-    from backdrop.evaluate import THRESHOLD, iou
+    from backdrop.evaluation.metrics import THRESHOLD, iou
 
     scores = [
         iou(predict(image) >= THRESHOLD, target[..., 0] >= THRESHOLD, target[..., 1] < 0.5)

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from backdrop.cli import main
-from backdrop.data.portrait import PortraitReader
 from backdrop.data.prepare import (
     PrepareConfig,
     PrepareError,
@@ -23,11 +22,12 @@ from backdrop.data.prepare import (
     shard_paths,
     split_of,
 )
+from backdrop.data.readers import READERS
+from backdrop.data.readers.portrait import PortraitReader
 from backdrop.data.records import quantize_mask, read_records
-from backdrop.data.registry import READERS
 from backdrop.safety import UnsafeRemovalError, check_removable
 from tests import fixtures
-from tests.data.test_readers import build_reader
+from tests.data.readers.test_readers import build_reader
 
 
 def records_by_name(folder: Path) -> dict[str, dict]:
@@ -77,7 +77,7 @@ def test_split_is_stable_when_datasets_are_added(tmp_path):
         progress=False,
     )
     voc = fixtures.make_voc(tmp_path / "voc")
-    from backdrop.data.voc import VOCReader
+    from backdrop.data.readers.voc import VOCReader
 
     prepare(
         [VOCReader(voc), PortraitReader(portrait)],

@@ -84,7 +84,7 @@ def test_unknown_tflite_is_one_line_naming_what_was_expected(tmp_path, tiny_mode
 def test_public_segmenter_is_reproduced_and_exports_without_custom_ops(
     tmp_path, relative, shared_model, shared_dataset
 ):
-    from backdrop.data.portrait import PortraitReader
+    from backdrop.data.readers.portrait import PortraitReader
     from backdrop.runtime.segmenter import Segmenter
 
     path = shared_model(relative)

@@ -24,7 +24,7 @@ from backdrop.runtime.temporal import MaskSmoother
 def test_importing_the_runtime_leaves_tensorflow_out():
     code = (
         "import sys, backdrop.runtime, backdrop.runtime.media, backdrop.runtime.pipeline, "
-        "backdrop.evaluate; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+        "backdrop.evaluation.evaluate; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -37,8 +37,8 @@ def _export_parser(subparsers) -> None:
 
 def _run_export(args: argparse.Namespace) -> None:
     from backdrop.export import export_models, format_reports
-    from backdrop.train import export_data, load_checkpoint
     from backdrop.training.config import TrainConfig
+    from backdrop.training.loop import export_data, load_checkpoint
 
     source = Path(args.checkpoint)
     if source.is_dir():
@@ -93,8 +93,8 @@ def _segment_parser(subparsers) -> None:
 
 
 def _run_segment(args: argparse.Namespace) -> None:
+    from backdrop.imageops import VIDEO_EXTENSIONS
     from backdrop.runtime.media import (
-        VIDEO_EXTENSIONS,
         MediaError,
         process_camera,
         process_images,
@@ -160,7 +160,7 @@ def _evaluate_parser(subparsers) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> None:
-    from backdrop.evaluate import evaluate, format_table, parse_data_spec, write_results
+    from backdrop.evaluation.evaluate import evaluate, format_table, parse_data_spec, write_results
 
     readers = [parse_data_spec(spec) for spec in args.data]
     output = Path(args.output)

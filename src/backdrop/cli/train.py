@@ -43,7 +43,7 @@ def _report_parser(subparsers) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> None:
-    from backdrop.report import write_report
+    from backdrop.evaluation.report import write_report
 
     print(f"report: {write_report(args.run, args.output)}")
 
@@ -321,7 +321,7 @@ def run_train(
     config, restore: bool, remove_previous: bool, export_only: bool, verbose="auto"
 ) -> None:
     """Trains (unless `export_only`), then exports; prints where everything is."""
-    from backdrop.train import export_after_training, train
+    from backdrop.training.loop import export_after_training, train
 
     if not export_only:
         state = train(config, restore=restore, remove_previous=remove_previous, verbose=verbose)

@@ -16,7 +16,7 @@ import numpy as np
 
 from backdrop.data import records
 from backdrop.data.parallel import log, parallel_map
-from backdrop.data.reader import Reader
+from backdrop.data.readers.base import Reader
 from backdrop.data.sample import Sample, SkipSample
 from backdrop.safety import check_removable, remove_matching, write_atomic
 

@@ -37,7 +37,7 @@ class TrainConfig:
         width: Channel multiplier of the mobile segmenter's encoder.
         activation: The mobile segmenter's activation: "relu", "relu6" or "hard_swish".
         quantize_aware_epochs: The last epochs (of `epochs`) simulate int8 rounding
-            (`backdrop.quantize_aware`), for a better int8 export.
+            (`backdrop.training.quantize_aware`), for a better int8 export.
         epochs: Total epochs, counting those of a restored run.
         batch_size: Examples per batch on each replica.
         learning_rate: Peak learning rate of the cosine schedule.

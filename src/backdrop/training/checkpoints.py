@@ -10,15 +10,15 @@ import signal
 import threading
 from pathlib import Path
 
-from backdrop.distribute import is_chief
 from backdrop.safety import write_atomic
 from backdrop.tf_setup import import_tensorflow
 from backdrop.training.config import TrainingError
+from backdrop.training.distribute import is_chief
 
 import_tensorflow()
 import keras  # noqa: E402  (after TensorFlow's quiet import)
 
-import backdrop.quantize_aware  # noqa: E402, F401  (registers FakeQuant for loading checkpoints)
+import backdrop.training.quantize_aware  # noqa: E402, F401  (registers FakeQuant for loading checkpoints)
 
 STATE = "state.json"
 KEEP_EPOCHS = 2

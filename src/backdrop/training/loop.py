@@ -30,8 +30,10 @@ from backdrop.tf_setup import import_tensorflow
 tf = import_tensorflow()
 import keras  # noqa: E402  (after TensorFlow's quiet import)
 
-from backdrop import losses  # noqa: E402
-from backdrop.checkpoints import (  # noqa: E402
+from backdrop.data import pipeline  # noqa: E402
+from backdrop.models.registry import build_model  # noqa: E402
+from backdrop.training import losses  # noqa: E402
+from backdrop.training.checkpoints import (  # noqa: E402
     STATE,
     CtrlC,
     EpochCheckpoint,
@@ -40,11 +42,9 @@ from backdrop.checkpoints import (  # noqa: E402
     read_state,
     save_model_atomic,
 )
-from backdrop.data import pipeline  # noqa: E402
-from backdrop.distribute import select_strategy  # noqa: E402
-from backdrop.models.registry import build_model  # noqa: E402
-from backdrop.quantize_aware import add_fake_quant, has_fake_quant  # noqa: E402
 from backdrop.training.config import CONFIG, TrainConfig, TrainingError  # noqa: E402
+from backdrop.training.distribute import select_strategy  # noqa: E402
+from backdrop.training.quantize_aware import add_fake_quant, has_fake_quant  # noqa: E402
 
 __all__ = [
     "TrainConfig",
@@ -74,13 +74,12 @@ OUTPUT_PATTERNS = (
 
 def _folder_examples(config: TrainConfig) -> tuple[list[bytes], list[bytes]]:
     """Reads folder datasets into serialized records, split by the same hash as prepare."""
-    from backdrop.data.portrait import PortraitReader
     from backdrop.data.prepare import downscale, split_of
+    from backdrop.data.readers import create_reader
     from backdrop.data.records import encode_example
-    from backdrop.data.voc import VOCReader
 
-    readers = [PortraitReader(p) for p in config.portrait_folders]
-    readers += [VOCReader(p) for p in config.voc_folders]
+    readers = [create_reader("portrait", p) for p in config.portrait_folders]
+    readers += [create_reader("voc", p) for p in config.voc_folders]
     splits: dict[str, list[bytes]] = {"train": [], "validation": []}
     side = max(config.input_shape)
     for reader in readers:

@@ -74,8 +74,8 @@ def validation_grid(run: Path, path: Path, count: int = 8) -> Path | None:
     checkpoint = run / "best.keras"
     if not checkpoint.is_file() or not config.records:
         return None
-    from backdrop.checkpoints import load_checkpoint
     from backdrop.data.pipeline import PipelineConfig, record_dataset
+    from backdrop.training.checkpoints import load_checkpoint
 
     model = load_checkpoint(checkpoint)
     dataset, _ = record_dataset(

@@ -14,12 +14,12 @@ import keras
 import numpy as np
 import pytest
 
-from backdrop.data.portrait import PortraitReader
 from backdrop.data.prepare import PrepareConfig, prepare
+from backdrop.data.readers.portrait import PortraitReader
 from backdrop.data.synthetic import write_synthetic_dataset
-from backdrop.train import TrainConfig, TrainingError, train
+from backdrop.training.loop import TrainConfig, TrainingError, train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +191,7 @@ def test_mirrored_strategy_runs_on_two_cpu_devices(synthetic_records, tmp_path):
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from backdrop.train import TrainConfig, select_strategy, train
+from backdrop.training.loop import TrainConfig, select_strategy, train
 assert select_strategy("mirrored").num_replicas_in_sync == 2
 state = train(TrainConfig(checkpoints={str(tmp_path / "run")!r}, records={str(synthetic_records)!r},
               input_shape=(64, 64), filters=4, epochs=1, batch_size=8, distribute="mirrored",
@@ -206,7 +206,7 @@ print("EPOCHS", state["epoch"])
 
 
 def test_repeated_sources_and_copy_paste_reach_the_training_data(synthetic_records, tmp_path):
-    from backdrop.train import make_datasets
+    from backdrop.training.loop import make_datasets
 
     _, _, plain = make_datasets(small_config(synthetic_records, tmp_path))
     config = small_config(
@@ -224,7 +224,7 @@ def test_repeated_sources_and_copy_paste_reach_the_training_data(synthetic_recor
 
 def test_crop_flags_reach_the_training_data(synthetic_records, tmp_path):
     from backdrop.cli import build_parser
-    from backdrop.train import make_datasets
+    from backdrop.training.loop import make_datasets
 
     parser = build_parser()
     args = parser.parse_args(
@@ -269,7 +269,7 @@ def test_repeat_source_flag_rejects_bad_values():
 
 
 def test_ctrl_c_is_raised_at_a_batch_boundary_where_nothing_swallows_it():
-    from backdrop.checkpoints import CtrlC
+    from backdrop.training.checkpoints import CtrlC
 
     before = signal.getsignal(signal.SIGINT)
     with CtrlC() as ctrl_c:
@@ -283,7 +283,7 @@ def test_ctrl_c_is_raised_at_a_batch_boundary_where_nothing_swallows_it():
 
 
 def test_weight_decay_shrinks_weights_and_survives_a_restore(synthetic_records, tmp_path):
-    from backdrop.train import _optimizer, load_checkpoint, train
+    from backdrop.training.loop import _optimizer, load_checkpoint, train
 
     for decay, expected in ((0.0, 1.0), (0.5, 1.0 - 0.1 * 0.5)):
         variable = keras.Variable(np.ones(3, np.float32))
@@ -357,7 +357,7 @@ def test_init_from_mediapipe_starts_from_its_weights_and_trains(
     # Learning rate 0: the checkpoint holds exactly MediaPipe's weights.
     for ours, theirs in zip(trained.weights, imported.weights, strict=True):
         np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
-    from backdrop.train import export_after_training
+    from backdrop.training.loop import export_after_training
 
     reports = export_after_training(config)
     assert reports and (tmp_path / "run" / "model_float32.tflite").is_file()
