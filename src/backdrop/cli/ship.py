@@ -39,10 +39,11 @@ def _run_export(args: argparse.Namespace) -> None:
     from backdrop.export import export_models, format_reports
     from backdrop.training.config import TrainConfig
     from backdrop.training.loop import export_data, load_checkpoint
+    from backdrop.training.run_folder import RunFolder
 
     source = Path(args.checkpoint)
     if source.is_dir():
-        source = source / "best.keras"
+        source = RunFolder(source).best
     model = load_checkpoint(source)
     shape = tuple(model.input_shape[1:3])
     config = TrainConfig(checkpoints=source.parent, records=args.records, input_shape=shape)

@@ -1,4 +1,4 @@
-"""`backdrop train`, `backdrop report` and `backdrop demo`."""
+"""`backdrop train`."""
 
 from __future__ import annotations
 
@@ -10,42 +10,6 @@ from backdrop.models.registry import MOBILE_ACTIVATIONS, MODEL_NAMES
 from backdrop.training.config import DISTRIBUTE, EXPORT_MODES, TrainConfig
 
 DEFAULT = TrainConfig.default  # every flag's default is the config's
-
-
-def _demo_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "demo",
-        help="the bundled first run on generated data (no download)",
-        description="Generate a synthetic person dataset, prepare records, train a small "
-        "Attention U-Net, export it to int8, blur a generated clip and write an HTML report.",
-    )
-    parser.add_argument("--output", default="demo_output", help="folder for everything it writes")
-    parser.add_argument("--quick", action="store_true", help="a tiny version (about a minute)")
-    parser.set_defaults(handler=_run_demo)
-
-
-def _run_demo(args: argparse.Namespace) -> None:
-    from backdrop.demo import DemoSettings, run_demo
-
-    run_demo(args.output, DemoSettings.quick() if args.quick else DemoSettings())
-
-
-def _report_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "report",
-        help="HTML report of a training run",
-        description="Write RUN_DIR/report/index.html: loss and IoU curves, validation images "
-        "with true and predicted masks, the exported models and the settings.",
-    )
-    parser.add_argument("run", help="checkpoints folder of `backdrop train`")
-    parser.add_argument("-o", "--output", help="folder for the page (default: RUN_DIR/report)")
-    parser.set_defaults(handler=_run_report)
-
-
-def _run_report(args: argparse.Namespace) -> None:
-    from backdrop.evaluation.report import write_report
-
-    print(f"report: {write_report(args.run, args.output)}")
 
 
 def parse_repeat(text: str) -> tuple[str, int]:

@@ -14,14 +14,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from backdrop.training.config import CONFIG, TrainConfig
+from backdrop.training.config import TrainConfig
+from backdrop.training.run_folder import RunFolder
 
 COLOURS = {"train": (31, 119, 180), "validation": (255, 127, 14)}
 
 
 def read_log(run: Path) -> dict[str, list[float]]:
     """log.csv -> column name -> values per epoch."""
-    path = run / "log.csv"
+    path = RunFolder(run).log
     if not path.is_file():
         return {}
     with open(path, newline="") as handle:
@@ -70,8 +71,8 @@ def plot_curves(
 
 def validation_grid(run: Path, path: Path, count: int = 8) -> Path | None:
     """Rows of validation image | true mask | predicted mask (best checkpoint), as one PNG."""
-    config = TrainConfig.from_json((run / CONFIG).read_text())
-    checkpoint = run / "best.keras"
+    config = TrainConfig.from_json(RunFolder(run).config.read_text())
+    checkpoint = RunFolder(run).best
     if not checkpoint.is_file() or not config.records:
         return None
     from backdrop.data.pipeline import PipelineConfig, record_dataset
@@ -115,16 +116,17 @@ def _table(header: list[str], rows: list[list]) -> str:
 def write_report(run: str | Path, output: str | Path | None = None) -> Path:
     """Writes `output/index.html` (default RUN_DIR/report/) with its PNGs; returns the page."""
     run = Path(run)
-    if not (run / CONFIG).is_file():
+    folder = RunFolder(run)
+    if not folder.config.is_file():
         raise FileNotFoundError(
             f"{run} is not a training run (no config.json); give the "
             "checkpoints folder of `backdrop train`"
         )
-    output = Path(output) if output else run / "report"
+    output = Path(output) if output else folder.report
     output.mkdir(parents=True, exist_ok=True)
     log = read_log(run)
-    state = json.loads((run / "state.json").read_text()) if (run / "state.json").is_file() else {}
-    settings = json.loads(TrainConfig.from_json((run / CONFIG).read_text()).to_json())
+    state = folder.read_state() if folder.state.is_file() else {}
+    settings = json.loads(TrainConfig.from_json(folder.config.read_text()).to_json())
     parts = [f"<h1>Backdrop training report</h1><p>Run: <code>{html.escape(str(run))}</code></p>"]
     if state:
         parts.append(

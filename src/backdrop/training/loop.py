@@ -1,18 +1,7 @@
-"""Training: config, resumable checkpoints, background replacement, distribution strategies.
-
-A checkpoints folder holds what one run needs to go on after a crash:
-
-```
-CHECKPOINTS/
-  config.json             every setting of the run
-  state.json              last complete epoch, its checkpoint file, best validation IoU
-  epoch-0007.keras        model + optimizer state (the last two epochs are kept)
-  best.keras              the best epoch by validation IoU
-  interrupted.keras       written on Ctrl-C (state.json then points to it)
-  log.csv, tensorboard/   per-epoch logs
-```
-Every file is written under a temporary name and renamed; state.json is renamed last, so it only
-ever names a complete checkpoint.
+"""Training: the fit loop with resumable checkpoints, quantization-aware epochs and the export
+after training. Every path of a run comes from `RunFolder` (training/run_folder.py); every file is
+written under a temporary name and renamed, state.json last, so it only ever names a complete
+checkpoint.
 """
 
 from __future__ import annotations
@@ -34,42 +23,27 @@ from backdrop.data import pipeline  # noqa: E402
 from backdrop.models.registry import build_model  # noqa: E402
 from backdrop.training import losses  # noqa: E402
 from backdrop.training.checkpoints import (  # noqa: E402
-    STATE,
     CtrlC,
     EpochCheckpoint,
-    last_checkpoint,
     load_checkpoint,
-    read_state,
     save_model_atomic,
 )
-from backdrop.training.config import CONFIG, TrainConfig, TrainingError  # noqa: E402
+from backdrop.training.config import TrainConfig, TrainingError  # noqa: E402
 from backdrop.training.distribute import select_strategy  # noqa: E402
 from backdrop.training.quantize_aware import add_fake_quant, has_fake_quant  # noqa: E402
+from backdrop.training.run_folder import RunFolder  # noqa: E402
 
 __all__ = [
     "TrainConfig",
     "TrainingError",
     "export_after_training",
     "export_data",
-    "last_checkpoint",
     "load_checkpoint",
     "make_datasets",
     "train",
 ]
 
 FINAL_LEARNING_RATE = 0.05  # of the peak, where the cosine schedule ends
-OUTPUT_PATTERNS = (
-    "config.json",
-    "state.json",
-    "epoch-*.keras",
-    "best.keras",
-    "interrupted.keras",
-    ".*.keras",
-    ".*.tmp",
-    "log.csv",
-    "*.tflite",
-    "*.tflite.json",
-)
 
 
 def _folder_examples(config: TrainConfig) -> tuple[list[bytes], list[bytes]]:
@@ -169,15 +143,15 @@ def _quantize_aware(model: keras.Model, config: TrainConfig, steps_per_epoch: in
 
 
 def prepare_checkpoints(config: TrainConfig, restore: bool, remove_previous: bool) -> None:
-    folder = config.checkpoints
-    if remove_previous and folder.exists():
-        check_removable(folder, config.input_paths())
-        remove_matching(folder, OUTPUT_PATTERNS)
-        shutil.rmtree(folder / "tensorboard", ignore_errors=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    if not restore and (folder / STATE).exists():
+    run = RunFolder(config.checkpoints)
+    if remove_previous and run.root.exists():
+        check_removable(run.root, config.input_paths())
+        remove_matching(run.root, RunFolder.OUTPUT_PATTERNS)
+        shutil.rmtree(run.tensorboard, ignore_errors=True)
+    run.root.mkdir(parents=True, exist_ok=True)
+    if not restore and run.holds_run():
         raise TrainingError(
-            f"{folder} holds a training run; pass --restore to continue it or "
+            f"{run.root} holds a training run; pass --restore to continue it or "
             "--remove-all-previous-results to start over"
         )
 
@@ -202,15 +176,15 @@ def train(
     if not restore:
         config.check_init_from()
     prepare_checkpoints(config, restore, remove_previous)
-    folder = config.checkpoints
-    state = read_state(folder) if restore else {"epoch": 0, "best_val_iou": -1.0, "best_epoch": 0}
+    run = RunFolder(config.checkpoints)
+    state = run.read_state() if restore else {"epoch": 0, "best_val_iou": -1.0, "best_epoch": 0}
     keras.utils.set_random_seed(config.seed + state["epoch"])
     strategy = select_strategy(config.distribute)
     train_data, validation_data, count = make_datasets(config, strategy.num_replicas_in_sync)
     steps_per_epoch = math.ceil(count / (config.batch_size * strategy.num_replicas_in_sync))
     with strategy.scope():
         if restore:
-            model = load_checkpoint(folder / state["checkpoint"])
+            model = load_checkpoint(run.root / state["checkpoint"])
         else:
             model = build_model(
                 config.model,
@@ -227,19 +201,19 @@ def train(
                 alpha=FINAL_LEARNING_RATE,
             )
             _compile(model, _optimizer(schedule, config))
-    write_atomic(folder / CONFIG, config.to_json())
-    checkpoint = EpochCheckpoint(folder, state["best_val_iou"], state["best_epoch"])
+    write_atomic(run.config, config.to_json())
+    checkpoint = EpochCheckpoint(run, state["best_val_iou"], state["best_epoch"])
     checkpoint.completed_epochs = state["epoch"]
     ctrl_c = CtrlC()
     all_callbacks = [
         checkpoint,
-        keras.callbacks.CSVLogger(str(folder / "log.csv"), append=restore),
-        keras.callbacks.TensorBoard(str(folder / "tensorboard"), profile_batch=0),
+        keras.callbacks.CSVLogger(str(run.log), append=restore),
+        keras.callbacks.TensorBoard(str(run.tensorboard), profile_batch=0),
         *callbacks,
         ctrl_c,  # last: a finished epoch is saved before the interrupt is raised
     ]
     if state["epoch"] >= config.epochs:
-        print(f"{folder} already completed {state['epoch']} of {config.epochs} epochs")
+        print(f"{run.root} already completed {state['epoch']} of {config.epochs} epochs")
         return state
     float_epochs = config.epochs - config.quantize_aware_epochs
 
@@ -273,10 +247,10 @@ def train(
                 fit(config.epochs)
     except KeyboardInterrupt:
         if checkpoint.chief:
-            save_model_atomic(model, folder / "interrupted.keras")
-            checkpoint.write_state("interrupted.keras")
+            save_model_atomic(model, run.interrupted)
+            checkpoint.write_state(run.interrupted.name)
             print(
-                f"\ninterrupted: saved {folder / 'interrupted.keras'} (after epoch "
+                f"\ninterrupted: saved {run.interrupted} (after epoch "
                 f"{checkpoint.completed_epochs}); continue with --restore"
             )
         raise
@@ -286,7 +260,7 @@ def train(
             f"{checkpoint.nan_at}); nothing was saved for it. Lower the learning rate or check "
             f"the data, then continue from epoch {checkpoint.completed_epochs} with --restore"
         )
-    return read_state(folder)
+    return run.read_state()
 
 
 def export_data(config: TrainConfig, calibration_count: int = 200, validation_count: int = 300):
@@ -313,8 +287,8 @@ def export_after_training(
     """Exports the best (or else the last) checkpoint as TFLite into the checkpoints folder."""
     from backdrop.export import export_models
 
-    folder = config.checkpoints
-    source = folder / "best.keras" if (folder / "best.keras").is_file() else last_checkpoint(folder)
+    run = RunFolder(config.checkpoints)
+    source = run.best_or_last()
     model = load_checkpoint(source)
     modes = [mode for mode in (modes or [config.export]) if mode != "none"]
     if not modes:
@@ -322,7 +296,7 @@ def export_after_training(
     calibration, validation = export_data(config)
     return export_models(
         model,
-        folder,
+        run.root,
         modes,
         calibration,
         validation,
