@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from backdrop.training.config import EXPORT_MODES
+
 
 def _export_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -25,7 +27,7 @@ def _export_parser(subparsers) -> None:
     parser.add_argument(
         "--modes",
         nargs="+",
-        choices=("float32", "float16", "int8"),
+        choices=EXPORT_MODES,
         default=["float32", "float16", "int8"],
     )
     parser.add_argument(

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from backdrop.data import WHOLE_FRAME_PROBABILITY
+from backdrop.data import DEFAULT_CROP_ASPECT, WHOLE_FRAME_PROBABILITY
 from backdrop.data.sample import find_images
 from backdrop.tf_setup import import_tensorflow
 
@@ -35,7 +35,11 @@ def _uniform(seed, low=0.0, high=1.0):
 
 
 def _random_resized_crop(
-    stack, input_shape, seed, whole_frame_probability=WHOLE_FRAME_PROBABILITY, crop_aspect="input"
+    stack,
+    input_shape,
+    seed,
+    whole_frame_probability=WHOLE_FRAME_PROBABILITY,
+    crop_aspect=DEFAULT_CROP_ASPECT,
 ):
     """Crops a random box (35-100% of the area) and resizes it to `input_shape`.
 
@@ -101,7 +105,7 @@ def augment_geometry(
     example: dict,
     input_shape: tuple[int, int],
     seed=None,
-    crop_aspect: str = "input",
+    crop_aspect: str = DEFAULT_CROP_ASPECT,
     whole_frame_probability: float = WHOLE_FRAME_PROBABILITY,
 ):
     """Applies one random crop, rotation/scale and flip to image, mask and ignore together.

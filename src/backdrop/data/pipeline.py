@@ -12,7 +12,13 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from backdrop.data import CROP_ASPECTS, WHOLE_FRAME_PROBABILITY, records
+from backdrop.data import (
+    CROP_ASPECTS,
+    DEFAULT_CROP_ASPECT,
+    DEFAULT_INPUT_SHAPE,
+    WHOLE_FRAME_PROBABILITY,
+    records,
+)
 from backdrop.data.augment import (
     augment_geometry,
     background_dataset,
@@ -57,14 +63,14 @@ class PipelineConfig:
             replicas, which must all get the same number of examples).
     """
 
-    input_shape: tuple[int, int] = (128, 128)
+    input_shape: tuple[int, int] = DEFAULT_INPUT_SHAPE
     batch_size: int = 8
     augment: bool = True
     background_folders: tuple[Path, ...] = ()
     background_probability: float = 0.5
     copy_paste_probability: float = 0.0
     whole_frame_probability: float = WHOLE_FRAME_PROBABILITY
-    crop_aspect: str = "input"
+    crop_aspect: str = DEFAULT_CROP_ASPECT
     source_repeats: tuple[tuple[str, int], ...] = ()
     source_weights: tuple[tuple[str, float], ...] = ()
     cache: bool = False

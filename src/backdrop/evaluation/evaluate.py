@@ -57,11 +57,10 @@ class ModelScores:
 
 def _samples(reader: Reader, split: str | None, validation_fraction: float):
     """Yields (sequence, sample); the sequence is None outside video readers."""
-    from backdrop.data.prepare import split_of
+    from backdrop.data.prepare import split_of_sample
 
     def wanted(sample: Sample) -> bool:
-        key = f"{sample.source}/{sample.group or sample.name}"
-        return split is None or split_of(key, validation_fraction) == split
+        return split is None or split_of_sample(sample, validation_fraction) == split
 
     if hasattr(reader, "sequences"):
         for sequence, keys in reader.sequences().items():

@@ -9,7 +9,12 @@ import dataclasses
 import json
 from pathlib import Path
 
-from backdrop.data import CROP_ASPECTS, WHOLE_FRAME_PROBABILITY
+from backdrop.data import (
+    CROP_ASPECTS,
+    DEFAULT_CROP_ASPECT,
+    DEFAULT_INPUT_SHAPE,
+    WHOLE_FRAME_PROBABILITY,
+)
 from backdrop.models.registry import MOBILE_ACTIVATIONS, MODEL_NAMES
 
 CONFIG = "config.json"
@@ -67,7 +72,7 @@ class TrainConfig:
     portrait_folders: tuple[Path, ...] = ()
     voc_folders: tuple[Path, ...] = ()
     model: str = "attention_unet"
-    input_shape: tuple[int, int] = (128, 128)
+    input_shape: tuple[int, int] = DEFAULT_INPUT_SHAPE
     filters: int = 8
     depth: int = 4
     width: float = 1.0
@@ -81,7 +86,7 @@ class TrainConfig:
     background_probability: float = 0.5
     copy_paste_probability: float = 0.0
     whole_frame_probability: float = WHOLE_FRAME_PROBABILITY
-    crop_aspect: str = "input"
+    crop_aspect: str = DEFAULT_CROP_ASPECT
     source_repeats: tuple[tuple[str, int], ...] = ()
     augment: bool = True
     cache: bool = False

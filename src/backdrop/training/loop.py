@@ -48,25 +48,12 @@ FINAL_LEARNING_RATE = 0.05  # of the peak, where the cosine schedule ends
 
 def _folder_examples(config: TrainConfig) -> tuple[list[bytes], list[bytes]]:
     """Reads folder datasets into serialized records, split by the same hash as prepare."""
-    from backdrop.data.prepare import downscale, split_of
+    from backdrop.data.prepare import encode_in_memory
     from backdrop.data.readers import create_reader
-    from backdrop.data.records import encode_example
 
     readers = [create_reader("portrait", p) for p in config.portrait_folders]
     readers += [create_reader("voc", p) for p in config.voc_folders]
-    splits: dict[str, list[bytes]] = {"train": [], "validation": []}
-    side = max(config.input_shape)
-    for reader in readers:
-        for sample in reader:
-            sample = downscale(sample, side)
-            split = split_of(
-                f"{sample.source}/{sample.group or sample.name}", config.validation_fraction
-            )
-            splits[split].append(
-                encode_example(
-                    sample.name, sample.source, sample.image, sample.mask, sample.ignore, "png"
-                )
-            )
+    splits = encode_in_memory(readers, max(config.input_shape), config.validation_fraction)
     if not splits["train"]:
         raise TrainingError("the folder datasets gave no training samples; check their paths")
     if not splits["validation"]:  # tiny folders: validate on the training samples, and say so
