@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/backdrop demo --output demo_output
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=10
 
 # Issue 6: train the mobile segmenter on ../shared/datasets and compare it with MediaPipe (about 50 min).
 mobile: $(STAMP)

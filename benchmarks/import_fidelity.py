@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200, help="invokes per model and round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is reported")
     args = parser.parse_args()
-    from backdrop.data.registry import get_reader
+    from backdrop.data.readers import get_reader
     from backdrop.export import export_tflite
     from backdrop.models.tflite_import import import_segmenter
 

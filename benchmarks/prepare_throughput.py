@@ -21,9 +21,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from backdrop.data.davis import DAVISReader
-from backdrop.data.portrait import PortraitReader
 from backdrop.data.prepare import PrepareConfig, prepare
+from backdrop.data.readers.davis import DAVISReader
+from backdrop.data.readers.portrait import PortraitReader
 from backdrop.data.synthetic import write_synthetic_dataset
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"

@@ -29,8 +29,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data", default=str(SHARED / "datasets" / "human_seg_vikram"))
     args = parser.parse_args()
-    from backdrop.data.portrait import PortraitReader
-    from backdrop.evaluate import THRESHOLD, iou
+    from backdrop.data.readers.portrait import PortraitReader
+    from backdrop.evaluation.metrics import THRESHOLD, iou
     from backdrop.teachers import load_teacher
 
     teachers = {name: path for name, path in TFLITE_TEACHERS.items() if path.is_file()}

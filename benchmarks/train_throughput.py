@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from backdrop.data.portrait import PortraitReader
 from backdrop.data.prepare import PrepareConfig, prepare
+from backdrop.data.readers.portrait import PortraitReader
 from backdrop.data.synthetic import write_synthetic_dataset
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -62,8 +62,8 @@ def pipeline_rate(records: Path, backgrounds: Path, side: int, batches: int = 40
 def keras_rate(side: int, steps: int) -> float:
     import keras
 
-    from backdrop.losses import PersonIoU, bce_dice_loss
     from backdrop.models.attention_unet import build_attention_unet
+    from backdrop.training.losses import PersonIoU, bce_dice_loss
 
     model = build_attention_unet(side, FILTERS)
     model.compile(keras.optimizers.Adam(1e-3), bce_dice_loss, metrics=[PersonIoU()])

@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args):
-    from backdrop.train import TrainConfig
+    from backdrop.training.loop import TrainConfig
 
     for use, path, use_flag, path_flag in [
         (args.use_pascal_voc, args.pascal_voc_path, "-up", "-p"),

@@ -84,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _readers(args):
-    from backdrop.data.portrait import PortraitReader
-    from backdrop.data.voc import VOCReader
+    from backdrop.data.readers.portrait import PortraitReader
+    from backdrop.data.readers.voc import VOCReader
 
     wanted = [
         (args.use_pascal_voc, args.pascal_voc_path, "-up", "-p"),

@@ -36,9 +36,16 @@ def anchor_model():
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
-    from tests.tiny_models import build_tiny_models
+    """The tiny .tflite models the repository carries (tests/runtime/tiny), copied to a scratch
+    folder: the runtime tests need no TensorFlow. `python -m tests.tiny_models` rebuilds them."""
+    import shutil
 
-    return build_tiny_models(tmp_path_factory.mktemp("tiny_models"))
+    from tests.tiny_models import TINY, TINY_MODELS
+
+    folder = tmp_path_factory.mktemp("tiny_models")
+    for path in TINY.iterdir():
+        shutil.copy(path, folder / path.name)
+    return {kind: folder / name for kind, name in TINY_MODELS.items()}
 
 
 @pytest.fixture

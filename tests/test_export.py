@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from backdrop.data.portrait import PortraitReader
 from backdrop.data.prepare import PrepareConfig, prepare
+from backdrop.data.readers.portrait import PortraitReader
 from backdrop.data.synthetic import write_synthetic_dataset
 from backdrop.runtime import Segmenter
-from backdrop.train import TrainConfig, export_after_training, load_checkpoint, train
+from backdrop.training.loop import TrainConfig, export_after_training, load_checkpoint, train
 
 # Largest allowed |Keras - LiteRT| person probability, per mode (and the mean for int8).
 TOLERANCE = {"float32": 1e-4, "float16": 2e-2, "int8": 0.25}
@@ -75,3 +75,15 @@ def test_contracts_carry_format_and_the_cost_of_quantization(trained_run):
     assert int8["input"]["quantization"]["scale"] == pytest.approx(1 / 255)
     assert abs(int8["validation_iou_exported"] - int8["validation_iou_float"]) < 0.05
     assert reports["int8"]["size_bytes"] < reports["float32"]["size_bytes"] / 2
+
+
+def test_quantization_config_is_validated_before_converting():
+    from backdrop.export import QuantizationConfig
+
+    with pytest.raises(ValueError, match="valid modes: float32, float16, int8"):
+        QuantizationConfig("int4")
+    with pytest.raises(ValueError, match="representative images"):
+        QuantizationConfig.for_int8([])
+    config = QuantizationConfig.for_int8([np.zeros((4, 4, 3))])
+    assert config.representative[0].dtype == np.float32
+    assert QuantizationConfig.for_float16().representative == ()

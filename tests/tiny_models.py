@@ -1,10 +1,19 @@
-"""Tiny .tflite models the runtime tests build (TensorFlow is needed only to build them)."""
+"""Tiny .tflite models for the runtime tests, carried in tests/runtime/tiny so those tests need
+no TensorFlow; TensorFlow is needed only to rebuild them: `python -m tests.tiny_models`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+
+TINY = Path(__file__).resolve().parent / "runtime" / "tiny"
+TINY_MODELS = {
+    "float32": "tiny_float32.tflite",
+    "int8": "tiny_int8.tflite",
+    "softmax": "tiny_softmax.tflite",
+    "classifier": "tiny_classifier.tflite",
+}
 
 
 def build_tiny_models(folder: Path) -> dict[str, Path]:
@@ -36,8 +45,12 @@ def build_tiny_models(folder: Path) -> dict[str, Path]:
     rng = np.random.default_rng(0)
     calibration = [rng.random((32, 48, 3), dtype=np.float32) for _ in range(8)]
     return {
-        "float32": export_tflite(sigmoid_model, folder / "tiny_float32.tflite", "float32"),
-        "int8": export_tflite(sigmoid_model, folder / "tiny_int8.tflite", "int8", calibration),
-        "softmax": export_tflite(two_channel, folder / "tiny_softmax.tflite", "float32"),
-        "classifier": export_tflite(classifier, folder / "tiny_classifier.tflite", "float32"),
+        "float32": export_tflite(sigmoid_model, folder / TINY_MODELS["float32"], "float32"),
+        "int8": export_tflite(sigmoid_model, folder / TINY_MODELS["int8"], "int8", calibration),
+        "softmax": export_tflite(two_channel, folder / TINY_MODELS["softmax"], "float32"),
+        "classifier": export_tflite(classifier, folder / TINY_MODELS["classifier"], "float32"),
     }
+
+
+if __name__ == "__main__":
+    print(build_tiny_models(TINY))

@@ -8,8 +8,8 @@ import os
 import time
 from pathlib import Path
 
-from backdrop.data.portrait import PortraitReader
 from backdrop.data.prepare import PrepareConfig, prepare
+from backdrop.data.readers import create_reader
 from backdrop.data.synthetic import write_backgrounds, write_clip, write_synthetic_dataset
 
 
@@ -31,12 +31,12 @@ class DemoSettings:
 
 def run_demo(output: str | Path, settings: DemoSettings = DemoSettings()) -> dict[str, Path]:
     """Runs every step into `output`; returns the artefacts by name."""
+    from backdrop.evaluation.report import write_report
     from backdrop.export import format_reports
-    from backdrop.report import write_report
     from backdrop.runtime.media import process_video
     from backdrop.runtime.pipeline import FramePipeline, parse_effect
     from backdrop.runtime.segmenter import Segmenter
-    from backdrop.train import TrainConfig, export_after_training, train
+    from backdrop.training.loop import TrainConfig, export_after_training, train
 
     output = Path(output)
     started = time.perf_counter()
@@ -51,7 +51,7 @@ def run_demo(output: str | Path, settings: DemoSettings = DemoSettings()) -> dic
     step("preparing records")
     records = output / "records"
     prepare(
-        [PortraitReader(dataset, source="synthetic")],
+        [create_reader("portrait", dataset, source="synthetic")],
         PrepareConfig(
             records,
             side=settings.input_side * 9 // 8,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import warnings
@@ -17,9 +18,8 @@ from backdrop.tf_setup import import_tensorflow
 tf = import_tensorflow()
 import keras  # noqa: E402
 
-from backdrop.quantize_aware import strip_fake_quant  # noqa: E402
-
-EXPORT_MODES = ("float32", "float16", "int8")
+from backdrop.training.config import EXPORT_MODES  # noqa: E402
+from backdrop.training.quantize_aware import strip_fake_quant  # noqa: E402
 
 
 def _fixed_batch(model: keras.Model) -> keras.Model:
@@ -28,25 +28,63 @@ def _fixed_batch(model: keras.Model) -> keras.Model:
     return keras.Model(inputs, model(inputs), name=model.name)
 
 
-def convert(model: keras.Model, mode: str, representative: Iterable[np.ndarray] = ()) -> bytes:
-    """Converts a Keras model to TFLite bytes (without the training-time `FakeQuant` layers).
+@dataclasses.dataclass(frozen=True)
+class QuantizationConfig:
+    """How a model is quantized on export (MediaPipe Model Maker's `QuantizationConfig` is the
+    model): validated on creation, so a typo or a missing calibration set fails before any
+    conversion.
 
-    Args:
+    Attributes:
         mode: "float32"; "float16" (weights in float16, float32 in and out); or "int8"
             (full-integer with uint8 input whose scale is exactly 1/255 and zero point 0, so
             camera bytes go straight in, and a uint8 output, probability x 255).
         representative: For int8: `(H, W, 3)` float32 RGB images in [0, 1] to calibrate on.
     """
-    if mode not in EXPORT_MODES:
-        raise ValueError(f"unknown export mode {mode!r}; valid modes: {', '.join(EXPORT_MODES)}")
+
+    mode: str = "float32"
+    representative: tuple = ()
+
+    def __post_init__(self):
+        if self.mode not in EXPORT_MODES:
+            raise ValueError(
+                f"unknown export mode {self.mode!r}; valid modes: {', '.join(EXPORT_MODES)}"
+            )
+        images = tuple(np.asarray(image, np.float32) for image in self.representative)
+        if self.mode == "int8" and not images:
+            raise ValueError("int8 export needs representative images to calibrate on")
+        object.__setattr__(self, "representative", images if self.mode == "int8" else ())
+
+    @classmethod
+    def for_float16(cls) -> QuantizationConfig:
+        return cls("float16")
+
+    @classmethod
+    def for_int8(cls, representative: Iterable[np.ndarray]) -> QuantizationConfig:
+        return cls("int8", tuple(representative))
+
+
+def convert(
+    model: keras.Model,
+    mode: str | QuantizationConfig,
+    representative: Iterable[np.ndarray] = (),
+) -> bytes:
+    """Converts a Keras model to TFLite bytes (without the training-time `FakeQuant` layers).
+
+    Args:
+        mode: A `QuantizationConfig`, or its mode name with `representative` beside it.
+    """
+    quantization = (
+        mode
+        if isinstance(mode, QuantizationConfig)
+        else QuantizationConfig(mode, tuple(representative) if mode == "int8" else ())
+    )
+    mode = quantization.mode
     converter = tf.lite.TFLiteConverter.from_keras_model(_fixed_batch(strip_fake_quant(model)))
     if mode == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     elif mode == "int8":
-        images = [np.asarray(image, np.float32) for image in representative]
-        if not images:
-            raise ValueError("int8 export needs representative images to calibrate on")
+        images = list(quantization.representative)
         shape = images[0].shape
         # An all-zeros and an all-ones image pin the input range to exactly [0, 1].
         images += [np.zeros(shape, np.float32), np.ones(shape, np.float32)]
@@ -116,16 +154,9 @@ def export_tflite(
     return path
 
 
-def measure_latency(path: str | Path, threads: int = 2, runs: int = 50) -> float:
-    """Median milliseconds of one inference with ai-edge-litert (see `Segmenter.latency_ms`)."""
-    from backdrop.runtime.segmenter import Segmenter
-
-    return Segmenter(path, threads).latency_ms(runs)
-
-
 def validation_iou(predict, pairs) -> float:
     """Mean per-image IoU (threshold 0.5, ignore pixels left out) of `predict(image) -> prob`."""
-    from backdrop.evaluate import THRESHOLD, iou
+    from backdrop.evaluation.metrics import THRESHOLD, iou
 
     scores = [
         iou(predict(image) >= THRESHOLD, target[..., 0] >= THRESHOLD, target[..., 1] < 0.5)

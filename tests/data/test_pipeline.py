@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from backdrop.data.pipeline import (
-    PipelineConfig,
+from backdrop.data.augment import (
     _random_resized_crop,
     augment_geometry,
     copy_paste,
-    memory_dataset,
     replace_background,
     split_seed,
 )
+from backdrop.data.pipeline import PipelineConfig, memory_dataset
 from backdrop.data.records import encode_example
 
 

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from backdrop.cli import main
-from backdrop.data.portrait import PortraitReader
 from backdrop.data.prepare import (
     PrepareConfig,
     PrepareError,
@@ -23,11 +22,12 @@ from backdrop.data.prepare import (
     shard_paths,
     split_of,
 )
+from backdrop.data.readers import READERS
+from backdrop.data.readers.portrait import PortraitReader
 from backdrop.data.records import quantize_mask, read_records
-from backdrop.data.registry import READERS
 from backdrop.safety import UnsafeRemovalError, check_removable
 from tests import fixtures
-from tests.data.test_readers import build_reader
+from tests.data.readers.test_readers import build_reader
 
 
 def records_by_name(folder: Path) -> dict[str, dict]:
@@ -77,7 +77,7 @@ def test_split_is_stable_when_datasets_are_added(tmp_path):
         progress=False,
     )
     voc = fixtures.make_voc(tmp_path / "voc")
-    from backdrop.data.voc import VOCReader
+    from backdrop.data.readers.voc import VOCReader
 
     prepare(
         [VOCReader(voc), PortraitReader(portrait)],
@@ -231,3 +231,19 @@ def test_killed_prepare_leaves_no_claimed_partial_shard_and_rerun_completes(tmp_
     assert not (destination / "metadata.json").exists()
     assert subprocess.run([*command, "--remove-all-previous-results"]).returncode == 0
     assert len(list(read_records(shard_paths(destination, "train")))) == 400
+
+
+def test_prepare_runs_without_importing_tensorflow(tmp_path):
+    """Its speed depends on it: records are written with Backdrop's own TFRecord writer."""
+    data = fixtures.make_portrait(tmp_path / "portrait", count=6)
+    code = (
+        "import sys\n"
+        "from backdrop.cli import main\n"
+        f"code = main(['prepare', '--portrait', {str(data)!r}, '-d', {str(tmp_path / 'records')!r},"
+        " '-q', '--workers', '1'])\n"
+        "print(code, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "0 False False"
+    assert (tmp_path / "records" / "metadata.json").is_file()

@@ -7,6 +7,7 @@ import pytest
 
 from backdrop.models.attention_unet import build_attention_unet
 from backdrop.models.registry import build_model, get_model_builder
+from tests.models.base import ModelTester
 
 
 @pytest.mark.parametrize(("shape", "expected"), [(64, (64, 64)), ((144, 256), (144, 256))])
@@ -47,3 +48,7 @@ def test_registry():
     assert build_model("attention_unet", 32, 4, depth=2).output_shape == (None, 32, 32, 1)
     with pytest.raises(ValueError, match="valid models: attention_unet"):
         get_model_builder("segformer")
+
+
+class TestAttentionUNet(ModelTester):
+    model_name = "attention_unet"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 
@@ -17,9 +16,9 @@ from backdrop.models.encoders import (
     load_efficientnet_lite0_weights,
     load_mobilenet_v2_weights,
 )
-from backdrop.models.registry import build_model
 from backdrop.models.tflite_graph import TFLiteFormatError
 from backdrop.models.torch_weights import TorchFormatError
+from tests.models.base import ModelTester
 
 BUILDERS = {
     "mobilenet_v2_segmenter": build_mobilenet_v2_segmenter,
@@ -34,24 +33,12 @@ def efficientnet_lite0_file() -> Path:
     return Path(spec.origin).parent / "models" / "efficientnet-lite0-57934424.pth"
 
 
-@pytest.mark.parametrize("name", list(BUILDERS))
-def test_forward_round_trip_and_builtin_export(tmp_path, name):
-    from ai_edge_litert.interpreter import Interpreter
+class TestMobileNetV2Segmenter(ModelTester):
+    model_name = "mobilenet_v2_segmenter"
 
-    from backdrop.export import export_tflite
 
-    model = build_model(name, (64, 96), 8)
-    image = np.random.default_rng(0).random((1, 64, 96, 3), dtype=np.float32)
-    output = model.predict(image, verbose=0)
-    assert output.shape == (1, 64, 96, 1) and 0 <= output.min() and output.max() <= 1
-    model.save(tmp_path / "m.keras")
-    reloaded = keras.models.load_model(tmp_path / "m.keras")
-    np.testing.assert_allclose(reloaded.predict(image, verbose=0), output, atol=1e-6)
-    path = export_tflite(model, tmp_path / "m.tflite", "float32")
-    interpreter = Interpreter(model_path=str(path))
-    interpreter.allocate_tensors()
-    ops = {op["op_name"] for op in interpreter._get_ops_details()}
-    assert "CUSTOM" not in ops and not any(op.startswith("Flex") for op in ops)
+class TestEfficientNetLite0Segmenter(ModelTester):
+    model_name = "efficientnet_lite0_segmenter"
 
 
 def test_bad_input_sides_are_refused():

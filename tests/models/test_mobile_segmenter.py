@@ -7,6 +7,7 @@ import pytest
 
 from backdrop.models.mobile_segmenter import build_mobile_segmenter
 from backdrop.models.registry import build_model
+from tests.models.base import ModelTester
 
 
 @pytest.mark.parametrize(("shape", "expected"), [(256, (256, 256)), ((144, 256), (144, 256))])
@@ -69,3 +70,14 @@ def test_exports_with_builtin_ops_only(tmp_path, activation, shape):
     interpreter.invoke()
     exported = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     np.testing.assert_allclose(exported, model.predict(image, verbose=0), atol=1e-4)
+
+
+class TestMobileSegmenter(ModelTester):
+    model_name = "mobile_segmenter"
+
+
+class TestMobileSegmenterLandscape(ModelTester):
+    """A side that is not a multiple of 32 stops the encoder at 1/16."""
+
+    model_name = "mobile_segmenter"
+    input_shape = (48, 64)

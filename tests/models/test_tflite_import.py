@@ -14,6 +14,7 @@ from backdrop.export import export_tflite
 from backdrop.models.pretrained import identify_weights
 from backdrop.models.tflite_graph import TFLiteFormatError, read_tflite
 from backdrop.models.tflite_import import build_from_graph, import_segmenter
+from tests.models.base import ModelTester
 
 KNOWN = {
     "anchors/selfie_segmentation.tflite": (256, 256),
@@ -84,7 +85,7 @@ def test_unknown_tflite_is_one_line_naming_what_was_expected(tmp_path, tiny_mode
 def test_public_segmenter_is_reproduced_and_exports_without_custom_ops(
     tmp_path, relative, shared_model, shared_dataset
 ):
-    from backdrop.data.portrait import PortraitReader
+    from backdrop.data.readers.portrait import PortraitReader
     from backdrop.runtime.segmenter import Segmenter
 
     path = shared_model(relative)
@@ -115,3 +116,31 @@ def test_imported_segmenter_rebuilds_at_another_input_and_refuses_misfits(shared
     assert output.shape == (1, 96, 160, 1) and np.isfinite(output).all()
     with pytest.raises(TFLiteFormatError, match="cannot be rebuilt at input 100x100"):
         import_segmenter(path, (100, 100))
+
+
+@pytest.mark.integration
+class TestImportedMediaPipeSelfie(ModelTester):
+    model_name = "mediapipe_selfie"
+    input_shape = (64, 96)
+
+    def options(self):
+        from tests.conftest import SHARED
+
+        path = SHARED / "anchors" / "selfie_segmentation.tflite"
+        if not path.is_file():
+            pytest.skip(f"{path} is absent (needs ../shared/anchors)")
+        return {"init_from": path}
+
+
+@pytest.mark.integration
+class TestImportedMeet(ModelTester):
+    model_name = "meet_segmenter"
+    input_shape = (96, 160)
+
+    def options(self):
+        from tests.conftest import SHARED
+
+        path = SHARED / "models" / "meet_segmentation" / "segm_lite_v681.tflite"
+        if not path.is_file():
+            pytest.skip(f"{path} is absent (needs ../shared/models)")
+        return {"init_from": path}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -24,7 +25,7 @@ from backdrop.runtime.temporal import MaskSmoother
 def test_importing_the_runtime_leaves_tensorflow_out():
     code = (
         "import sys, backdrop.runtime, backdrop.runtime.media, backdrop.runtime.pipeline, "
-        "backdrop.evaluate; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+        "backdrop.evaluation.evaluate; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
@@ -235,3 +236,25 @@ def test_segment_bad_inputs_give_clear_errors(tiny_models, tmp_path, capsys):
     assert "not a segmentation model" in capsys.readouterr().err
     assert main(["segment", model, "-i", str(broken), "-e", "sepia", "-o", "o"]) == 1
     assert "valid effects" in capsys.readouterr().err
+
+
+def test_the_carried_tiny_models_run_with_tensorflow_blocked():
+    """The runtime and the tiny models its tests use need no TensorFlow at all."""
+    code = (
+        "import sys\n"
+        "sys.modules['tensorflow'] = None  # any import of it now fails\n"
+        "import numpy as np\n"
+        "from backdrop.runtime import Segmenter\n"
+        "from tests.tiny_models import TINY, TINY_MODELS\n"
+        "frame = np.zeros((40, 60, 3), np.uint8)\n"
+        "frame[:, 30:] = 250\n"
+        "for name in ('float32', 'int8', 'softmax'):\n"
+        "    probability = Segmenter(TINY / TINY_MODELS[name])(frame)\n"
+        "    assert probability[:, 40:].mean() > 0.8 > 0.2 > probability[:, :20].mean(), name\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[2]
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "ok"

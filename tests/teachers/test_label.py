@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from backdrop.cli import main
-from backdrop.data.portrait import PortraitReader
+from backdrop.data.readers.portrait import PortraitReader
 from backdrop.teachers import TFLiteTeacher, load_teacher
 from backdrop.teachers.label import RECORD, LabelConfig, pseudo_label
 from tests import fixtures

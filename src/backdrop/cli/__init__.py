@@ -11,15 +11,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 from backdrop.cli.data import _prepare_parser, _supervisely_parser, run_prepare, run_supervisely
+from backdrop.cli.demo import _demo_parser
+from backdrop.cli.report import _report_parser
 from backdrop.cli.ship import _evaluate_parser, _export_parser, _segment_parser
 from backdrop.cli.teach import _pseudo_label_parser
-from backdrop.cli.train import (
-    _demo_parser,
-    _report_parser,
-    _train_parser,
-    parse_shape,
-    run_train,
-)
+from backdrop.cli.train import _train_parser, parse_shape, run_train
 
 __all__ = ["main", "parse_shape", "run_cli", "run_prepare", "run_supervisely", "run_train"]
 

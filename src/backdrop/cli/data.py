@@ -146,26 +146,33 @@ def _prepare_parser(subparsers) -> None:
 
 
 def _run_prepare(args: argparse.Namespace) -> None:
-    from backdrop.data.coco import COCOReader
-    from backdrop.data.davis import DAVISReader
-    from backdrop.data.matting import MattingReader
-    from backdrop.data.portrait import PortraitReader
-    from backdrop.data.supervisely import SuperviselyReader
-    from backdrop.data.voc import VOCReader
+    from backdrop.data.readers import create_reader
 
-    readers = [PortraitReader(p, args.images_dir, args.masks_dir) for p in args.portrait]
-    readers += [SuperviselyReader(p) for p in args.supervisely]
-    readers += [VOCReader(p, args.voc_image_set, args.negatives) for p in args.voc]
+    readers = [
+        create_reader("portrait", p, images_dir=args.images_dir, masks_dir=args.masks_dir)
+        for p in args.portrait
+    ]
+    readers += [create_reader("supervisely", p) for p in args.supervisely]
     readers += [
-        COCOReader(p, split, args.negatives, args.coco_crowd)
+        create_reader("voc", p, image_set=args.voc_image_set, negatives=args.negatives)
+        for p in args.voc
+    ]
+    readers += [
+        create_reader("coco", p, split=split, negatives=args.negatives, crowd=args.coco_crowd)
         for p in args.coco
         for split in (args.coco_split or ["train2017"])
     ]
     readers += [
-        MattingReader(p, args.matting_backgrounds, args.matting_per_foreground, args.matting_seed)
+        create_reader(
+            "matting",
+            p,
+            background_dirs=args.matting_backgrounds,
+            per_foreground=args.matting_per_foreground,
+            seed=args.matting_seed,
+        )
         for p in args.matting
     ]
-    readers += [DAVISReader(p, frame_step=args.davis_frame_step) for p in args.davis]
+    readers += [create_reader("davis", p, frame_step=args.davis_frame_step) for p in args.davis]
     run_prepare(readers, args, progress=not args.quiet)
 
 
@@ -243,9 +250,11 @@ def run_supervisely(
 ) -> dict:
     """Converts a Supervise.ly project to a Portrait folder and prints a summary."""
     from backdrop.data.convert import convert_to_portrait
-    from backdrop.data.supervisely import SuperviselyReader
+    from backdrop.data.readers import create_reader
 
-    reader = SuperviselyReader(source, person_classes, ignore_classes)
+    reader = create_reader(
+        "supervisely", source, person_classes=person_classes, ignore_classes=ignore_classes
+    )
     summary = convert_to_portrait(reader, destination, workers or os.cpu_count() or 1, progress)
     if summary["converted"] == 0:
         raise RuntimeError(

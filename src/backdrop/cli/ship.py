@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from backdrop.training.config import EXPORT_MODES
+
 
 def _export_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -25,7 +27,7 @@ def _export_parser(subparsers) -> None:
     parser.add_argument(
         "--modes",
         nargs="+",
-        choices=("float32", "float16", "int8"),
+        choices=EXPORT_MODES,
         default=["float32", "float16", "int8"],
     )
     parser.add_argument(
@@ -37,11 +39,13 @@ def _export_parser(subparsers) -> None:
 
 def _run_export(args: argparse.Namespace) -> None:
     from backdrop.export import export_models, format_reports
-    from backdrop.train import TrainConfig, export_data, load_checkpoint
+    from backdrop.training.config import TrainConfig
+    from backdrop.training.loop import export_data, load_checkpoint
+    from backdrop.training.run_folder import RunFolder
 
     source = Path(args.checkpoint)
     if source.is_dir():
-        source = source / "best.keras"
+        source = RunFolder(source).best
     model = load_checkpoint(source)
     shape = tuple(model.input_shape[1:3])
     config = TrainConfig(checkpoints=source.parent, records=args.records, input_shape=shape)
@@ -92,8 +96,8 @@ def _segment_parser(subparsers) -> None:
 
 
 def _run_segment(args: argparse.Namespace) -> None:
+    from backdrop.imageops import VIDEO_EXTENSIONS
     from backdrop.runtime.media import (
-        VIDEO_EXTENSIONS,
         MediaError,
         process_camera,
         process_images,
@@ -159,7 +163,7 @@ def _evaluate_parser(subparsers) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> None:
-    from backdrop.evaluate import evaluate, format_table, parse_data_spec, write_results
+    from backdrop.evaluation.evaluate import evaluate, format_table, parse_data_spec, write_results
 
     readers = [parse_data_spec(spec) for spec in args.data]
     output = Path(args.output)

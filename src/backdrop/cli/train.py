@@ -1,48 +1,15 @@
-"""`backdrop train`, `backdrop report` and `backdrop demo`."""
+"""`backdrop train`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from backdrop.data import CROP_ASPECTS, WHOLE_FRAME_PROBABILITY
+from backdrop.data import CROP_ASPECTS
 from backdrop.models.registry import MOBILE_ACTIVATIONS, MODEL_NAMES
+from backdrop.training.config import DISTRIBUTE, EXPORT_MODES, TrainConfig
 
-
-def _demo_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "demo",
-        help="the bundled first run on generated data (no download)",
-        description="Generate a synthetic person dataset, prepare records, train a small "
-        "Attention U-Net, export it to int8, blur a generated clip and write an HTML report.",
-    )
-    parser.add_argument("--output", default="demo_output", help="folder for everything it writes")
-    parser.add_argument("--quick", action="store_true", help="a tiny version (about a minute)")
-    parser.set_defaults(handler=_run_demo)
-
-
-def _run_demo(args: argparse.Namespace) -> None:
-    from backdrop.demo import DemoSettings, run_demo
-
-    run_demo(args.output, DemoSettings.quick() if args.quick else DemoSettings())
-
-
-def _report_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "report",
-        help="HTML report of a training run",
-        description="Write RUN_DIR/report/index.html: loss and IoU curves, validation images "
-        "with true and predicted masks, the exported models and the settings.",
-    )
-    parser.add_argument("run", help="checkpoints folder of `backdrop train`")
-    parser.add_argument("-o", "--output", help="folder for the page (default: RUN_DIR/report)")
-    parser.set_defaults(handler=_run_report)
-
-
-def _run_report(args: argparse.Namespace) -> None:
-    from backdrop.report import write_report
-
-    print(f"report: {write_report(args.run, args.output)}")
+DEFAULT = TrainConfig.default  # every flag's default is the config's
 
 
 def parse_repeat(text: str) -> tuple[str, int]:
@@ -113,27 +80,27 @@ def _train_parser(subparsers) -> None:
     data.add_argument(
         "--background-probability",
         type=float,
-        default=0.5,
+        default=DEFAULT("background_probability"),
         help="chance an example gets a new background (default: %(default)s)",
     )
     data.add_argument(
         "--copy-paste-probability",
         type=float,
-        default=0.0,
+        default=DEFAULT("copy_paste_probability"),
         help="chance an example's people are pasted over another training image, whose own "
         "people stay labelled (default: %(default)s)",
     )
     data.add_argument(
         "--whole-frame-probability",
         type=float,
-        default=WHOLE_FRAME_PROBABILITY,
+        default=DEFAULT("whole_frame_probability"),
         help="chance an example is the whole frame stretched to the input, as the runtime "
         "shows every frame, instead of a random crop (default: %(default)s)",
     )
     data.add_argument(
         "--crop-aspect",
         choices=CROP_ASPECTS,
-        default="input",
+        default=DEFAULT("crop_aspect"),
         help="random crops shaped like the model input (people keep their proportions) or "
         "like the source frame (stretched to the input as the runtime stretches whole frames) "
         "(default: %(default)s)",
@@ -177,18 +144,22 @@ def _train_parser(subparsers) -> None:
         help="model input, e.g. 128 or 144x256 (default: the --init-from segmenter's own, "
         "else 128)",
     )
-    model.add_argument("-f", "--filters", type=int, default=8, help="first-layer filters")
-    model.add_argument("--depth", type=int, default=4, help="U-Net down-sampling steps")
+    model.add_argument(
+        "-f", "--filters", type=int, default=DEFAULT("filters"), help="first-layer filters"
+    )
+    model.add_argument(
+        "--depth", type=int, default=DEFAULT("depth"), help="U-Net down-sampling steps"
+    )
     model.add_argument(
         "--width",
         type=float,
-        default=1.0,
-        help="channel multiplier of mobile_segmenter's encoder (default: 1.0)",
+        default=DEFAULT("width"),
+        help="channel multiplier of mobile_segmenter's encoder (default: %(default)s)",
     )
     model.add_argument(
         "--activation",
         choices=MOBILE_ACTIVATIONS,
-        default="relu",
+        default=DEFAULT("activation"),
         help="mobile_segmenter's activation; relu6 bounds every range, which int8 likes "
         "(default: %(default)s)",
     )
@@ -196,39 +167,52 @@ def _train_parser(subparsers) -> None:
     fit.add_argument(
         "-o",
         "--checkpoints",
-        default="training_grid",
+        default=DEFAULT("checkpoints"),
         help="folder for checkpoints, logs and the exported model",
     )
-    fit.add_argument("-e", "--epochs", type=int, default=100, help="total epochs")
+    fit.add_argument(
+        "-e",
+        "--epochs",
+        type=int,
+        default=DEFAULT("epochs"),
+        help="total epochs (default: %(default)s)",
+    )
     fit.add_argument(
         "--quantize-aware-epochs",
         type=int,
-        default=0,
+        default=DEFAULT("quantize_aware_epochs"),
         metavar="N",
         help="the last N of the epochs simulate int8 rounding (batch norm frozen), so the int8 "
         "export loses less; with --restore, raise -e by N to fine-tune a finished run",
     )
-    fit.add_argument("-b", "--batch-size", type=int, default=8, help="per replica")
-    fit.add_argument("--learning-rate", type=float, default=2e-3)
+    fit.add_argument(
+        "-b", "--batch-size", type=int, default=DEFAULT("batch_size"), help="per replica"
+    )
+    fit.add_argument(
+        "--learning-rate",
+        type=float,
+        default=DEFAULT("learning_rate"),
+        help="peak of the cosine schedule (default: %(default)s)",
+    )
     fit.add_argument(
         "--weight-decay",
         type=float,
-        default=0.0,
+        default=DEFAULT("weight_decay"),
         help="decoupled weight decay of every trainable weight (AdamW); 0: plain Adam "
         "(default: %(default)s)",
     )
     fit.add_argument(
         "--distribute",
-        choices=("auto", "none", "mirrored", "multiworker"),
-        default="auto",
+        choices=DISTRIBUTE,
+        default=DEFAULT("distribute"),
         help="auto: several machines if TF_CONFIG is set, else all "
         "GPUs of this machine, else one device",
     )
-    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--seed", type=int, default=DEFAULT("seed"))
     fit.add_argument(
         "--export",
-        choices=("float32", "float16", "int8", "none"),
-        default="int8",
+        choices=(*EXPORT_MODES, "none"),
+        default=DEFAULT("export"),
         help="TFLite export after training (default: %(default)s)",
     )
     fit.add_argument("--restore", action="store_true", help="continue from the last checkpoint")
@@ -255,12 +239,10 @@ def _model_and_input(args: argparse.Namespace) -> tuple[str, tuple[int, int]]:
         start = identify_weights(args.init_from)  # a ValueError is one line on stderr
         model = model or start.architecture
         input_shape = input_shape or start.input_shape
-    return model or "attention_unet", input_shape or (128, 128)
+    return model or DEFAULT("model"), input_shape or DEFAULT("input_shape")
 
 
 def _run_train(args: argparse.Namespace) -> None:
-    from backdrop.train import TrainConfig
-
     model, input_shape = _model_and_input(args)
     config = TrainConfig(
         checkpoints=args.checkpoints,
@@ -303,7 +285,7 @@ def run_train(
     config, restore: bool, remove_previous: bool, export_only: bool, verbose="auto"
 ) -> None:
     """Trains (unless `export_only`), then exports; prints where everything is."""
-    from backdrop.train import export_after_training, train
+    from backdrop.training.loop import export_after_training, train
 
     if not export_only:
         state = train(config, restore=restore, remove_previous=remove_previous, verbose=verbose)

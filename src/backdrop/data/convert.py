@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from backdrop.data.parallel import log, parallel_map
-from backdrop.data.reader import Reader
+from backdrop.data.readers.base import Reader
 from backdrop.data.records import quantize_mask
 from backdrop.data.sample import SkipSample
 from backdrop.safety import write_atomic

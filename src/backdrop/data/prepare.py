@@ -16,7 +16,7 @@ import numpy as np
 
 from backdrop.data import records
 from backdrop.data.parallel import log, parallel_map
-from backdrop.data.reader import Reader
+from backdrop.data.readers.base import Reader
 from backdrop.data.sample import Sample, SkipSample
 from backdrop.safety import check_removable, remove_matching, write_atomic
 
@@ -83,6 +83,36 @@ def split_of(sample_key: str, validation_fraction: float) -> str:
     )
 
 
+def split_of_sample(sample: Sample, validation_fraction: float) -> str:
+    """The split of `sample`: by its source and video sequence (or matting foreground), else
+    its name, so frames of one sequence never straddle the splits."""
+    return split_of(f"{sample.source}/{sample.group or sample.name}", validation_fraction)
+
+
+def encode_in_memory(
+    readers, side: int, validation_fraction: float, image_format: str = "png"
+) -> dict[str, list[bytes]]:
+    """`{"train": [...], "validation": [...]}` serialized records of every sample, downscaled and
+    split as `prepare` does, held in memory (training straight from folder datasets)."""
+    from backdrop.data.records import encode_example
+
+    splits: dict[str, list[bytes]] = {"train": [], "validation": []}
+    for reader in readers:
+        for sample in reader:
+            sample = downscale(sample, side)
+            splits[split_of_sample(sample, validation_fraction)].append(
+                encode_example(
+                    sample.name,
+                    sample.source,
+                    sample.image,
+                    sample.mask,
+                    sample.ignore,
+                    image_format,
+                )
+            )
+    return splits
+
+
 def downscale(sample: Sample, side: int) -> Sample:
     """Scales a sample so its shorter side is `side` (never up). The image and the soft mask
     use area interpolation (a mask pixel becomes the person share of its area); the ignore mask
@@ -120,7 +150,7 @@ def _process(task: tuple[int, str]) -> tuple:
         return ("skip", reader_index, key, str(reason))
     except Exception as error:  # noqa: BLE001 - one bad file must not end a long run
         return ("skip", reader_index, key, f"{type(error).__name__}: {error}")
-    split = split_of(f"{sample.source}/{sample.group or sample.name}", config.validation_fraction)
+    split = split_of_sample(sample, config.validation_fraction)
     serialized = records.frame_record(
         records.encode_example(
             sample.name,

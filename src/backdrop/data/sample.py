@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+from backdrop.imageops import IMAGE_EXTENSIONS
+
 # A mask may be smaller than its image (downscaled annotations); it is accepted when the aspect
 # ratios agree within this relative tolerance.
 ASPECT_TOLERANCE = 0.01

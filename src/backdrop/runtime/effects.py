@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from backdrop.imageops import cover_resize
+
 
 def composite(frame: np.ndarray, mask: np.ndarray, background: np.ndarray) -> np.ndarray:
     """`mask * frame + (1 - mask) * background`.
@@ -41,23 +43,9 @@ def blur_background(frame: np.ndarray, mask: np.ndarray, strength: float = 0.05)
     )
 
 
-def fit_background(background: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Scales a background picture to cover the frame and centre-crops it."""
-    scale = max(height / background.shape[0], width / background.shape[1])
-    size = (
-        max(width, round(background.shape[1] * scale)),
-        max(height, round(background.shape[0] * scale)),
-    )
-    resized = cv2.resize(
-        background, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    )
-    top, left = (size[1] - height) // 2, (size[0] - width) // 2
-    return resized[top : top + height, left : left + width]
-
-
 def replace_background(frame: np.ndarray, mask: np.ndarray, background: np.ndarray) -> np.ndarray:
     """Puts the person over `background` (any size; it is scaled to cover the frame)."""
-    return composite(frame, mask, fit_background(background, *frame.shape[:2]))
+    return composite(frame, mask, cover_resize(background, *frame.shape[:2]))
 
 
 def solid_background(frame: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int]):

@@ -10,8 +10,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+from backdrop.imageops import IMAGE_EXTENSIONS
 
 
 class MediaError(ValueError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -79,8 +78,6 @@ class Segmenter:
                 f"output, found {list(shape)}"
             )
         self.height, self.width = (int(v) for v in self.input["shape"][1:3])
-        contract_path = self.model_path.with_suffix(".tflite.json")
-        self.contract = json.loads(contract_path.read_text()) if contract_path.is_file() else {}
         self.threads = threads
 
     def input_tensor(self, frame: np.ndarray) -> np.ndarray:

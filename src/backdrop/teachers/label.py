@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from backdrop.data.portrait import PSEUDO_LABELS
-from backdrop.data.sample import IMAGE_EXTENSIONS, SkipSample, read_image
-from backdrop.runtime.media import VIDEO_EXTENSIONS, open_video, video_frames
+from backdrop.data.readers.portrait import PSEUDO_LABELS
+from backdrop.data.sample import SkipSample, read_image
+from backdrop.imageops import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from backdrop.runtime.media import open_video, video_frames
 from backdrop.safety import write_atomic
 from backdrop.teachers import Teacher, file_digest
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backdrop.data.coco import COCOReader
-from backdrop.data.davis import DAVISReader
-from backdrop.data.matting import MattingReader
-from backdrop.data.portrait import PortraitReader
-from backdrop.data.reader import DatasetError
-from backdrop.data.registry import READERS, get_reader
+from backdrop.data.readers import READERS, get_reader
+from backdrop.data.readers.base import DatasetError
+from backdrop.data.readers.coco import COCOReader
+from backdrop.data.readers.davis import DAVISReader
+from backdrop.data.readers.matting import MattingReader
+from backdrop.data.readers.portrait import PortraitReader
+from backdrop.data.readers.supervisely import SuperviselyReader
+from backdrop.data.readers.voc import VOCReader
 from backdrop.data.sample import Sample
-from backdrop.data.supervisely import SuperviselyReader
-from backdrop.data.voc import VOCReader
 from tests import fixtures
 
 

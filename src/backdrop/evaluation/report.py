@@ -14,12 +14,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from backdrop.training.config import TrainConfig
+from backdrop.training.run_folder import RunFolder
+
 COLOURS = {"train": (31, 119, 180), "validation": (255, 127, 14)}
 
 
 def read_log(run: Path) -> dict[str, list[float]]:
     """log.csv -> column name -> values per epoch."""
-    path = run / "log.csv"
+    path = RunFolder(run).log
     if not path.is_file():
         return {}
     with open(path, newline="") as handle:
@@ -68,19 +71,18 @@ def plot_curves(
 
 def validation_grid(run: Path, path: Path, count: int = 8) -> Path | None:
     """Rows of validation image | true mask | predicted mask (best checkpoint), as one PNG."""
-    config = json.loads((run / "config.json").read_text())
-    checkpoint = run / "best.keras"
-    if not checkpoint.is_file() or not config.get("records"):
+    config = TrainConfig.from_json(RunFolder(run).config.read_text())
+    checkpoint = RunFolder(run).best
+    if not checkpoint.is_file() or not config.records:
         return None
     from backdrop.data.pipeline import PipelineConfig, record_dataset
-    from backdrop.train import load_checkpoint
+    from backdrop.training.checkpoints import load_checkpoint
 
     model = load_checkpoint(checkpoint)
-    shape = tuple(config["input_shape"])
     dataset, _ = record_dataset(
-        config["records"],
+        config.records,
         "validation",
-        PipelineConfig(shape, batch_size=count, augment=False),
+        PipelineConfig(config.input_shape, batch_size=count, augment=False),
         training=False,
     )
     images, targets = next(iter(dataset))
@@ -114,16 +116,17 @@ def _table(header: list[str], rows: list[list]) -> str:
 def write_report(run: str | Path, output: str | Path | None = None) -> Path:
     """Writes `output/index.html` (default RUN_DIR/report/) with its PNGs; returns the page."""
     run = Path(run)
-    if not (run / "config.json").is_file():
+    folder = RunFolder(run)
+    if not folder.config.is_file():
         raise FileNotFoundError(
             f"{run} is not a training run (no config.json); give the "
             "checkpoints folder of `backdrop train`"
         )
-    output = Path(output) if output else run / "report"
+    output = Path(output) if output else folder.report
     output.mkdir(parents=True, exist_ok=True)
     log = read_log(run)
-    state = json.loads((run / "state.json").read_text()) if (run / "state.json").is_file() else {}
-    config = json.loads((run / "config.json").read_text())
+    state = folder.read_state() if folder.state.is_file() else {}
+    settings = json.loads(TrainConfig.from_json(folder.config.read_text()).to_json())
     parts = [f"<h1>Backdrop training report</h1><p>Run: <code>{html.escape(str(run))}</code></p>"]
     if state:
         parts.append(
@@ -169,7 +172,7 @@ def write_report(run: str | Path, output: str | Path | None = None) -> Path:
             )
         )
     parts.append(
-        "<h2>Settings</h2>" + _table(["setting", "value"], [[k, v] for k, v in config.items()])
+        "<h2>Settings</h2>" + _table(["setting", "value"], [[k, v] for k, v in settings.items()])
     )
     style = (
         "body{font-family:sans-serif;max-width:1200px;margin:2em auto}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from backdrop.data.reader import DatasetError, Reader
+from backdrop.data.readers.base import DatasetError, Reader
 from backdrop.data.sample import Sample, SkipSample, find_images, fit_mask, read_image, read_mask
 
 

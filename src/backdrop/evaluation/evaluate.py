@@ -14,21 +14,16 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from backdrop.data.reader import Reader
+from backdrop.data.readers.base import Reader
 from backdrop.data.sample import Sample, SkipSample
+from backdrop.evaluation.metrics import THRESHOLD, boundary_iou, flicker, iou
 
-THRESHOLD = 0.5
-BOUNDARY_SHARE = 0.02  # boundary band width, as a share of the image diagonal (Cheng et al.)
 DATA_FORMATS = ("portrait", "davis", "coco", "voc", "supervisely")
 
 
 def parse_data_spec(spec: str) -> Reader:
     """`FORMAT:PATH` (COCO: `coco:PATH:SPLIT`, default val2017) -> a reader (negatives kept)."""
-    from backdrop.data.coco import COCOReader
-    from backdrop.data.davis import DAVISReader
-    from backdrop.data.portrait import PortraitReader
-    from backdrop.data.supervisely import SuperviselyReader
-    from backdrop.data.voc import VOCReader
+    from backdrop.data.readers import create_reader
 
     kind, _, rest = spec.partition(":")
     if kind not in DATA_FORMATS or not rest:
@@ -36,51 +31,11 @@ def parse_data_spec(spec: str) -> Reader:
             f"data spec {spec!r} must be FORMAT:PATH with FORMAT one of {', '.join(DATA_FORMATS)} "
             "(COCO: coco:PATH:SPLIT)"
         )
-    if kind == "portrait":
-        return PortraitReader(rest)
-    if kind == "davis":
-        return DAVISReader(rest)
-    if kind == "voc":
-        return VOCReader(rest, negatives=True)
-    if kind == "supervisely":
-        return SuperviselyReader(rest)
-    path, _, split = rest.partition(":")
-    return COCOReader(path, split or "val2017", negatives=True)
-
-
-def iou(prediction: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> float:
-    """IoU of two bool masks over `valid` pixels; 1.0 when both are empty."""
-    union = np.count_nonzero((prediction | truth) & valid)
-    if union == 0:
-        return 1.0
-    return np.count_nonzero(prediction & truth & valid) / union
-
-
-def boundary(mask: np.ndarray, width: int) -> np.ndarray:
-    """The band of `mask` within `width` pixels of its edge (mask minus its erosion)."""
-    kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
-    padded = cv2.copyMakeBorder(
-        mask.view(np.uint8), width, width, width, width, cv2.BORDER_CONSTANT, value=1
-    )
-    eroded = cv2.erode(padded, kernel)[width:-width, width:-width].astype(bool)
-    return mask & ~eroded
-
-
-def boundary_iou(prediction: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> float:
-    """Boundary IoU (Cheng et al., 2021) with a band of 2% of the image diagonal."""
-    height, width = truth.shape
-    band = max(1, round(BOUNDARY_SHARE * np.hypot(height, width)))
-    return iou(boundary(prediction, band), boundary(truth, band), valid)
-
-
-def flicker(masks: Sequence[np.ndarray]) -> float:
-    """Mean share of mask pixels that change between consecutive frames:
-    `|m_t xor m_(t-1)| / |m_t or m_(t-1)|` averaged over the sequence."""
-    shares = []
-    for previous, current in zip(masks, masks[1:], strict=False):
-        union = np.count_nonzero(previous | current)
-        shares.append(np.count_nonzero(previous ^ current) / union if union else 0.0)
-    return float(np.mean(shares)) if shares else float("nan")
+    if kind in ("voc", "coco"):
+        path, _, split = rest.partition(":") if kind == "coco" else (rest, "", "")
+        options = {"split": split or "val2017"} if kind == "coco" else {}
+        return create_reader(kind, path, negatives=True, **options)
+    return create_reader(kind, rest)
 
 
 @dataclasses.dataclass
@@ -102,11 +57,10 @@ class ModelScores:
 
 def _samples(reader: Reader, split: str | None, validation_fraction: float):
     """Yields (sequence, sample); the sequence is None outside video readers."""
-    from backdrop.data.prepare import split_of
+    from backdrop.data.prepare import split_of_sample
 
     def wanted(sample: Sample) -> bool:
-        key = f"{sample.source}/{sample.group or sample.name}"
-        return split is None or split_of(key, validation_fraction) == split
+        return split is None or split_of_sample(sample, validation_fraction) == split
 
     if hasattr(reader, "sequences"):
         for sequence, keys in reader.sequences().items():

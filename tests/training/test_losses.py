@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backdrop.losses import PersonIoU, bce_dice_loss
+from backdrop.training.losses import PersonIoU, bce_dice_loss
 
 
 def make_target(mask, ignore):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from backdrop.data.reader import DatasetError, Reader
+from backdrop.data.readers.base import DatasetError, Reader
 from backdrop.data.sample import Sample, SkipSample, read_image
 
 CROWD_MODES = ("ignore", "person")

@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from backdrop.data.sample import SkipSample
-from backdrop.data.supervisely import (
+from backdrop.data.readers.supervisely import (
     SuperviselyReader,
     decode_bitmap,
     rasterize_annotation,
     rasterize_object,
 )
+from backdrop.data.sample import SkipSample
 from tests import fixtures
 
 

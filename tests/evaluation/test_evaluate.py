@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from backdrop.cli import main
-from backdrop.evaluate import boundary_iou, flicker, iou, model_labels, parse_data_spec
+from backdrop.evaluation.evaluate import model_labels, parse_data_spec
+from backdrop.evaluation.metrics import boundary_iou, flicker, iou
 
 
 def test_iou_and_boundary_iou():

@@ -6,10 +6,9 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from backdrop.data.reader import DatasetError, Reader
+from backdrop.data.readers.base import DatasetError, Reader
 from backdrop.data.sample import (
     Sample,
     SkipSample,
@@ -18,17 +17,7 @@ from backdrop.data.sample import (
     read_image,
     read_mask,
 )
-
-
-def cover_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Scales `image` to cover `height x width` (aspect kept), then centre-crops to exactly it."""
-    scale = max(height / image.shape[0], width / image.shape[1])
-    resized_height = max(height, round(image.shape[0] * scale))
-    resized_width = max(width, round(image.shape[1] * scale))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    image = cv2.resize(image, (resized_width, resized_height), interpolation=interpolation)
-    top, left = (resized_height - height) // 2, (resized_width - width) // 2
-    return image[top : top + height, left : left + width]
+from backdrop.imageops import cover_resize
 
 
 def composite(foreground: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:

@@ -11,9 +11,14 @@ import pytest
 import tensorflow as tf
 
 from backdrop.models.mobile_segmenter import build_mobile_segmenter
-from backdrop.quantize_aware import FakeQuant, add_fake_quant, has_fake_quant, strip_fake_quant
-from backdrop.train import TrainConfig, export_after_training, load_checkpoint, train
-from tests.test_train import small_config, synthetic_records  # noqa: F401 (fixture)
+from backdrop.training.loop import TrainConfig, export_after_training, load_checkpoint, train
+from backdrop.training.quantize_aware import (
+    FakeQuant,
+    add_fake_quant,
+    has_fake_quant,
+    strip_fake_quant,
+)
+from tests.training.test_loop import small_config, synthetic_records  # noqa: F401 (fixture)
 
 
 def test_fake_quant_rounds_to_256_levels_over_a_moving_range():

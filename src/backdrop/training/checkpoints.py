@@ -10,21 +10,18 @@ import signal
 import threading
 from pathlib import Path
 
-from backdrop.distribute import is_chief
 from backdrop.safety import write_atomic
 from backdrop.tf_setup import import_tensorflow
+from backdrop.training.config import TrainingError
+from backdrop.training.distribute import is_chief
+from backdrop.training.run_folder import RunFolder
 
 import_tensorflow()
 import keras  # noqa: E402  (after TensorFlow's quiet import)
 
-import backdrop.quantize_aware  # noqa: E402, F401  (registers FakeQuant for loading checkpoints)
+import backdrop.training.quantize_aware  # noqa: E402, F401  (registers FakeQuant for loading checkpoints)
 
-STATE = "state.json"
 KEEP_EPOCHS = 2
-
-
-class TrainingError(RuntimeError):
-    """Training cannot start or go on; the message names the fix."""
 
 
 def save_model_atomic(model: keras.Model, path: Path) -> None:
@@ -32,18 +29,6 @@ def save_model_atomic(model: keras.Model, path: Path) -> None:
     temporary = path.with_name(f".{path.stem}-partial.keras")
     model.save(temporary)
     os.replace(temporary, path)
-
-
-def read_state(folder: Path) -> dict:
-    path = folder / STATE
-    if not path.is_file():
-        raise TrainingError(f"nothing to restore in {folder}: no {STATE}; start without --restore")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise TrainingError(
-            f"{path} is corrupt ({error}); start over with --remove-all-previous-results"
-        ) from None
 
 
 def load_checkpoint(path: Path) -> keras.Model:
@@ -65,9 +50,9 @@ def load_checkpoint(path: Path) -> keras.Model:
 class EpochCheckpoint(keras.callbacks.Callback):
     """After every epoch: checkpoint, best copy, state.json (last); stops on a NaN loss."""
 
-    def __init__(self, folder: Path, best_iou: float = -1.0, best_epoch: int = 0):
+    def __init__(self, run: RunFolder, best_iou: float = -1.0, best_epoch: int = 0):
         super().__init__()
-        self.folder = folder
+        self.run = run
         self.best_iou, self.best_epoch = best_iou, best_epoch
         self.completed_epochs = 0
         self.nan_at: int | None = None
@@ -86,17 +71,17 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self.completed_epochs = epoch + 1
             return
         logs = logs or {}
-        path = self.folder / f"epoch-{epoch + 1:04d}.keras"
+        path = self.run.epoch(epoch + 1)
         save_model_atomic(self.model, path)
         iou = float(logs.get("val_iou", logs.get("iou", 0.0)))
         if iou > self.best_iou:
             self.best_iou, self.best_epoch = iou, epoch + 1
-            temporary = self.folder / ".best-partial.keras"
+            temporary = self.run.root / ".best-partial.keras"
             shutil.copyfile(path, temporary)
-            os.replace(temporary, self.folder / "best.keras")
+            os.replace(temporary, self.run.best)
         self.completed_epochs = epoch + 1
         self.write_state(path.name)
-        for old in sorted(self.folder.glob("epoch-*.keras"))[:-KEEP_EPOCHS]:
+        for old in self.run.epochs()[:-KEEP_EPOCHS]:
             old.unlink()
 
     def write_state(self, checkpoint: str) -> None:
@@ -106,7 +91,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             "best_val_iou": self.best_iou,
             "best_epoch": self.best_epoch,
         }
-        write_atomic(self.folder / STATE, json.dumps(state, indent=2))
+        write_atomic(self.run.state, json.dumps(state, indent=2))
 
 
 class CtrlC(keras.callbacks.Callback):
@@ -144,9 +129,3 @@ class CtrlC(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
     on_train_batch_end = on_test_batch_end = on_epoch_end = _check
-
-
-def last_checkpoint(folder: str | Path) -> Path:
-    """The checkpoint state.json names (the last complete one)."""
-    folder = Path(folder)
-    return folder / read_state(folder)["checkpoint"]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backdrop.data.reader import DatasetError, Reader
+from backdrop.data.readers.base import DatasetError, Reader
 from backdrop.data.sample import (
-    IMAGE_EXTENSIONS,
     Sample,
     SkipSample,
     find_images,
@@ -14,6 +13,7 @@ from backdrop.data.sample import (
     read_image,
     read_mask,
 )
+from backdrop.imageops import IMAGE_EXTENSIONS
 
 # Written by `backdrop pseudo-label` (backdrop.teachers.label.RECORD).
 PSEUDO_LABELS = "pseudo_labels.json"

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from backdrop.data.reader import DatasetError, Reader
+from backdrop.data.readers.base import DatasetError, Reader
 from backdrop.data.sample import Sample, SkipSample, read_image
 
 DEFAULT_PERSON_CLASSES = ("person_bmp", "person_poly")

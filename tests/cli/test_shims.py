@@ -12,7 +12,7 @@ import pytest
 
 from tests import fixtures
 
-PYTHON_DIR = Path(__file__).resolve().parents[1] / "python"
+PYTHON_DIR = Path(__file__).resolve().parents[2] / "python"
 
 ORIGINAL_FLAGS = {
     "supervisely_preprocessing.py": {

@@ -52,10 +52,3 @@ class Reader(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.root)!r})"
-
-
-def require_folder(path: Path, what: str, expected: str) -> Path:
-    """Returns `path` if it is a folder, else raises a DatasetError describing the expected tree."""
-    if not path.is_dir():
-        raise DatasetError(f"{what}: {path} not found; expected {expected}")
-    return path

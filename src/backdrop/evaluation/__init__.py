@@ -1,0 +1,1 @@
+"""The evaluation wing: metrics shared by export, evaluate and report; evaluate; report."""

@@ -1,0 +1,1 @@
+"""The training wing: config, loop, checkpoints, losses, quantization-aware training."""

@@ -1,0 +1,292 @@
+"""Training: the fit loop with resumable checkpoints, quantization-aware epochs and the export
+after training. Every path of a run comes from `RunFolder` (training/run_folder.py); every file is
+written under a temporary name and renamed, state.json last, so it only ever names a complete
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+from collections.abc import Sequence
+
+import numpy as np
+
+from backdrop.safety import check_removable, remove_matching, write_atomic
+from backdrop.tf_setup import import_tensorflow
+
+tf = import_tensorflow()
+import keras  # noqa: E402  (after TensorFlow's quiet import)
+
+from backdrop.data import pipeline  # noqa: E402
+from backdrop.models.registry import build_model  # noqa: E402
+from backdrop.training import losses  # noqa: E402
+from backdrop.training.checkpoints import (  # noqa: E402
+    CtrlC,
+    EpochCheckpoint,
+    load_checkpoint,
+    save_model_atomic,
+)
+from backdrop.training.config import TrainConfig, TrainingError  # noqa: E402
+from backdrop.training.distribute import select_strategy  # noqa: E402
+from backdrop.training.quantize_aware import add_fake_quant, has_fake_quant  # noqa: E402
+from backdrop.training.run_folder import RunFolder  # noqa: E402
+
+__all__ = [
+    "TrainConfig",
+    "TrainingError",
+    "export_after_training",
+    "export_data",
+    "load_checkpoint",
+    "make_datasets",
+    "train",
+]
+
+FINAL_LEARNING_RATE = 0.05  # of the peak, where the cosine schedule ends
+
+
+def _folder_examples(config: TrainConfig) -> tuple[list[bytes], list[bytes]]:
+    """Reads folder datasets into serialized records, split by the same hash as prepare."""
+    from backdrop.data.prepare import encode_in_memory
+    from backdrop.data.readers import create_reader
+
+    readers = [create_reader("portrait", p) for p in config.portrait_folders]
+    readers += [create_reader("voc", p) for p in config.voc_folders]
+    splits = encode_in_memory(readers, max(config.input_shape), config.validation_fraction)
+    if not splits["train"]:
+        raise TrainingError("the folder datasets gave no training samples; check their paths")
+    if not splits["validation"]:  # tiny folders: validate on the training samples, and say so
+        print("warning: no validation samples; validating on the training samples")
+        splits["validation"] = splits["train"]
+    return splits["train"], splits["validation"]
+
+
+def make_datasets(config: TrainConfig, replicas: int = 1):
+    """Training and validation batches for `config` (records or folder datasets)."""
+    settings = pipeline.PipelineConfig(
+        input_shape=config.input_shape,
+        batch_size=config.batch_size * replicas,
+        augment=config.augment,
+        background_folders=config.background_folders,
+        background_probability=config.background_probability,
+        copy_paste_probability=config.copy_paste_probability,
+        whole_frame_probability=config.whole_frame_probability,
+        crop_aspect=config.crop_aspect,
+        source_repeats=config.source_repeats,
+        source_weights=config.source_weights,
+        cache=config.cache,
+        seed=config.seed,
+        drop_remainder=replicas > 1,
+    )
+    if config.records:
+        train, count = pipeline.record_dataset(
+            config.records, "train", settings, True, config.number_of_examples
+        )
+        validation, _ = pipeline.record_dataset(
+            config.records,
+            "validation",
+            settings,
+            False,
+            max(1, round(config.number_of_examples * 0.1)),
+        )
+        return train, validation, count
+    if not (config.portrait_folders or config.voc_folders):
+        raise TrainingError("no training data: give records (-r) or folder datasets (-p/-c)")
+    train_examples, validation_examples = _folder_examples(config)
+    train, count = pipeline.memory_dataset(train_examples, settings, True)
+    validation, _ = pipeline.memory_dataset(validation_examples, settings, False)
+    return train, validation, count
+
+
+def _compile(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> None:
+    model.compile(optimizer=optimizer, loss=losses.bce_dice_loss, metrics=[losses.PersonIoU()])
+
+
+def _optimizer(schedule, config: TrainConfig) -> keras.optimizers.Optimizer:
+    """Adam, or AdamW with `config.weight_decay` on every trainable weight (no exclusions: a
+    checkpoint does not keep them, so a restored run would decay differently)."""
+    if not config.weight_decay:
+        return keras.optimizers.Adam(schedule)
+    return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
+
+
+def _quantize_aware(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> keras.Model:
+    """`model` with int8 rounding simulated, compiled to go on from its learning rate.
+
+    Its trainable variables differ (batch norm is frozen), so it gets a new optimizer whose
+    cosine decay runs from the rate reached so far to the float schedule's final rate.
+    """
+    start = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    final = config.learning_rate * FINAL_LEARNING_RATE
+    schedule = keras.optimizers.schedules.CosineDecay(
+        start,
+        decay_steps=max(1, config.quantize_aware_epochs * steps_per_epoch),
+        alpha=min(1.0, final / start) if start > 0 else 1.0,
+    )
+    quantize_aware = add_fake_quant(model)
+    _compile(quantize_aware, _optimizer(schedule, config))
+    return quantize_aware
+
+
+def prepare_checkpoints(config: TrainConfig, restore: bool, remove_previous: bool) -> None:
+    run = RunFolder(config.checkpoints)
+    if remove_previous and run.root.exists():
+        check_removable(run.root, config.input_paths())
+        remove_matching(run.root, RunFolder.OUTPUT_PATTERNS)
+        shutil.rmtree(run.tensorboard, ignore_errors=True)
+    run.root.mkdir(parents=True, exist_ok=True)
+    if not restore and run.holds_run():
+        raise TrainingError(
+            f"{run.root} holds a training run; pass --restore to continue it or "
+            "--remove-all-previous-results to start over"
+        )
+
+
+def train(
+    config: TrainConfig,
+    restore: bool = False,
+    remove_previous: bool = False,
+    verbose: int | str = "auto",
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> dict:
+    """Trains (or continues) a run up to `config.epochs` epochs.
+
+    Returns:
+        The final state: epochs completed, checkpoint, best validation IoU and its epoch.
+
+    Raises:
+        TrainingError: bad folder state, a missing or corrupt checkpoint, or a NaN loss.
+        KeyboardInterrupt: after Ctrl-C, once the interrupted checkpoint is saved.
+    """
+    config.check_inputs()
+    if not restore:
+        config.check_init_from()
+    prepare_checkpoints(config, restore, remove_previous)
+    run = RunFolder(config.checkpoints)
+    state = run.read_state() if restore else {"epoch": 0, "best_val_iou": -1.0, "best_epoch": 0}
+    keras.utils.set_random_seed(config.seed + state["epoch"])
+    strategy = select_strategy(config.distribute)
+    train_data, validation_data, count = make_datasets(config, strategy.num_replicas_in_sync)
+    steps_per_epoch = math.ceil(count / (config.batch_size * strategy.num_replicas_in_sync))
+    with strategy.scope():
+        if restore:
+            model = load_checkpoint(run.root / state["checkpoint"])
+        else:
+            model = build_model(
+                config.model,
+                config.input_shape,
+                config.filters,
+                depth=config.depth,
+                width=config.width,
+                activation=config.activation,
+                init_from=config.init_from,
+            )
+            schedule = keras.optimizers.schedules.CosineDecay(
+                config.learning_rate,
+                decay_steps=max(1, config.epochs * steps_per_epoch),
+                alpha=FINAL_LEARNING_RATE,
+            )
+            _compile(model, _optimizer(schedule, config))
+    write_atomic(run.config, config.to_json())
+    checkpoint = EpochCheckpoint(run, state["best_val_iou"], state["best_epoch"])
+    checkpoint.completed_epochs = state["epoch"]
+    ctrl_c = CtrlC()
+    all_callbacks = [
+        checkpoint,
+        keras.callbacks.CSVLogger(str(run.log), append=restore),
+        keras.callbacks.TensorBoard(str(run.tensorboard), profile_batch=0),
+        *callbacks,
+        ctrl_c,  # last: a finished epoch is saved before the interrupt is raised
+    ]
+    if state["epoch"] >= config.epochs:
+        print(f"{run.root} already completed {state['epoch']} of {config.epochs} epochs")
+        return state
+    float_epochs = config.epochs - config.quantize_aware_epochs
+
+    def fit(stop: int) -> None:
+        model.fit(
+            train_data,
+            validation_data=validation_data,
+            epochs=stop,
+            initial_epoch=checkpoint.completed_epochs,
+            callbacks=all_callbacks,
+            verbose=verbose,
+            shuffle=False,  # the dataset shuffles itself
+        )
+
+    try:
+        with ctrl_c:
+            rounding = has_fake_quant(model)  # a checkpoint of the rounding phase goes on in it
+            if not rounding and checkpoint.completed_epochs < float_epochs:
+                fit(float_epochs)
+            float_done = rounding or checkpoint.completed_epochs >= float_epochs
+            if (
+                checkpoint.nan_at is None
+                and float_done
+                and checkpoint.completed_epochs < config.epochs
+            ):
+                if not rounding:
+                    with strategy.scope():
+                        model = _quantize_aware(model, config, steps_per_epoch)
+                    # best.keras is then the best epoch of the form that is exported.
+                    checkpoint.best_iou = -1.0
+                fit(config.epochs)
+    except KeyboardInterrupt:
+        if checkpoint.chief:
+            save_model_atomic(model, run.interrupted)
+            checkpoint.write_state(run.interrupted.name)
+            print(
+                f"\ninterrupted: saved {run.interrupted} (after epoch "
+                f"{checkpoint.completed_epochs}); continue with --restore"
+            )
+        raise
+    if checkpoint.nan_at is not None:
+        raise TrainingError(
+            f"the loss became NaN in epoch {checkpoint.completed_epochs + 1} (batch "
+            f"{checkpoint.nan_at}); nothing was saved for it. Lower the learning rate or check "
+            f"the data, then continue from epoch {checkpoint.completed_epochs} with --restore"
+        )
+    return run.read_state()
+
+
+def export_data(config: TrainConfig, calibration_count: int = 200, validation_count: int = 300):
+    """Calibration images (training split) and validation pairs at the input size, unaugmented."""
+    plain = dataclasses.replace(config, augment=False, background_folders=(), source_weights=())
+    train_data, validation_data, _ = make_datasets(plain)
+    calibration = []
+    for batch, _ in train_data:
+        calibration += list(batch.numpy())
+        if len(calibration) >= calibration_count:
+            break
+    validation = []
+    for batch, targets in validation_data:
+        images = np.rint(batch.numpy() * 255).astype(np.uint8)
+        validation += list(zip(images, targets.numpy(), strict=True))
+        if len(validation) >= validation_count:
+            break
+    return calibration[:calibration_count], validation[:validation_count]
+
+
+def export_after_training(
+    config: TrainConfig, modes: Sequence[str] | None = None, threads: int = 2
+) -> list[dict]:
+    """Exports the best (or else the last) checkpoint as TFLite into the checkpoints folder."""
+    from backdrop.export import export_models
+
+    run = RunFolder(config.checkpoints)
+    source = run.best_or_last()
+    model = load_checkpoint(source)
+    modes = [mode for mode in (modes or [config.export]) if mode != "none"]
+    if not modes:
+        return []
+    calibration, validation = export_data(config)
+    return export_models(
+        model,
+        run.root,
+        modes,
+        calibration,
+        validation,
+        threads,
+        extra={"checkpoint": source.name, "model": config.model},
+    )
