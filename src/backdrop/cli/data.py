@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from collections.abc import Sequence
+
+from backdrop.data.prepare import PrepareConfig
+
+
+def _default(name: str):
+    """PrepareConfig's default for `name`: the flags take theirs from the config."""
+    field = next(f for f in dataclasses.fields(PrepareConfig) if f.name == name)
+    return field.default_factory() if field.default is dataclasses.MISSING else field.default
 
 
 def add_prepare_output_arguments(parser: argparse.ArgumentParser) -> None:
@@ -12,23 +21,26 @@ def add_prepare_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--validation-fraction",
         type=float,
-        default=0.1,
+        default=_default("validation_fraction"),
         help="share of samples in the validation split, chosen by a hash of each sample's "
         "name so it is stable when datasets are added (default: %(default)s)",
     )
     parser.add_argument(
-        "--shard-size", type=int, default=1000, help="samples per shard (default: %(default)s)"
+        "--shard-size",
+        type=int,
+        default=_default("shard_size"),
+        help="samples per shard (default: %(default)s)",
     )
     parser.add_argument(
         "--image-format",
         choices=("jpeg", "png"),
-        default="jpeg",
+        default=_default("image_format"),
         help="encoding of the images in the records; masks are always PNG (default: %(default)s)",
     )
     parser.add_argument(
         "--workers",
         type=int,
-        default=os.cpu_count() or 1,
+        default=_default("workers"),
         help="worker processes (default: all %(default)s cores)",
     )
 
@@ -130,7 +142,7 @@ def _prepare_parser(subparsers) -> None:
     out.add_argument(
         "--side",
         type=int,
-        default=256,
+        default=_default("side"),
         help="shorter image side in the records; never upscaled (default: %(default)s)",
     )
     out.add_argument(
