@@ -20,11 +20,11 @@ from backdrop.data.prepare import (
     downscale,
     prepare,
     shard_paths,
-    split_of,
 )
 from backdrop.data.readers import READERS
 from backdrop.data.readers.portrait import PortraitReader
 from backdrop.data.records import quantize_mask, read_records
+from backdrop.data.split import split_of
 from backdrop.safety import UnsafeRemovalError, check_removable
 from tests import fixtures
 from tests.data.readers.test_readers import build_reader

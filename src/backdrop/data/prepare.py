@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import json
 import os
 import time
@@ -18,6 +17,7 @@ from backdrop.data import records
 from backdrop.data.parallel import log, parallel_map
 from backdrop.data.readers.base import Reader
 from backdrop.data.sample import Sample, SkipSample
+from backdrop.data.split import split_of_sample
 from backdrop.safety import check_removable, remove_matching, write_atomic
 
 SPLITS = ("train", "validation")
@@ -73,20 +73,6 @@ class PrepareConfig:
             raise ValueError(f"image_format must be one of {records.IMAGE_FORMATS}")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
-
-
-def split_of(sample_key: str, validation_fraction: float) -> str:
-    """ "train" or "validation", from a hash of the key: stable when other data is added."""
-    digest = hashlib.sha256(sample_key.encode()).digest()
-    return (
-        "validation" if int.from_bytes(digest[:8], "big") / 2**64 < validation_fraction else "train"
-    )
-
-
-def split_of_sample(sample: Sample, validation_fraction: float) -> str:
-    """The split of `sample`: by its source and video sequence (or matting foreground), else
-    its name, so frames of one sequence never straddle the splits."""
-    return split_of(f"{sample.source}/{sample.group or sample.name}", validation_fraction)
 
 
 def encode_in_memory(

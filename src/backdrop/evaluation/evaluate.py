@@ -57,7 +57,7 @@ class ModelScores:
 
 def _samples(reader: Reader, split: str | None, validation_fraction: float):
     """Yields (sequence, sample); the sequence is None outside video readers."""
-    from backdrop.data.prepare import split_of_sample
+    from backdrop.data.split import split_of_sample
 
     def wanted(sample: Sample) -> bool:
         return split is None or split_of_sample(sample, validation_fraction) == split
