@@ -25,18 +25,7 @@ BIN=.venv/bin
 mkdir -p "$RUN/backgrounds"
 
 # Person-free COCO images become replacement backgrounds (links, nothing copied).
-"$BIN/python" - "$DATA" "$RUN/backgrounds" <<'PY'
-import json, os, sys
-from pathlib import Path
-data, out = Path(sys.argv[1]), Path(sys.argv[2])
-for split in ("train2017", "val2017"):
-    coco = json.loads((data / "coco_tiny/tiny_coco/annotations" / f"instances_{split}.json").read_text())
-    people = {a["image_id"] for a in coco["annotations"] if a["category_id"] == 1}
-    for image in coco["images"]:
-        link = out / image["file_name"]
-        if image["id"] not in people and not link.exists():
-            os.symlink((data / "coco_tiny/tiny_coco" / split / image["file_name"]).resolve(), link)
-PY
+"$BIN/python" recipes/coco_backgrounds.py "$DATA" "$RUN/backgrounds"
 
 "$BIN/backdrop" prepare -d "$RUN/records" --side 288 --remove-all-previous-results -q \
     --portrait "$DATA/human_seg_vikram" \
