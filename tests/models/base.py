@@ -25,8 +25,13 @@ class ModelTester:
         return {}
 
     def build(self) -> keras.Model:
-        keras.utils.set_random_seed(0)
-        return build_model(self.model_name, self.input_shape, self.filters, **self.options())
+        """The model, built once per tester class (no test changes it)."""
+        cache = type(self).__dict__.get("_built")
+        if cache is None:
+            keras.utils.set_random_seed(0)
+            cache = build_model(self.model_name, self.input_shape, self.filters, **self.options())
+            type(self)._built = cache
+        return cache
 
     def image(self, batch: int = 1) -> np.ndarray:
         rng = np.random.default_rng(0)

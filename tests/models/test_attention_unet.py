@@ -26,18 +26,6 @@ def test_filters_and_depth_set_the_width():
     assert not any("attention3" in layer.name for layer in small.layers)
 
 
-def test_keras_file_round_trip_gives_identical_outputs(tmp_path):
-    import keras
-
-    model = build_attention_unet((32, 48), filters=4, depth=2)
-    images = np.random.default_rng(0).random((2, 32, 48, 3), dtype=np.float32)
-    model.save(tmp_path / "model.keras")
-    loaded = keras.saving.load_model(tmp_path / "model.keras")
-    np.testing.assert_array_equal(
-        model.predict(images, verbose=0), loaded.predict(images, verbose=0)
-    )
-
-
 def test_bad_input_size_names_a_valid_one():
     with pytest.raises(ValueError, match="divisible by 2\\*\\*depth = 16; try 96x96"):
         build_attention_unet(100)

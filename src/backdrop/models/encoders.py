@@ -47,6 +47,15 @@ def _sides(input_shape) -> tuple[int, int]:
     return int(height), int(width)
 
 
+def _with_decoder(encoder: keras.Model, shape: tuple[int, int], filters: int, name: str):
+    """RGB in [0, 1] -> `encoder` (inputs in [-1, 1]; features at 1/2, 1/4, 1/8, 1/16) -> the
+    light decoder -> person probability."""
+    inputs = keras.Input((*shape, 3), name="image")
+    features = encoder(layers.Rescaling(2.0, offset=-1.0, name="to_signed")(inputs))
+    skips = dict(zip((2, 4, 8), features[:-1], strict=True))
+    return keras.Model(inputs, decode(features[-1], skips, 16, filters, "relu6"), name=name)
+
+
 def build_mobilenet_v2_backbone(input_shape=(224, 224), classes: int | None = None):
     """Keras' MobileNetV2 1.0 (inputs in [-1, 1]), whole, with a 1001-class head if `classes`."""
     height, width = _sides(input_shape)
@@ -136,11 +145,7 @@ def build_mobilenet_v2_segmenter(
         [backbone.get_layer(n).output for n in names],
         name="mobilenet_v2_encoder",
     )
-    inputs = keras.Input((height, width, 3), name="image")
-    features = encoder(layers.Rescaling(2.0, offset=-1.0, name="to_signed")(inputs))
-    skips = dict(zip(MOBILENET_V2_SKIPS, features[:-1], strict=True))
-    outputs = decode(features[-1], skips, 16, filters, "relu6")
-    return keras.Model(inputs, outputs, name="mobilenet_v2_segmenter")
+    return _with_decoder(encoder, (height, width), filters, "mobilenet_v2_segmenter")
 
 
 def _norm(name: str):
@@ -235,8 +240,4 @@ def build_efficientnet_lite0_segmenter(
     encoder = build_efficientnet_lite0_encoder((height, width))
     if init_from:
         load_efficientnet_lite0_weights(encoder, init_from)
-    inputs = keras.Input((height, width, 3), name="image")
-    features = encoder(layers.Rescaling(2.0, offset=-1.0, name="to_signed")(inputs))
-    skips = dict(zip((2, 4, 8), features[:-1], strict=True))
-    outputs = decode(features[-1], skips, 16, filters, "relu6")
-    return keras.Model(inputs, outputs, name="efficientnet_lite0_segmenter")
+    return _with_decoder(encoder, (height, width), filters, "efficientnet_lite0_segmenter")
