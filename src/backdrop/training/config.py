@@ -187,7 +187,7 @@ class TrainConfig:
                 raise ValueError(f"background folder {folder} not found")
 
     def check_init_from(self) -> None:
-        """Raises TrainingError unless `init_from` initialises `model` at `input_shape`."""
+        """Raises TrainingError unless `init_from` is a file that initialises `model`."""
         if self.init_from is None:
             return
         from backdrop.models.pretrained import identify_weights
