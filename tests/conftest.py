@@ -8,6 +8,15 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SHARED_DATASETS = SHARED / "datasets"
 
 
+def find_shared_model(relative: str) -> Path:
+    """Path of a public model under ../shared (e.g. "anchors/selfie_segmentation.tflite"), or
+    skips the test."""
+    path = SHARED / relative
+    if not path.is_file():
+        pytest.skip(f"public model {path} is absent (needs ../shared/{relative})")
+    return path
+
+
 @pytest.fixture
 def shared_dataset():
     """Returns a function mapping a folder name to its path in ../shared/datasets, or skips."""
@@ -26,10 +35,7 @@ def anchor_model():
     """Path of a MediaPipe reference model in ../shared/anchors, or skips."""
 
     def find(name: str = "selfie_segmentation.tflite") -> Path:
-        path = SHARED / "anchors" / name
-        if not path.is_file():
-            pytest.skip(f"reference model {path} is absent (needs ../shared/anchors)")
-        return path
+        return find_shared_model(f"anchors/{name}")
 
     return find
 
@@ -50,12 +56,5 @@ def tiny_models(tmp_path_factory):
 
 @pytest.fixture
 def shared_model():
-    """Path of a public model under ../shared (anchors/ or models/), or skips."""
-
-    def find(relative: str) -> Path:
-        path = SHARED / relative
-        if not path.is_file():
-            pytest.skip(f"public model {path} is absent (needs ../shared/{relative})")
-        return path
-
-    return find
+    """`find_shared_model` as a fixture."""
+    return find_shared_model

@@ -14,6 +14,7 @@ from backdrop.export import export_tflite
 from backdrop.models.pretrained import identify_weights
 from backdrop.models.tflite_graph import TFLiteFormatError, read_tflite
 from backdrop.models.tflite_import import build_from_graph, import_segmenter
+from tests.conftest import find_shared_model
 from tests.models.base import ModelTester
 
 KNOWN = {
@@ -124,12 +125,7 @@ class TestImportedMediaPipeSelfie(ModelTester):
     input_shape = (64, 96)
 
     def options(self):
-        from tests.conftest import SHARED
-
-        path = SHARED / "anchors" / "selfie_segmentation.tflite"
-        if not path.is_file():
-            pytest.skip(f"{path} is absent (needs ../shared/anchors)")
-        return {"init_from": path}
+        return {"init_from": find_shared_model("anchors/selfie_segmentation.tflite")}
 
 
 @pytest.mark.integration
@@ -138,9 +134,4 @@ class TestImportedMeet(ModelTester):
     input_shape = (96, 160)
 
     def options(self):
-        from tests.conftest import SHARED
-
-        path = SHARED / "models" / "meet_segmentation" / "segm_lite_v681.tflite"
-        if not path.is_file():
-            pytest.skip(f"{path} is absent (needs ../shared/models)")
-        return {"init_from": path}
+        return {"init_from": find_shared_model("models/meet_segmentation/segm_lite_v681.tflite")}

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 
 import numpy as np
 import pytest
 
-from backdrop.teachers.tfjs_graph import TFJSFormatError, TFJSGraphModel, encoded_attribute
+from backdrop.teachers.tfjs_graph import TFJSFormatError, TFJSGraphModel
 
 RVM = os.environ.get("BACKDROP_RVM_MODEL")  # rvm.json, for the real-teacher test
+
+
+def encoded_attribute(text: str) -> str:
+    """TF.js JSON stores string attributes base64-encoded."""
+    return base64.b64encode(text.encode()).decode()
 
 
 def _attr_list(*values):

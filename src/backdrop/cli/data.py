@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 from collections.abc import Sequence
 
+from backdrop.cli.defaults import defaults_of
 from backdrop.data.prepare import PrepareConfig
 
-
-def _default(name: str):
-    """PrepareConfig's default for `name`: the flags take theirs from the config."""
-    field = next(f for f in dataclasses.fields(PrepareConfig) if f.name == name)
-    return field.default_factory() if field.default is dataclasses.MISSING else field.default
+_default = defaults_of(PrepareConfig)  # every flag's default is the config's
 
 
 def add_prepare_output_arguments(parser: argparse.ArgumentParser) -> None:

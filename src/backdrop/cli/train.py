@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from backdrop.cli.defaults import defaults_of
 from backdrop.data import CROP_ASPECTS
 from backdrop.models.registry import MOBILE_ACTIVATIONS, MODEL_NAMES
 from backdrop.training.config import DISTRIBUTE, EXPORT_MODES, TrainConfig
 
-DEFAULT = TrainConfig.default  # every flag's default is the config's
+DEFAULT = defaults_of(TrainConfig)  # every flag's default is the config's
 
 
 def parse_repeat(text: str) -> tuple[str, int]:

@@ -75,27 +75,28 @@ class PrepareConfig:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
 
 
+def encode_sample(
+    sample: Sample, validation_fraction: float, image_format: str
+) -> tuple[str, bytes]:
+    """`(split, serialized record)` of one (downscaled) sample: prepare's per-sample path,
+    which training straight from folder datasets takes too."""
+    serialized = records.encode_example(
+        sample.name, sample.source, sample.image, sample.mask, sample.ignore, image_format
+    )
+    return split_of_sample(sample, validation_fraction), serialized
+
+
 def encode_in_memory(
     readers, side: int, validation_fraction: float, image_format: str = "png"
 ) -> dict[str, list[bytes]]:
     """`{"train": [...], "validation": [...]}` serialized records of every sample, downscaled and
     split as `prepare` does, held in memory (training straight from folder datasets)."""
-    from backdrop.data.records import encode_example
-
     splits: dict[str, list[bytes]] = {"train": [], "validation": []}
     for reader in readers:
         for sample in reader:
             sample = downscale(sample, side)
-            splits[split_of_sample(sample, validation_fraction)].append(
-                encode_example(
-                    sample.name,
-                    sample.source,
-                    sample.image,
-                    sample.mask,
-                    sample.ignore,
-                    image_format,
-                )
-            )
+            split, serialized = encode_sample(sample, validation_fraction, image_format)
+            splits[split].append(serialized)
     return splits
 
 
@@ -136,18 +137,8 @@ def _process(task: tuple[int, str]) -> tuple:
         return ("skip", reader_index, key, str(reason))
     except Exception as error:  # noqa: BLE001 - one bad file must not end a long run
         return ("skip", reader_index, key, f"{type(error).__name__}: {error}")
-    split = split_of_sample(sample, config.validation_fraction)
-    serialized = records.frame_record(
-        records.encode_example(
-            sample.name,
-            sample.source,
-            sample.image,
-            sample.mask,
-            sample.ignore,
-            config.image_format,
-        )
-    )
-    return ("ok", reader_index, sample.name, split, serialized)
+    split, serialized = encode_sample(sample, config.validation_fraction, config.image_format)
+    return ("ok", reader_index, sample.name, split, records.frame_record(serialized))
 
 
 class ShardWriter:

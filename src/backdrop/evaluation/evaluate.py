@@ -31,10 +31,11 @@ def parse_data_spec(spec: str) -> Reader:
             f"data spec {spec!r} must be FORMAT:PATH with FORMAT one of {', '.join(DATA_FORMATS)} "
             "(COCO: coco:PATH:SPLIT)"
         )
-    if kind in ("voc", "coco"):
-        path, _, split = rest.partition(":") if kind == "coco" else (rest, "", "")
-        options = {"split": split or "val2017"} if kind == "coco" else {}
-        return create_reader(kind, path, negatives=True, **options)
+    if kind == "coco":
+        path, _, split = rest.partition(":")
+        return create_reader("coco", path, split=split or "val2017", negatives=True)
+    if kind == "voc":
+        return create_reader("voc", rest, negatives=True)
     return create_reader(kind, rest)
 
 

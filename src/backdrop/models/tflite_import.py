@@ -219,14 +219,25 @@ def build_from_graph(
     return keras.Model(inputs, result, name=f"imported_{stem}".replace("-", "_"))
 
 
-def import_segmenter(path: str | Path, input_shape: tuple[int, int] | None = None) -> keras.Model:
+def import_segmenter(
+    path: str | Path, input_shape: tuple[int, int] | None = None, family: str | None = None
+) -> keras.Model:
     """A known public segmenter's `.tflite` as a trainable Keras model (see the module doc).
 
+    Args:
+        family: The registered architecture the file must be ("mediapipe_selfie", ...), if any.
+
     Raises:
-        TFLiteFormatError: the file is not one of `KNOWN_SEGMENTERS` (one line, naming them).
+        TFLiteFormatError: the file is not one of `KNOWN_SEGMENTERS`, or not of `family` (one
+            line, naming what was expected).
     """
     graph = read_tflite(path)
-    identify_segmenter(graph)
+    known = identify_segmenter(graph)
+    if family is not None and known.family != family:
+        raise TFLiteFormatError(
+            f"{path} is the {known.description}, not a {family} model; use --model "
+            f"{known.family} (or leave --model out)"
+        )
     if input_shape is not None:
         input_shape = (input_shape, input_shape) if isinstance(input_shape, int) else input_shape
     try:
@@ -247,14 +258,7 @@ def _build_family(family: str, input_shape, init_from) -> keras.Model:
             f"the {family} architecture is rebuilt from its .tflite file: pass --init-from with "
             "one of: " + expected_segmenters(family)
         )
-    graph = read_tflite(init_from)
-    known = identify_segmenter(graph)
-    if known.family != family:
-        raise TFLiteFormatError(
-            f"{init_from} is the {known.description}, not a {family} model; use --model "
-            f"{known.family} (or leave --model out)"
-        )
-    return import_segmenter(init_from, input_shape)
+    return import_segmenter(init_from, input_shape, family)
 
 
 def build_mediapipe_selfie(input_shape=None, filters: int = 16, init_from=None) -> keras.Model:

@@ -10,7 +10,6 @@ makes that TensorFlow's CPU kernels do not run as such (`FusedDepthwiseConv2dNat
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
@@ -157,8 +156,3 @@ class TFJSGraphModel:
 
     def close(self) -> None:
         self.session.close()
-
-
-def encoded_attribute(text: str) -> str:
-    """TF.js JSON stores string attributes base64-encoded (helper for building test graphs)."""
-    return base64.b64encode(text.encode()).decode()

@@ -168,12 +168,6 @@ class TrainConfig:
         known = {field.name for field in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in values.items() if key in known})
 
-    @classmethod
-    def default(cls, name: str):
-        """The default of setting `name` (the CLI's flags take theirs from here)."""
-        field = next(f for f in dataclasses.fields(cls) if f.name == name)
-        return field.default
-
     def input_paths(self) -> list[Path]:
         """Every dataset folder this run reads (never deleted by --remove-all-previous-results)."""
         records = [self.records] if self.records else []

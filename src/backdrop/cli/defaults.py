@@ -1,0 +1,17 @@
+"""Flags take their defaults from the typed configs: one lookup for every command."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+
+def config_default(config_class: type, name: str):
+    """The default of field `name` of the dataclass `config_class` (its factory's value, if any)."""
+    field = next(f for f in dataclasses.fields(config_class) if f.name == name)
+    return field.default_factory() if field.default is dataclasses.MISSING else field.default
+
+
+def defaults_of(config_class: type):
+    """`name -> default` for `config_class`, e.g. `DEFAULT = defaults_of(TrainConfig)`."""
+    return functools.partial(config_default, config_class)
