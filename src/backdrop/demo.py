@@ -11,6 +11,7 @@ from pathlib import Path
 from backdrop.data.prepare import PrepareConfig, prepare
 from backdrop.data.readers import create_reader
 from backdrop.data.synthetic import write_backgrounds, write_clip, write_synthetic_dataset
+from backdrop.outputs import OutputFolder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +32,25 @@ class DemoSettings:
 
 def run_demo(output: str | Path, settings: DemoSettings = DemoSettings()) -> dict[str, Path]:
     """Runs every step into `output`; returns the artefacts by name."""
+    with OutputFolder(output, "demo", "--output") as folder:
+        # Each step's own folder has its own manifest and lock; the demo claims them all here,
+        # so a file of yours in the way stops it before any work.
+        folder.claim(*DEMO_OUTPUTS)
+        return _run_demo(folder.root, settings)
+
+
+# What the demo writes in its output folder.
+DEMO_OUTPUTS = (
+    "synthetic/",
+    "backgrounds/",
+    "records/",
+    "training/",
+    "clip.mp4",
+    "clip_blurred.mp4",
+)
+
+
+def _run_demo(output: Path, settings: DemoSettings) -> dict[str, Path]:
     from backdrop.evaluation.report import write_report
     from backdrop.export import format_reports
     from backdrop.runtime.media import process_video
@@ -38,7 +58,6 @@ def run_demo(output: str | Path, settings: DemoSettings = DemoSettings()) -> dic
     from backdrop.runtime.segmenter import Segmenter
     from backdrop.training.loop import TrainConfig, export_after_training, train
 
-    output = Path(output)
     started = time.perf_counter()
 
     def step(message: str) -> None:

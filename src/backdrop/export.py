@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backdrop.safety import write_atomic
+from backdrop.outputs import OutputFolder, write_atomic
 from backdrop.tf_setup import import_tensorflow
 
 tf = import_tensorflow()
@@ -184,10 +184,19 @@ def export_models(
     Returns:
         One report per mode: path, size in bytes, latency in ms, float and exported IoU.
     """
+    names = [
+        name for mode in modes for name in (f"model_{mode}.tflite", f"model_{mode}.tflite.json")
+    ]
+    with OutputFolder(folder, "export", "--output folder") as outputs:
+        outputs.claim(*names)  # before the slow conversion: a file in the way fails at once
+        return _export_models(model, outputs.root, modes, calibration, validation, threads, extra)
+
+
+def _export_models(
+    model, folder: Path, modes, calibration, validation, threads, extra
+) -> list[dict]:
     from backdrop.runtime.segmenter import Segmenter
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     model = strip_fake_quant(model)  # the float model's own IoU, beside the exported one's
 
     def keras_predict(image):

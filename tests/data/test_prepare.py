@@ -25,7 +25,7 @@ from backdrop.data.readers import READERS
 from backdrop.data.readers.portrait import PortraitReader
 from backdrop.data.records import quantize_mask, read_records
 from backdrop.data.split import split_of
-from backdrop.safety import UnsafeRemovalError, check_removable
+from backdrop.outputs import MANIFEST, UnsafeRemovalError, check_removable
 from tests import fixtures
 from tests.data.readers.test_readers import build_reader
 
@@ -102,7 +102,7 @@ def test_shards_and_metadata(tmp_path):
     shards = metadata["splits"]["train"]["shards"]
     assert [s["count"] for s in shards] == [4, 4, 4, 4, 4, 4, 1]
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == sorted(
-        [s["file"] for s in shards] + ["metadata.json"]
+        [s["file"] for s in shards] + ["metadata.json", MANIFEST]
     ), "no temporary files left behind"
     assert json.loads((tmp_path / "r/metadata.json").read_text()) == metadata
     assert metadata["side"] == 256 and metadata["sources"][0]["train"] == 25
@@ -224,7 +224,7 @@ def test_killed_prepare_leaves_no_claimed_partial_shard_and_rerun_completes(tmp_
     metadata = json.loads((destination / "metadata.json").read_text())
     assert metadata["splits"]["train"]["count"] == 400
     assert len(list(read_records(shard_paths(destination, "train")))) == 400
-    assert not list(destination.glob(".*.tmp"))
+    assert not list(destination.glob(".*.tmp*"))
 
     # Killing a replacing run must not leave the old metadata claiming rewritten shards.
     run_and_kill(["--remove-all-previous-results"])

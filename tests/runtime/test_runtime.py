@@ -220,7 +220,11 @@ def test_segment_images_and_folders(tiny_models, tmp_path):
         == 0
     )
     result = cv2.imread(str(tmp_path / "out" / "f0.png"))
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["f0.png", "f1.png", "f2.png"]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == [
+        "f0.png",
+        "f1.png",
+        "f2.png",
+    ]
     assert abs(int(result[30, 5, 0]) - 99) <= 2, "dark half is background -> replaced"
 
 
@@ -232,10 +236,14 @@ def test_segment_bad_inputs_give_clear_errors(tiny_models, tmp_path, capsys):
     broken.write_bytes(b"\x00" * 100)
     assert main(["segment", model, "-i", str(broken), "-o", str(tmp_path / "o.mp4")]) == 1
     assert "cannot open video" in capsys.readouterr().err
-    assert main(["segment", str(tiny_models["classifier"]), "-i", str(broken), "-o", "o"]) == 1
+    out = str(tmp_path / "o.mp4")
+    assert main(["segment", str(tiny_models["classifier"]), "-i", str(broken), "-o", out]) == 1
     assert "not a segmentation model" in capsys.readouterr().err
-    assert main(["segment", model, "-i", str(broken), "-e", "sepia", "-o", "o"]) == 1
+    assert main(["segment", model, "-i", str(broken), "-e", "sepia", "-o", out]) == 1
     assert "valid effects" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: usage and one line, exit code 2
+        main(["segment", model, "-i", str(broken), "--threads", "0", "-o", out])
+    assert "whole number >= 1" in capsys.readouterr().err
 
 
 def test_the_carried_tiny_models_run_with_tensorflow_blocked():

@@ -151,7 +151,10 @@ def test_restore_errors_are_clear(synthetic_records, tmp_path):
     folder = tmp_path / "run"
     with pytest.raises(TrainingError, match="nothing to restore"):
         train(small_config(synthetic_records, folder), restore=True, verbose=0)
-    folder.mkdir(exist_ok=True)
+    from backdrop.outputs import OutputFolder
+
+    with OutputFolder(folder, "train") as outputs:  # as a crashed run of Backdrop leaves them
+        outputs.claim("epoch-0001.keras", "state.json")
     (folder / "epoch-0001.keras").write_bytes(b"not a zip file")
     (folder / "state.json").write_text(
         json.dumps(
@@ -178,7 +181,7 @@ def test_remove_previous_results_deletes_only_backdrop_files(synthetic_records, 
     (folder / "notes.txt").write_text("mine")
     train(small_config(synthetic_records, folder, epochs=1), remove_previous=True, verbose=0)
     assert (folder / "notes.txt").exists()
-    from backdrop.safety import UnsafeRemovalError
+    from backdrop.outputs import UnsafeRemovalError
 
     with pytest.raises(UnsafeRemovalError):
         train(small_config(synthetic_records, synthetic_records), remove_previous=True, verbose=0)

@@ -7,6 +7,7 @@ the data-only commands start fast.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Callable, Sequence
 
@@ -19,8 +20,9 @@ from backdrop.cli.train import _train_parser, parse_shape, run_train
 
 __all__ = ["main", "parse_shape", "run_cli", "run_prepare", "run_supervisely", "run_train"]
 
-# Errors a user can fix; anything else is a bug and keeps its traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
+# Errors a user can fix (OSError: a full disk, a permission, a path); anything else is a bug and
+# keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, RuntimeError)
 
 PARSERS: tuple[Callable, ...] = (
     _supervisely_parser,
@@ -54,9 +56,17 @@ def run_cli(handler: Callable[[], object], prog: str = "backdrop") -> int:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except USER_ERRORS as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {_one_line(error)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _one_line(error: BaseException) -> str:
+    """The message of a user error, on one line; a full disk says so in words."""
+    if getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in str(error):
+        where = f" writing {error.filename}" if getattr(error, "filename", None) else ""
+        return f"no space left on device{where}; free some space or choose another output folder"
+    return " ".join(str(error).split("\n")).strip() or type(error).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:

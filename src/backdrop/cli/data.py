@@ -6,10 +6,33 @@ import argparse
 import os
 from collections.abc import Sequence
 
-from backdrop.cli.defaults import defaults_of
+from backdrop.cli.defaults import defaults_of, positive_int
 from backdrop.data.prepare import PrepareConfig
 
 _default = defaults_of(PrepareConfig)  # every flag's default is the config's
+
+
+def _mask_encoding(text: str) -> str:
+    from backdrop.data.masks import MaskEncoding, MaskEncodingError
+
+    try:
+        MaskEncoding.parse(text)
+    except MaskEncodingError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def add_mask_encoding_argument(parser: argparse.ArgumentParser) -> None:
+    """--mask-encoding, for every command that reads image+mask folders."""
+    from backdrop.data.masks import HELP
+
+    parser.add_argument(
+        "--mask-encoding",
+        type=_mask_encoding,
+        default="auto",
+        metavar="ENCODING",
+        help=HELP + "; applies to the portrait, matting and davis datasets (default: %(default)s)",
+    )
 
 
 def add_prepare_output_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +82,7 @@ def _prepare_parser(subparsers) -> None:
     )
     data.add_argument("--images-dir", help="image folder name inside each --portrait DIR")
     data.add_argument("--masks-dir", help="mask folder name inside each --portrait DIR")
+    add_mask_encoding_argument(data)
     data.add_argument(
         "--supervisely",
         action="append",
@@ -157,7 +181,13 @@ def _run_prepare(args: argparse.Namespace) -> None:
     from backdrop.data.readers import create_reader
 
     readers = [
-        create_reader("portrait", p, images_dir=args.images_dir, masks_dir=args.masks_dir)
+        create_reader(
+            "portrait",
+            p,
+            images_dir=args.images_dir,
+            masks_dir=args.masks_dir,
+            mask_encoding=args.mask_encoding,
+        )
         for p in args.portrait
     ]
     readers += [create_reader("supervisely", p) for p in args.supervisely]
@@ -177,10 +207,16 @@ def _run_prepare(args: argparse.Namespace) -> None:
             background_dirs=args.matting_backgrounds,
             per_foreground=args.matting_per_foreground,
             seed=args.matting_seed,
+            mask_encoding=args.mask_encoding,
         )
         for p in args.matting
     ]
-    readers += [create_reader("davis", p, frame_step=args.davis_frame_step) for p in args.davis]
+    readers += [
+        create_reader(
+            "davis", p, frame_step=args.davis_frame_step, mask_encoding=args.mask_encoding
+        )
+        for p in args.davis
+    ]
     run_prepare(readers, args, progress=not args.quiet)
 
 
@@ -200,6 +236,11 @@ def run_prepare(readers: Sequence, args: argparse.Namespace, progress: bool = Tr
         remove_previous=args.remove_all_previous_results,
     )
     metadata = prepare(readers, config, progress=progress)
+    for source in metadata["sources"]:
+        print(
+            f"{source['source']} {source['root']}: {source['train']} train, "
+            f"{source['validation']} validation; masks read as {source['masks']}"
+        )
     splits = metadata["splits"]
     print(
         f"wrote {splits['train']['count']} train and {splits['validation']['count']} validation "
@@ -207,6 +248,8 @@ def run_prepare(readers: Sequence, args: argparse.Namespace, progress: bool = Tr
         f"({metadata['images_per_second']:.1f} images/s); skipped {len(metadata['skipped'])} "
         f"(reasons in {config.destination / 'metadata.json'})"
     )
+    for warning in metadata["warnings"]:
+        print(f"warning: {warning}")
     return metadata
 
 
@@ -232,7 +275,7 @@ def _supervisely_parser(subparsers) -> None:
         default=["neutral"],
         help="classTitle values to ignore (default: %(default)s)",
     )
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_run_supervisely)
 

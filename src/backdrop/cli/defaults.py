@@ -15,3 +15,16 @@ def config_default(config_class: type, name: str):
 def defaults_of(config_class: type):
     """`name -> default` for `config_class`, e.g. `DEFAULT = defaults_of(TrainConfig)`."""
     return functools.partial(config_default, config_class)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1 (threads, workers, sizes)."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value

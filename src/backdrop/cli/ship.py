@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from backdrop.cli.data import add_mask_encoding_argument
+from backdrop.cli.defaults import positive_int
 from backdrop.training.config import EXPORT_MODES
 
 
@@ -33,7 +35,9 @@ def _export_parser(subparsers) -> None:
     parser.add_argument(
         "-o", "--output", help="folder for the models (default: beside the checkpoint)"
     )
-    parser.add_argument("--threads", type=int, default=2, help="threads for the latency figure")
+    parser.add_argument(
+        "--threads", type=positive_int, default=2, help="threads for the latency figure"
+    )
     parser.set_defaults(handler=_run_export)
 
 
@@ -80,7 +84,7 @@ def _segment_parser(subparsers) -> None:
     parser.add_argument(
         "-o", "--output", help="output image, folder or video (for a camera: record to this file)"
     )
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=positive_int, default=2)
     parser.add_argument(
         "--smooth",
         type=float,
@@ -97,8 +101,11 @@ def _segment_parser(subparsers) -> None:
 
 def _run_segment(args: argparse.Namespace) -> None:
     from backdrop.imageops import VIDEO_EXTENSIONS
+    from backdrop.outputs import OutputFolder
     from backdrop.runtime.media import (
         MediaError,
+        check_output,
+        image_outputs,
         process_camera,
         process_images,
         process_video,
@@ -106,26 +113,46 @@ def _run_segment(args: argparse.Namespace) -> None:
     from backdrop.runtime.pipeline import FramePipeline, parse_effect
     from backdrop.runtime.segmenter import Segmenter
 
+    source = Path(args.input)
+    output = Path(args.output) if args.output else None
+    if args.input.isdigit() and not source.exists():
+        kind = "camera"
+    elif not source.exists():
+        raise MediaError(f"input {source} not found")
+    else:
+        kind = "folder" if source.is_dir() else "video"
+        if kind == "video" and source.suffix.lower() not in VIDEO_EXTENSIONS:
+            kind = "image"
+    if output is None and kind != "camera":
+        raise MediaError("pass --output for the result")
+    if output is not None:
+        check_output(output, kind)
     effect = parse_effect(args.effect)
     segmenter = Segmenter(args.model, args.threads)
-    output = Path(args.output) if args.output else None
-    source = Path(args.input)
-    if args.input.isdigit() and not source.exists():
-        pipeline = FramePipeline(segmenter, effect, smooth=args.smooth, refine=args.refine)
-        stats = process_camera(int(args.input), pipeline, output, args.max_frames)
-    else:
-        if not source.exists():
-            raise MediaError(f"input {source} not found")
-        if output is None:
-            raise MediaError("pass --output for the result")
-        if source.suffix.lower() in VIDEO_EXTENSIONS:
-            pipeline = FramePipeline(segmenter, effect, smooth=args.smooth, refine=args.refine)
+    smooth = args.smooth if kind in ("video", "camera") else 1.0
+    pipeline = FramePipeline(segmenter, effect, smooth=smooth, refine=args.refine)
+    if output is None:
+        stats = process_camera(int(args.input), pipeline, None, args.max_frames)
+        print(f"{stats['frames']} frames at {stats['frames_per_second']:.1f} frames/s")
+        return
+    inputs = [args.model] + ([] if kind == "camera" else [source])
+    where = output if kind == "folder" else output.parent
+    with OutputFolder(where, "segment", "--output", inputs) as folder:
+        if kind == "folder":
+            pairs = image_outputs(source, output)
+            folder.claim(*[result.name for _, result in pairs])
+        else:
+            folder.path(output.name)
+        if kind == "camera":
+            stats = process_camera(int(args.input), pipeline, output, args.max_frames)
+        elif kind == "video":
             stats = process_video(source, output, pipeline, progress=not args.quiet)
         else:
-            pipeline = FramePipeline(segmenter, effect, refine=args.refine)
-            stats = process_images(source, output, pipeline, progress=not args.quiet)
-    where = f" -> {output}" if output else ""
-    print(f"{stats['frames']} frames at {stats['frames_per_second']:.1f} frames/s{where}")
+            pairs = image_outputs(source, output)
+            stats = process_images(pairs, pipeline, progress=not args.quiet)
+    print(f"{stats['frames']} frames at {stats['frames_per_second']:.1f} frames/s -> {output}")
+    if stats.get("skipped"):
+        print(f"skipped {len(stats['skipped'])} pictures (reasons above)")
 
 
 def _evaluate_parser(subparsers) -> None:
@@ -151,35 +178,53 @@ def _evaluate_parser(subparsers) -> None:
         help="only the samples of this split (the hash split of prepare)",
     )
     parser.add_argument("--validation-fraction", type=float, default=0.1)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=positive_int, default=2)
     parser.add_argument(
         "-o",
         "--output",
         default="evaluation",
         help="folder for evaluation.json, evaluation.md and grid.png",
     )
+    add_mask_encoding_argument(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_run_evaluate)
 
 
 def _run_evaluate(args: argparse.Namespace) -> None:
-    from backdrop.evaluation.evaluate import evaluate, format_table, parse_data_spec, write_results
+    from backdrop.evaluation.evaluate import (
+        EvaluationError,
+        evaluate,
+        format_skips,
+        format_table,
+        parse_data_spec,
+        write_results,
+    )
+    from backdrop.outputs import OutputFolder
 
-    readers = [parse_data_spec(spec) for spec in args.data]
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    results = evaluate(
-        args.models,
-        readers,
-        args.threads,
-        args.split,
-        args.validation_fraction,
-        grid_path=output / "grid.png",
-        progress=not args.quiet,
-    )
-    write_results(results, output)
+    readers = [parse_data_spec(spec, args.mask_encoding) for spec in args.data]
+    inputs = [path for reader in readers for path in reader.input_paths()] + args.models
+    with OutputFolder(args.output, "evaluate", "--output folder", inputs) as output:
+        json_path, table_path, grid_path = output.claim(
+            "evaluation.json", "evaluation.md", "grid.png"
+        )
+        results = evaluate(
+            args.models,
+            readers,
+            args.threads,
+            args.split,
+            args.validation_fraction,
+            grid_path=grid_path,
+            progress=not args.quiet,
+        )
+        skips = format_skips(results)
+        if not any(dataset["images"] for dataset in results["models"][0]["datasets"].values()):
+            raise EvaluationError(
+                f"no pictures were evaluated{': ' + skips if skips else ''}; check the --data "
+                "paths and their layout (see `backdrop evaluate --help`)"
+            )
+        write_results(results, output.root)
     print(format_table(results))
-    print(
-        f"\nwritten: {output / 'evaluation.json'}, {output / 'evaluation.md'}, "
-        f"{output / 'grid.png'}"
-    )
+    if skips:
+        print(f"\n{skips}")
+    written = [json_path, table_path] + ([grid_path] if grid_path.exists() else [])
+    print(f"\nwritten: {', '.join(str(path) for path in written)}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from backdrop.cli.defaults import positive_int
+
 
 def _pseudo_label_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -27,7 +29,7 @@ def _pseudo_label_parser(subparsers) -> None:
         metavar="N",
         help="label every Nth video frame (default: 10)",
     )
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default: 2)")
+    parser.add_argument("--threads", type=positive_int, default=2, help="CPU threads (default: 2)")
     parser.add_argument(
         "--side",
         type=int,
@@ -40,6 +42,7 @@ def _pseudo_label_parser(subparsers) -> None:
         default=0.75,
         help="RVM: its encoder runs at this fraction of SIDE (default: %(default)s)",
     )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_run_pseudo_label)
 
 
@@ -51,7 +54,7 @@ def _run_pseudo_label(args: argparse.Namespace) -> None:
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
     teacher = load_teacher(args.teacher, args.threads, args.side, args.downsample_ratio)
-    run = pseudo_label(teacher, config)
+    run = pseudo_label(teacher, config, progress=not args.quiet)
     print(
         f"labelled {run['labelled']} pictures ({run['already_labelled']} already labelled, "
         f"{len(run['skipped'])} skipped) into {config.output}; record: {config.output / RECORD}"

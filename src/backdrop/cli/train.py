@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from backdrop.cli.data import add_mask_encoding_argument
 from backdrop.cli.defaults import defaults_of
 from backdrop.data import CROP_ASPECTS
 from backdrop.models.registry import MOBILE_ACTIVATIONS, MODEL_NAMES
@@ -41,9 +42,11 @@ def parse_shape(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected SIDE or HEIGHTxWIDTH, got {text!r}") from None
     if len(values) == 1:
-        return values[0], values[0]
-    if len(values) != 2:
-        raise argparse.ArgumentTypeError(f"expected SIDE or HEIGHTxWIDTH, got {text!r}")
+        values = values * 2
+    if len(values) != 2 or min(values) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected SIDE or HEIGHTxWIDTH in pixels (each >= 1), got {text!r}"
+        )
     return values
 
 
@@ -71,6 +74,7 @@ def _train_parser(subparsers) -> None:
         metavar="DIR",
         help="PASCAL VOC folder read into memory (instead of records)",
     )
+    add_mask_encoding_argument(data)
     data.add_argument(
         "--background",
         action="append",
@@ -249,6 +253,7 @@ def _run_train(args: argparse.Namespace) -> None:
         checkpoints=args.checkpoints,
         records=args.records,
         portrait_folders=tuple(args.portrait),
+        mask_encoding=args.mask_encoding,
         voc_folders=tuple(args.voc),
         model=model,
         input_shape=input_shape,

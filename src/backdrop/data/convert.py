@@ -11,12 +11,12 @@ import cv2
 import numpy as np
 
 from backdrop.data.parallel import log, parallel_map
-from backdrop.data.readers.base import Reader
+from backdrop.data.readers.base import Reader, printable
 from backdrop.data.records import quantize_mask
-from backdrop.data.sample import SkipSample
-from backdrop.safety import write_atomic
+from backdrop.outputs import OutputError, OutputFolder, write_atomic
 
 SUMMARY = "conversion.json"
+FOLDERS = ("images/", "masks/", "ignore/")
 
 _reader: Reader | None = None
 _destination: Path | None = None
@@ -36,12 +36,9 @@ def _write_png(path: Path, values: np.ndarray) -> None:
 
 def _convert_one(key: str) -> tuple[str, str | None]:
     """Writes one sample's files; returns (key, None) or (key, reason it was skipped)."""
-    try:
-        sample = _reader.load(key)
-    except SkipSample as reason:
-        return key, str(reason)
-    except Exception as error:  # noqa: BLE001 - one bad file must not end a long conversion
-        return key, f"{key}: {type(error).__name__}: {error}"
+    sample, reason = _reader.load_or_reason(key)
+    if reason is not None:
+        return printable(key), reason
     # The mask and ignore files go first: an image only appears once its pair is complete.
     _write_png(_destination / "masks" / f"{sample.name}.png", quantize_mask(sample.mask))
     if sample.ignore is not None and sample.ignore.any():
@@ -69,8 +66,19 @@ def convert_to_portrait(
     """
     destination = Path(destination)
     workers = workers or os.cpu_count() or 1
-    for folder in ("images", "masks", "ignore"):
-        (destination / folder).mkdir(parents=True, exist_ok=True)
+    with OutputFolder(destination, "convert", "destination", reader.input_paths()) as folder:
+        if folder.owns(SUMMARY) and (destination / SUMMARY).exists():
+            raise OutputError(
+                f"{destination} already holds a conversion ({SUMMARY}); choose a new destination, "
+                "or delete that folder to convert again"
+            )
+        # An interrupted conversion's files are Backdrop's: cleared, so two runs never mix.
+        folder.remove_all(requested=False)
+        folder.claim(*FOLDERS, SUMMARY)
+        return _convert(reader, destination, workers, progress)
+
+
+def _convert(reader: Reader, destination: Path, workers: int, progress: bool) -> dict:
     started = time.perf_counter()
     keys = reader.keys()
     skipped = [{"file": file, "reason": reason} for file, reason in reader.skipped]

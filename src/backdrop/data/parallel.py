@@ -8,6 +8,9 @@ from collections.abc import Callable, Iterator, Sequence
 
 from tqdm import tqdm
 
+# Modules whose native thread pools make a forked worker deadlock.
+THREADED_MODULES = ("tensorflow", "ai_edge_litert")
+
 
 def parallel_map(
     function: Callable,
@@ -22,13 +25,14 @@ def parallel_map(
 
     `initializer(*initargs)` runs once per worker (and once here when `workers` is 1, which runs
     everything in this process). Workers are forked, which starts them at once, unless this
-    process has imported TensorFlow: its threads would be copied in a broken state, so then they
-    are spawned. On any exit, Ctrl-C included, the workers are stopped.
+    process has imported TensorFlow or the TFLite runtime: their threads would be copied in a
+    broken state (a deadlock), so then they are spawned. On any exit, Ctrl-C included, the workers are stopped.
     """
     pool = None
     try:
         if workers > 1 and len(tasks) > 1:
-            method = "spawn" if "tensorflow" in sys.modules or sys.platform != "linux" else "fork"
+            threaded = any(name in sys.modules for name in THREADED_MODULES)
+            method = "spawn" if threaded or sys.platform != "linux" else "fork"
             context = multiprocessing.get_context(method)
             pool = context.Pool(min(workers, len(tasks)), initializer, initargs)
             results = pool.imap(function, tasks, chunksize=4)

@@ -15,21 +15,16 @@ import numpy as np
 
 from backdrop.data import records
 from backdrop.data.parallel import log, parallel_map
-from backdrop.data.readers.base import Reader
-from backdrop.data.sample import Sample, SkipSample
+from backdrop.data.readers.base import Reader, printable
+from backdrop.data.sample import Sample
 from backdrop.data.split import split_of_sample
-from backdrop.safety import check_removable, remove_matching, write_atomic
+from backdrop.outputs import OutputFolder, temporary_path, write_atomic
 
 SPLITS = ("train", "validation")
 METADATA = "metadata.json"
-# Everything prepare writes in a destination; --remove-all-previous-results deletes only these.
-OUTPUT_PATTERNS = (
-    "train-*.tfrecord",
-    "validation-*.tfrecord",
-    ".*.tfrecord.tmp",
-    METADATA,
-    f".{METADATA}.tmp",
-)
+# A dataset whose masks mark less than this share of pixels as person is reported: its masks are
+# probably read the wrong way (class ids read as grey levels, 0/1 masks read as soft).
+MIN_PERSON_SHARE = 0.001
 
 
 class PrepareError(RuntimeError):
@@ -97,6 +92,8 @@ def encode_in_memory(
             sample = downscale(sample, side)
             split, serialized = encode_sample(sample, validation_fraction, image_format)
             splits[split].append(serialized)
+        for _, reason in reader.skipped:
+            log(f"skipped {reason}")
     return splits
 
 
@@ -130,33 +127,32 @@ def _process(task: tuple[int, str]) -> tuple:
     """Loads, downscales and serializes one sample; returns ("ok", ...) or ("skip", ...)."""
     reader_index, key = task
     readers, config = _worker_state
-    reader = readers[reader_index]
-    try:
-        sample = downscale(reader.load(key), config.side)
-    except SkipSample as reason:
-        return ("skip", reader_index, key, str(reason))
-    except Exception as error:  # noqa: BLE001 - one bad file must not end a long run
-        return ("skip", reader_index, key, f"{type(error).__name__}: {error}")
+    sample, reason = readers[reader_index].load_or_reason(key)
+    if reason is not None:
+        return ("skip", reader_index, printable(key), reason)
+    sample = downscale(sample, config.side)
     split, serialized = encode_sample(sample, config.validation_fraction, config.image_format)
-    return ("ok", reader_index, sample.name, split, records.frame_record(serialized))
+    person = float(np.mean(sample.mask >= 0.5))
+    return ("ok", reader_index, sample.name, split, records.frame_record(serialized), person)
 
 
 class ShardWriter:
     """Writes one split's shards under temporary names, renaming each when it is complete."""
 
-    def __init__(self, folder: Path, split: str, shard_size: int):
+    def __init__(self, folder: OutputFolder, split: str, shard_size: int):
         self.folder, self.split, self.shard_size = folder, split, shard_size
         self.shards: list[dict] = []
         self._writer = None
         self._count = 0
 
     def _paths(self) -> tuple[Path, Path]:
-        final = self.folder / f"{self.split}-{len(self.shards):05d}.tfrecord"
-        return final, final.with_name(f".{final.name}.tmp")
+        final = self.folder.root / f"{self.split}-{len(self.shards):05d}.tfrecord"
+        return final, temporary_path(final)
 
     def write(self, framed: bytes) -> None:
         """Appends one framed record (see `records.frame_record`)."""
         if self._writer is None:
+            self.folder.path(self._paths()[0].name)  # claimed before it is written
             self._writer = open(self._paths()[1], "wb")  # noqa: SIM115 - closed in close()
         self._writer.write(framed)
         self._count += 1
@@ -183,21 +179,19 @@ class ShardWriter:
             self._writer, self._count = None, 0
 
 
-def _prepare_destination(readers: Sequence[Reader], config: PrepareConfig) -> None:
-    destination = config.destination
-    inputs = [path for reader in readers for path in reader.input_paths()]
-    if config.remove_previous and destination.exists():
-        check_removable(destination, inputs)
-        remove_matching(destination, OUTPUT_PATTERNS)
-    destination.mkdir(parents=True, exist_ok=True)
-    if (destination / METADATA).exists():
+def _prepare_destination(folder: OutputFolder, remove_previous: bool) -> None:
+    """Clears what Backdrop wrote in the destination before a new set of records."""
+    if remove_previous:
+        folder.remove_all()
+    if folder.owns(METADATA) and (folder.root / METADATA).exists():
         raise PrepareError(
-            f"{destination} already holds records from an earlier run ({METADATA}); pass "
+            f"{folder.root} already holds records from an earlier run ({METADATA}); pass "
             "--remove-all-previous-results to replace them, or choose another destination"
         )
-    # Without metadata.json, shards here come from an interrupted run: none of them is claimed by
-    # anything, so they are cleared before writing a complete set.
-    remove_matching(destination, OUTPUT_PATTERNS)
+    # Without metadata.json, Backdrop's shards here come from an interrupted run: nothing refers
+    # to them, so they are cleared before writing a complete set.
+    folder.remove_all(requested=False)
+    folder.path(METADATA)  # a metadata.json Backdrop did not write is refused before any work
 
 
 def prepare(readers: Sequence[Reader], config: PrepareConfig, progress: bool = True) -> dict:
@@ -209,18 +203,26 @@ def prepare(readers: Sequence[Reader], config: PrepareConfig, progress: bool = T
     Raises:
         PrepareError: the destination holds an earlier run, or no sample was usable.
     """
+    inputs = [path for reader in readers for path in reader.input_paths()]
+    with OutputFolder(config.destination, "prepare", "destination (-d)", inputs) as folder:
+        return _prepare(readers, config, folder, progress)
+
+
+def _prepare(
+    readers: Sequence[Reader], config: PrepareConfig, folder: OutputFolder, progress: bool
+) -> dict:
     started = time.perf_counter()
-    _prepare_destination(readers, config)
+    _prepare_destination(folder, config.remove_previous)
     skipped: list[dict] = []
     tasks = []
     for index, reader in enumerate(readers):
         tasks += [(index, key) for key in reader.keys()]
-        skipped += [
-            {"source": reader.source, "file": file, "reason": reason}
-            for file, reason in reader.skipped
-        ]
+        for file, reason in reader.skipped:
+            skipped.append({"source": reader.source, "file": file, "reason": reason})
+            log(f"skipped {reason}")
     counts = [dict.fromkeys(SPLITS, 0) for _ in readers]
-    writers = {split: ShardWriter(config.destination, split, config.shard_size) for split in SPLITS}
+    person = [0.0] * len(readers)  # sum over samples of the share of pixels >= 0.5
+    writers = {split: ShardWriter(folder, split, config.shard_size) for split in SPLITS}
     try:
         results = parallel_map(
             _process, tasks, config.workers, _init_worker, (readers, config), progress
@@ -231,9 +233,10 @@ def prepare(readers: Sequence[Reader], config: PrepareConfig, progress: bool = T
                 skipped.append({"source": readers[index].source, "file": key, "reason": reason})
                 log(f"skipped {reason}")
                 continue
-            _, index, _name, split, serialized = result
+            _, index, _name, split, serialized, share = result
             writers[split].write(serialized)
             counts[index][split] += 1
+            person[index] += share
         for writer in writers.values():
             writer.close()
     except BaseException:
@@ -243,10 +246,21 @@ def prepare(readers: Sequence[Reader], config: PrepareConfig, progress: bool = T
 
     written = sum(sum(split_counts.values()) for split_counts in counts)
     if written == 0:
+        why = f"{len(skipped)} skipped, reasons above" if skipped else "no pictures found"
         raise PrepareError(
-            f"no usable samples among {len(tasks)} candidates ({len(skipped)} skipped, reasons "
-            "above); check the dataset paths and their folder layout (see `backdrop prepare --help`)"
+            f"no usable samples among {len(tasks)} candidates ({why}); check the dataset paths "
+            "and their folder layout (see `backdrop prepare --help`)"
         )
+    warnings = []
+    for reader, split_counts, share in zip(readers, counts, person, strict=True):
+        samples = sum(split_counts.values())
+        if samples and share / samples < MIN_PERSON_SHARE:
+            warnings.append(
+                f"{reader.source} {reader.root}: almost no person pixel ({100 * share / samples:.3f}% "
+                f"of pixels >= 0.5 over {samples} masks, read as {reader.masks_read_as()}); check "
+                "its masks and --mask-encoding"
+            )
+            log(f"warning: {warnings[-1]}")
     elapsed = time.perf_counter() - started
     metadata = {
         "format": "backdrop-tfrecords-v1",
@@ -264,9 +278,11 @@ def prepare(readers: Sequence[Reader], config: PrepareConfig, progress: bool = T
                 "source": reader.source,
                 "format": type(reader).__name__,
                 "root": str(reader.root),
+                "masks": reader.masks_read_as(),
+                "person_pixel_share": round(share / max(1, sum(split_counts.values())), 4),
                 **split_counts,
             }
-            for reader, split_counts in zip(readers, counts, strict=True)
+            for reader, split_counts, share in zip(readers, counts, person, strict=True)
         ],
         "splits": {
             split: {
@@ -276,6 +292,7 @@ def prepare(readers: Sequence[Reader], config: PrepareConfig, progress: bool = T
             for split in SPLITS
         },
         "skipped": skipped,
+        "warnings": warnings,
         "seconds": round(elapsed, 2),
         "images_per_second": round(len(tasks) / elapsed, 2),
     }

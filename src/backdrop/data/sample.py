@@ -7,9 +7,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
-from backdrop.imageops import IMAGE_EXTENSIONS
+from backdrop.imageops import IMAGE_EXTENSIONS, PictureError, read_picture
 
 # A mask may be smaller than its image (downscaled annotations); it is accepted when the aspect
 # ratios agree within this relative tolerance.
@@ -58,56 +57,11 @@ def find_images(folder: Path) -> list[Path]:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Decodes an image file to `(H, W, 3)` uint8 RGB; grayscale and alpha are converted.
-
-    Raises:
-        SkipSample: the file is missing, truncated or not an image.
-    """
+    """`imageops.read_picture`, with an unreadable picture skipping its sample."""
     try:
-        with Image.open(path) as image:
-            image.load()  # Pillow decodes lazily; force it so truncated files fail here.
-            return np.asarray(image.convert("RGB"))
-    except FileNotFoundError:
-        raise SkipSample(f"{path}: image file not found") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise SkipSample(f"{path}: cannot decode image ({error})") from None
-
-
-def mask_from_pil(image: Image.Image) -> np.ndarray:
-    """Turns a decoded mask image into a `(H, W)` float32 person mask in [0, 1].
-
-    Alpha-carrying images (RGBA, LA, palette with transparency) use their alpha channel;
-    palette images use the index (0 = background, any other index = person); grayscale images
-    are 0..255 (soft values kept) unless they only hold 0 and 1.
-    """
-    if image.mode in ("RGBA", "LA", "PA"):
-        return np.asarray(image.getchannel("A"), dtype=np.float32) / 255.0
-    if image.mode == "P":
-        return (np.asarray(image) > 0).astype(np.float32)
-    if image.mode == "1":
-        return np.asarray(image, dtype=np.float32)
-    if image.mode in ("I", "I;16", "F"):
-        values = np.asarray(image, dtype=np.float32)
-        peak = values.max()
-        return values / peak if peak > 1 else values
-    values = np.asarray(image.convert("L"), dtype=np.float32)
-    return values if values.max() <= 1 else values / 255.0
-
-
-def read_mask(path: Path) -> np.ndarray:
-    """Decodes a mask file (see `mask_from_pil`).
-
-    Raises:
-        SkipSample: the file is missing or cannot be decoded.
-    """
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return mask_from_pil(image)
-    except FileNotFoundError:
-        raise SkipSample(f"{path}: mask file not found") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise SkipSample(f"{path}: cannot decode mask ({error})") from None
+        return read_picture(path)
+    except PictureError as error:
+        raise SkipSample(str(error)) from None
 
 
 def fit_mask(mask: np.ndarray, height: int, width: int, path: Path) -> np.ndarray:

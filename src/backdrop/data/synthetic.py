@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from backdrop.safety import write_atomic
+from backdrop.outputs import write_atomic
 
 SUPERSAMPLE = 4
 

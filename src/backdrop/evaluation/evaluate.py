@@ -15,14 +15,20 @@ import numpy as np
 from tqdm import tqdm
 
 from backdrop.data.readers.base import Reader
-from backdrop.data.sample import Sample, SkipSample
+from backdrop.data.sample import Sample
 from backdrop.evaluation.metrics import THRESHOLD, boundary_iou, flicker, iou
+from backdrop.outputs import write_atomic
 
 DATA_FORMATS = ("portrait", "davis", "coco", "voc", "supervisely")
 
 
-def parse_data_spec(spec: str) -> Reader:
-    """`FORMAT:PATH` (COCO: `coco:PATH:SPLIT`, default val2017) -> a reader (negatives kept)."""
+class EvaluationError(RuntimeError):
+    """Nothing could be evaluated; the message says why."""
+
+
+def parse_data_spec(spec: str, mask_encoding: str = "auto") -> Reader:
+    """`FORMAT:PATH` (COCO: `coco:PATH:SPLIT`, default val2017) -> a reader (negatives kept);
+    `mask_encoding` applies to the formats that read mask files (portrait, davis)."""
     from backdrop.data.readers import create_reader
 
     kind, _, rest = spec.partition(":")
@@ -36,6 +42,8 @@ def parse_data_spec(spec: str) -> Reader:
         return create_reader("coco", path, split=split or "val2017", negatives=True)
     if kind == "voc":
         return create_reader("voc", rest, negatives=True)
+    if kind in ("portrait", "davis"):
+        return create_reader(kind, rest, mask_encoding=mask_encoding)
     return create_reader(kind, rest)
 
 
@@ -66,12 +74,8 @@ def _samples(reader: Reader, split: str | None, validation_fraction: float):
     if hasattr(reader, "sequences"):
         for sequence, keys in reader.sequences().items():
             for key in keys:
-                try:
-                    sample = reader.load(key)
-                except SkipSample as reason:
-                    reader.skipped.append((key, str(reason)))
-                    continue
-                if wanted(sample):
+                sample = reader.try_load(key)
+                if sample is not None and wanted(sample):
                     yield sequence, sample
     else:
         for sample in reader:
@@ -152,6 +156,7 @@ def evaluate(
             for m, segmenter in enumerate(segmenters)
         ],
         "ground_truth_flicker": {names[r]: float(np.mean(v)) for r, v in truth_flicker.items()},
+        "masks": {names[r]: reader.masks_read_as() for r, reader in enumerate(readers)},
         "skipped": {names[r]: reader.skipped for r, reader in enumerate(readers)},
     }
 
@@ -197,7 +202,15 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def format_skips(results: dict, shown: int = 3) -> str:
+    """ "skipped N pictures" with the first reasons, or "" when none was skipped."""
+    reasons = [reason for skips in results["skipped"].values() for _, reason in skips]
+    if not reasons:
+        return ""
+    more = f"; {len(reasons) - shown} more in evaluation.json" if len(reasons) > shown else ""
+    return f"skipped {len(reasons)} pictures: " + "; ".join(reasons[:shown]) + more
+
+
 def write_results(results: dict, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "evaluation.json").write_text(json.dumps(results, indent=2))
-    (folder / "evaluation.md").write_text(format_table(results) + "\n")
+    write_atomic(folder / "evaluation.json", json.dumps(results, indent=2))
+    write_atomic(folder / "evaluation.md", format_table(results) + "\n")

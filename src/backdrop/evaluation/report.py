@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from backdrop.outputs import OutputFolder, write_atomic
 from backdrop.training.config import TrainConfig
 from backdrop.training.run_folder import RunFolder
 
@@ -113,6 +114,10 @@ def _table(header: list[str], rows: list[list]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+# What a report folder holds; only these are ever replaced there.
+PAGE_FILES = ("index.html", "loss.png", "iou.png", "validation.png")
+
+
 def write_report(run: str | Path, output: str | Path | None = None) -> Path:
     """Writes `output/index.html` (default RUN_DIR/report/) with its PNGs; returns the page."""
     run = Path(run)
@@ -123,7 +128,12 @@ def write_report(run: str | Path, output: str | Path | None = None) -> Path:
             "checkpoints folder of `backdrop train`"
         )
     output = Path(output) if output else folder.report
-    output.mkdir(parents=True, exist_ok=True)
+    with OutputFolder(output, "report", "--output folder", [run / "best.keras"]) as outputs:
+        outputs.claim(*PAGE_FILES)
+        return _write_report(run, folder, output)
+
+
+def _write_report(run: Path, folder: RunFolder, output: Path) -> Path:
     log = read_log(run)
     state = folder.read_state() if folder.state.is_file() else {}
     settings = json.loads(TrainConfig.from_json(folder.config.read_text()).to_json())
@@ -180,9 +190,10 @@ def write_report(run: str | Path, output: str | Path | None = None) -> Path:
         "img{max-width:100%}"
     )
     page = output / "index.html"
-    page.write_text(
+    write_atomic(
+        page,
         f"<!doctype html><html><head><meta charset='utf-8'><title>Backdrop report"
-        f"</title><style>{style}</style></head><body>{''.join(parts)}</body></html>"
+        f"</title><style>{style}</style></head><body>{''.join(parts)}</body></html>",
     )
     return page
 

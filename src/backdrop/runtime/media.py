@@ -10,7 +10,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from backdrop.imageops import IMAGE_EXTENSIONS
+from backdrop.imageops import IMAGE_EXTENSIONS, PictureError, read_picture
+from backdrop.outputs import temporary_path
+
+# What `segment` can write: OpenCV encodes these picture and video formats.
+WRITABLE_IMAGES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+WRITABLE_VIDEOS = (".mp4", ".avi")
 
 
 class MediaError(ValueError):
@@ -18,16 +23,38 @@ class MediaError(ValueError):
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if frame is None:
-        raise MediaError(f"cannot read image {path}")
-    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    """A picture as `(H, W, 3)` uint8 RGB, upright (`imageops.read_picture`)."""
+    try:
+        return read_picture(path)
+    except PictureError as error:
+        raise MediaError(str(error)) from None
 
 
 def write_rgb(path: Path, frame: np.ndarray) -> None:
+    """Writes a picture through a temporary name, so it is never seen half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
-        raise MediaError(f"cannot write {path}; use an image extension such as .png or .jpg")
+    temporary = temporary_path(path)
+    if not cv2.imwrite(str(temporary), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
+        temporary.unlink(missing_ok=True)
+        raise MediaError(f"cannot write {path}; use one of {', '.join(WRITABLE_IMAGES)}")
+    temporary.replace(path)
+
+
+def check_output(path: Path, kind: str) -> None:
+    """Refuses (before any work) an output that cannot hold what `kind` produces: a picture for
+    "image", a video for "video" and "camera", a folder for "folder"."""
+    suffix = path.suffix.lower()
+    if kind == "image" and suffix not in WRITABLE_IMAGES:
+        raise MediaError(
+            f"--output {path}: a picture's result is a picture; use one of "
+            f"{', '.join(WRITABLE_IMAGES)}"
+        )
+    if kind in ("video", "camera") and suffix not in WRITABLE_VIDEOS:
+        raise MediaError(
+            f"--output {path}: a {kind}'s result is a video; use {' or '.join(WRITABLE_VIDEOS)}"
+        )
+    if kind == "folder" and (path.is_file() or suffix in WRITABLE_IMAGES + WRITABLE_VIDEOS):
+        raise MediaError(f"--output {path}: a folder's results go into a folder; give a folder")
 
 
 def open_video(path: Path) -> tuple[cv2.VideoCapture, int, float, tuple[int, int]]:
@@ -69,7 +96,7 @@ def process_video(
     The output is written under a temporary name and renamed when complete.
     """
     capture, count, fps, size = open_video(source)
-    temporary = destination.with_name(f".{destination.stem}.partial{destination.suffix}")
+    temporary = temporary_path(destination)
     writer = open_writer(temporary, fps, size)
     frames, started = 0, time.perf_counter()
     try:
@@ -89,26 +116,40 @@ def process_video(
     return {"frames": frames, "fps": fps, "size": size, "frames_per_second": frames / elapsed}
 
 
+def image_outputs(source: Path, destination: Path) -> list[tuple[Path, Path]]:
+    """`(picture, result)` pairs: one picture -> `destination`, a folder -> `destination/NAME.png`."""
+    if not source.is_dir():
+        return [(source, destination)]
+    paths = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not paths:
+        raise MediaError(f"no images in {source} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+    return [(path, destination / f"{path.stem}.png") for path in paths]
+
+
 def process_images(
-    source: Path,
-    destination: Path,
+    pairs: list[tuple[Path, Path]],
     transform: Callable[[np.ndarray], np.ndarray],
     progress: bool = True,
 ) -> dict:
-    """One image -> one image, or a folder of images -> a folder (same names, .png)."""
-    if source.is_dir():
-        paths = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-        if not paths:
-            raise MediaError(f"no images in {source} (looked for {', '.join(IMAGE_EXTENSIONS)})")
-        outputs = [destination / f"{path.stem}.png" for path in paths]
-    else:
-        paths, outputs = [source], [destination]
+    """Writes `transform(picture)` for each `(picture, result)` pair. A picture that cannot be
+    read is skipped with its reason (in the returned "skipped"); none readable is an error."""
     started = time.perf_counter()
-    for path, output in tqdm(
-        list(zip(paths, outputs, strict=True)), unit="img", disable=not progress or len(paths) == 1
-    ):
-        write_rgb(output, transform(read_rgb(path)))
-    return {"frames": len(paths), "frames_per_second": len(paths) / (time.perf_counter() - started)}
+    skipped = []
+    for path, output in tqdm(pairs, unit="img", disable=not progress or len(pairs) == 1):
+        try:
+            frame = read_rgb(path)
+        except MediaError as error:
+            if len(pairs) == 1:
+                raise
+            skipped.append(str(error))
+            tqdm.write(f"skipped {error}")
+            continue
+        write_rgb(output, transform(frame))
+    frames = len(pairs) - len(skipped)
+    if frames == 0:
+        raise MediaError(f"none of the {len(pairs)} pictures could be read (reasons above)")
+    elapsed = time.perf_counter() - started
+    return {"frames": frames, "frames_per_second": frames / elapsed, "skipped": skipped}
 
 
 def process_camera(

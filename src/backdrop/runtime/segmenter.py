@@ -55,6 +55,8 @@ class Segmenter:
         from ai_edge_litert.interpreter import Interpreter
 
         self.model_path = Path(model_path)
+        if not (isinstance(threads, int) and threads >= 1):
+            raise SegmenterError(f"threads must be a whole number >= 1, got {threads}")
         if not self.model_path.is_file():
             raise SegmenterError(f"model {self.model_path} not found")
         try:

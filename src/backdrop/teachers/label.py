@@ -28,8 +28,8 @@ from PIL import Image
 from backdrop.data.readers.portrait import PSEUDO_LABELS
 from backdrop.data.sample import SkipSample, read_image
 from backdrop.imageops import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from backdrop.outputs import OutputFolder, write_atomic
 from backdrop.runtime.media import open_video, video_frames
-from backdrop.safety import write_atomic
 from backdrop.teachers import Teacher, file_digest
 
 RECORD = PSEUDO_LABELS
@@ -162,14 +162,19 @@ def pseudo_label(teacher: Teacher, config: LabelConfig, progress: bool = True) -
 
     Raises:
         ValueError: bad inputs, or an output folder labelled by another teacher.
+        OutputError: a file Backdrop did not write is in the way, or another run holds the folder.
     """
+    teacher_info = _teacher_record(teacher)
+    record = _read_record(config.output, teacher_info)
+    with OutputFolder(config.output, "pseudo-label", "--output", config.inputs) as folder:
+        folder.claim("images/", "masks/", RECORD)
+        return _label(teacher, config, record, progress)
+
+
+def _label(teacher: Teacher, config: LabelConfig, record: dict, progress: bool) -> dict:
     from tqdm import tqdm
 
     output = config.output
-    teacher_info = _teacher_record(teacher)
-    record = _read_record(output, teacher_info)
-    for folder in ("images", "masks"):
-        (output / folder).mkdir(parents=True, exist_ok=True)
     run = {
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "inputs": [str(p) for p in config.inputs],

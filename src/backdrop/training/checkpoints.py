@@ -10,7 +10,7 @@ import signal
 import threading
 from pathlib import Path
 
-from backdrop.safety import write_atomic
+from backdrop.outputs import OutputFolder, temporary_path, write_atomic
 from backdrop.tf_setup import import_tensorflow
 from backdrop.training.config import TrainingError
 from backdrop.training.distribute import is_chief
@@ -26,7 +26,7 @@ KEEP_EPOCHS = 2
 
 def save_model_atomic(model: keras.Model, path: Path) -> None:
     """Saves a `.keras` file through a temporary name, so a crash never leaves half a file."""
-    temporary = path.with_name(f".{path.stem}-partial.keras")
+    temporary = temporary_path(path)
     model.save(temporary)
     os.replace(temporary, path)
 
@@ -50,9 +50,11 @@ def load_checkpoint(path: Path) -> keras.Model:
 class EpochCheckpoint(keras.callbacks.Callback):
     """After every epoch: checkpoint, best copy, state.json (last); stops on a NaN loss."""
 
-    def __init__(self, run: RunFolder, best_iou: float = -1.0, best_epoch: int = 0):
+    def __init__(
+        self, run: RunFolder, folder: OutputFolder, best_iou: float = -1.0, best_epoch: int = 0
+    ):
         super().__init__()
-        self.run = run
+        self.run, self.folder = run, folder
         self.best_iou, self.best_epoch = best_iou, best_epoch
         self.completed_epochs = 0
         self.nan_at: int | None = None
@@ -71,18 +73,18 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self.completed_epochs = epoch + 1
             return
         logs = logs or {}
-        path = self.run.epoch(epoch + 1)
+        path = self.folder.path(self.run.epoch(epoch + 1).name)
         save_model_atomic(self.model, path)
         iou = float(logs.get("val_iou", logs.get("iou", 0.0)))
         if iou > self.best_iou:
             self.best_iou, self.best_epoch = iou, epoch + 1
-            temporary = self.run.root / ".best-partial.keras"
+            temporary = temporary_path(self.run.best)
             shutil.copyfile(path, temporary)
             os.replace(temporary, self.run.best)
         self.completed_epochs = epoch + 1
         self.write_state(path.name)
         for old in self.run.epochs()[:-KEEP_EPOCHS]:
-            old.unlink()
+            self.folder.remove(old.name)  # only its own: foreign files were refused at the start
 
     def write_state(self, checkpoint: str) -> None:
         state = {

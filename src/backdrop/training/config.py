@@ -15,6 +15,7 @@ from backdrop.data import (
     DEFAULT_INPUT_SHAPE,
     WHOLE_FRAME_PROBABILITY,
 )
+from backdrop.data.masks import MaskEncoding
 from backdrop.models.registry import MOBILE_ACTIVATIONS, MODEL_NAMES
 
 CONFIG = "config.json"
@@ -35,6 +36,7 @@ class TrainConfig:
         checkpoints: Folder for checkpoints, logs and the exported model.
         records: A `backdrop prepare` folder; or give folder datasets instead.
         portrait_folders, voc_folders: Folder datasets read into memory (the "DS v1-2" path).
+        mask_encoding: How the portrait folders' mask files are read (`backdrop.data.masks`).
         model: Registered model name.
         input_shape: Model input `(height, width)`.
         filters: Filters of the first layer.
@@ -70,6 +72,7 @@ class TrainConfig:
     checkpoints: Path = Path("training_grid")
     records: Path | None = None
     portrait_folders: tuple[Path, ...] = ()
+    mask_encoding: str = "auto"
     voc_folders: tuple[Path, ...] = ()
     model: str = "attention_unet"
     input_shape: tuple[int, int] = DEFAULT_INPUT_SHAPE
@@ -124,6 +127,7 @@ class TrainConfig:
             raise ValueError(f"input must be a side or HEIGHTxWIDTH >= 1, got {self.input_shape}")
         if not self.learning_rate >= 0:
             raise ValueError(f"learning_rate must be >= 0, got {self.learning_rate}")
+        MaskEncoding.parse(self.mask_encoding)  # a MaskEncodingError (ValueError) names the fix
         if self.export not in (*EXPORT_MODES, "none"):
             raise ValueError(
                 f"export must be one of {', '.join(EXPORT_MODES)} or none, got {self.export!r}"

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shutil
 from collections.abc import Sequence
 
 import numpy as np
 
-from backdrop.safety import check_removable, remove_matching, write_atomic
+from backdrop.outputs import OutputFolder, write_atomic
 from backdrop.tf_setup import import_tensorflow
 
 tf = import_tensorflow()
@@ -51,7 +50,10 @@ def _folder_examples(config: TrainConfig) -> tuple[list[bytes], list[bytes]]:
     from backdrop.data.prepare import encode_in_memory
     from backdrop.data.readers import create_reader
 
-    readers = [create_reader("portrait", p) for p in config.portrait_folders]
+    readers = [
+        create_reader("portrait", p, mask_encoding=config.mask_encoding)
+        for p in config.portrait_folders
+    ]
     readers += [create_reader("voc", p) for p in config.voc_folders]
     splits = encode_in_memory(readers, max(config.input_shape), config.validation_fraction)
     if not splits["train"]:
@@ -129,18 +131,51 @@ def _quantize_aware(model: keras.Model, config: TrainConfig, steps_per_epoch: in
     return quantize_aware
 
 
-def prepare_checkpoints(config: TrainConfig, restore: bool, remove_previous: bool) -> None:
-    run = RunFolder(config.checkpoints)
-    if remove_previous and run.root.exists():
-        check_removable(run.root, config.input_paths())
-        remove_matching(run.root, RunFolder.OUTPUT_PATTERNS)
-        shutil.rmtree(run.tensorboard, ignore_errors=True)
-    run.root.mkdir(parents=True, exist_ok=True)
-    if not restore and run.holds_run():
+# Settings a restored run must keep: they decide the checkpoint's architecture.
+ARCHITECTURE = ("model", "input_shape", "filters", "depth", "width", "activation")
+
+
+def check_restorable(config: TrainConfig, run: RunFolder) -> dict:
+    """The state to continue from; refuses (before anything is written) a run whose saved
+    architecture differs from `config`'s."""
+    state = run.read_state()
+    if run.config.is_file():
+        saved = TrainConfig.from_json(run.config.read_text())
+        changed = [
+            f"{name} {getattr(saved, name)} -> {getattr(config, name)}"
+            for name in ARCHITECTURE
+            if getattr(saved, name) != getattr(config, name)
+        ]
+        if changed:
+            raise TrainingError(
+                f"cannot restore {run.root} with another architecture ({'; '.join(changed)}); "
+                "give the run's own settings, or start a new run in another --checkpoints folder"
+            )
+    return state
+
+
+def claim_run_folder(
+    folder: OutputFolder, run: RunFolder, restore: bool, remove_previous: bool
+) -> None:
+    """Clears (if asked) and claims the files a run writes; anything in the way that Backdrop
+    did not write is an error naming it."""
+    if remove_previous:
+        folder.remove_all()
+    if not restore and run.holds_run() and folder.owns(run.state.name):
         raise TrainingError(
             f"{run.root} holds a training run; pass --restore to continue it or "
             "--remove-all-previous-results to start over"
         )
+    for checkpoint in run.epochs():
+        folder.check(checkpoint.name)
+    folder.claim(
+        run.config.name,
+        run.state.name,
+        run.log.name,
+        run.best.name,
+        run.interrupted.name,
+        f"{run.tensorboard.name}/",
+    )
 
 
 def train(
@@ -152,19 +187,33 @@ def train(
 ) -> dict:
     """Trains (or continues) a run up to `config.epochs` epochs.
 
+    Every argument is checked before anything is written; the run folder is locked while it runs.
+
     Returns:
         The final state: epochs completed, checkpoint, best validation IoU and its epoch.
 
     Raises:
         TrainingError: bad folder state, a missing or corrupt checkpoint, or a NaN loss.
+        OutputError: another run holds the folder, or a file Backdrop did not write is in the way.
         KeyboardInterrupt: after Ctrl-C, once the interrupted checkpoint is saved.
     """
+    if restore and remove_previous:
+        raise TrainingError(
+            "--restore continues a run, --remove-all-previous-results deletes it: pass one"
+        )
     config.check_inputs()
-    if not restore:
-        config.check_init_from()
-    prepare_checkpoints(config, restore, remove_previous)
     run = RunFolder(config.checkpoints)
-    state = run.read_state() if restore else {"epoch": 0, "best_val_iou": -1.0, "best_epoch": 0}
+    if restore:
+        state = check_restorable(config, run)
+    else:
+        config.check_init_from()
+        state = {"epoch": 0, "best_val_iou": -1.0, "best_epoch": 0}
+    with OutputFolder(run.root, "train", "--checkpoints folder", config.input_paths()) as folder:
+        claim_run_folder(folder, run, restore, remove_previous)
+        return _train(config, run, folder, state, restore, verbose, callbacks)
+
+
+def _train(config, run, folder, state, restore, verbose, callbacks) -> dict:
     keras.utils.set_random_seed(config.seed + state["epoch"])
     strategy = select_strategy(config.distribute)
     train_data, validation_data, count = make_datasets(config, strategy.num_replicas_in_sync)
@@ -189,7 +238,7 @@ def train(
             )
             _compile(model, _optimizer(schedule, config))
     write_atomic(run.config, config.to_json())
-    checkpoint = EpochCheckpoint(run, state["best_val_iou"], state["best_epoch"])
+    checkpoint = EpochCheckpoint(run, folder, state["best_val_iou"], state["best_epoch"])
     checkpoint.completed_epochs = state["epoch"]
     ctrl_c = CtrlC()
     all_callbacks = [

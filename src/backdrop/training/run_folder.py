@@ -36,20 +36,6 @@ class RunFolder:
     def __post_init__(self):
         object.__setattr__(self, "root", Path(self.root))
 
-    # Backdrop writes exactly these (and their temporary names) into a run folder.
-    OUTPUT_PATTERNS = (
-        CONFIG,
-        STATE,
-        "epoch-*.keras",
-        "best.keras",
-        "interrupted.keras",
-        ".*.keras",
-        ".*.tmp",
-        "log.csv",
-        "*.tflite",
-        "*.tflite.json",
-    )
-
     @property
     def config(self) -> Path:
         return self.root / CONFIG

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import abc
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
 from backdrop.data.sample import Sample, SkipSample
+
+
+def printable(text: str) -> str:
+    """`text` safe to print and store: a file name that is not valid UTF-8 keeps its bytes as
+    `\\xNN` escapes instead of ending the program when printed."""
+    return os.fsencode(text).decode("utf-8", "backslashreplace")
 
 
 class DatasetError(ValueError):
@@ -23,6 +30,10 @@ class Reader(abc.ABC):
     """
 
     source: ClassVar[str]
+    # How this format's masks become person masks (metadata.json records it); readers of mask
+    # files decide a `masks.MaskEncoding` per dataset instead.
+    MASKS: ClassVar[str] = ""
+    mask_encoding = None
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -38,6 +49,37 @@ class Reader(abc.ABC):
     def load(self, key: str) -> Sample:
         """Decodes one sample. Raises `SkipSample` with a one-line reason when it is unusable."""
 
+    def masks_read_as(self) -> str:
+        """How this dataset's masks are read, and why (for metadata.json and reports)."""
+        if self.mask_encoding is None:
+            return self.MASKS
+        return f"{self.mask_encoding} ({self.mask_encoding.reason})"
+
+    def load_or_reason(self, key: str) -> tuple[Sample | None, str | None]:
+        """`(sample, None)`, or `(None, one-line reason naming the file)` for a sample that
+        cannot be used, whatever went wrong: one bad file never ends a run. Changes nothing, so
+        worker processes may call it."""
+        try:
+            sample = self.load(key)
+            sample.name.encode("utf-8")  # records, splits and logs need UTF-8 names
+            return sample, None
+        except SkipSample as reason:
+            return None, printable(str(reason))
+        except UnicodeEncodeError:
+            return None, (
+                f"{printable(key)} in {printable(str(self.root))}: the file name is not valid "
+                "UTF-8; rename the file"
+            )
+        except Exception as error:  # noqa: BLE001 - one bad file must not end a long run
+            return None, printable(f"{key}: {type(error).__name__}: {error}")
+
+    def try_load(self, key: str) -> Sample | None:
+        """The sample of `key`, or None after adding the reason to `skipped`."""
+        sample, reason = self.load_or_reason(key)
+        if reason is not None:
+            self.skipped.append((printable(key), reason))
+        return sample
+
     def input_paths(self) -> list[Path]:
         """Folders and files this reader reads from (prepare refuses to delete inside them)."""
         return [self.root]
@@ -45,10 +87,9 @@ class Reader(abc.ABC):
     def __iter__(self) -> Iterator[Sample]:
         """Yields every usable sample; unusable ones are added to `skipped`."""
         for key in self.keys():
-            try:
-                yield self.load(key)
-            except SkipSample as reason:
-                self.skipped.append((key, str(reason)))
+            sample = self.try_load(key)
+            if sample is not None:
+                yield sample
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.root)!r})"

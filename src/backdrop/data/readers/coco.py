@@ -31,6 +31,7 @@ class COCOReader(Reader):
     """
 
     source = "coco"
+    MASKS = "instance masks of the person category (crowd as set)"
 
     def __init__(
         self,

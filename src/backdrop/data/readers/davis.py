@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from backdrop.data.masks import ANY_OBJECT, MaskEncoding, read_mask
 from backdrop.data.readers.base import DatasetError, Reader
-from backdrop.data.sample import Sample, SkipSample, find_images, fit_mask, read_image, read_mask
+from backdrop.data.sample import Sample, SkipSample, find_images, fit_mask, read_image
 
 
 class DAVISReader(Reader):
@@ -17,7 +18,8 @@ class DAVISReader(Reader):
       JPEGImages/480p/SEQ/00000.jpg
       Annotations/480p/SEQ/00000.png     0/255, or palette object ids (DAVIS 2017)
     ```
-    Person: every annotated object (mask value or palette index > 0). DAVIS annotates the main
+    Person: every annotated object (mask value or palette index > 0), unless `mask_encoding`
+    says otherwise (e.g. "ids:1" for the first object only). DAVIS annotates the main
     objects only, so bystanders count as background. `frame_step` keeps every n-th frame
     (consecutive frames are nearly identical training examples).
     """
@@ -30,11 +32,16 @@ class DAVISReader(Reader):
         resolution: str = "480p",
         sequences: Sequence[str] | None = None,
         frame_step: int = 1,
+        mask_encoding: str | MaskEncoding | None = "auto",
     ):
         super().__init__(root)
         if frame_step < 1:
             raise DatasetError(f"davis: frame_step must be >= 1, got {frame_step}")
         self.frame_step = frame_step
+        parsed = (
+            MaskEncoding.parse(mask_encoding) if isinstance(mask_encoding, str) else mask_encoding
+        )
+        self.mask_encoding = parsed or ANY_OBJECT
         self.frames = self.root / "JPEGImages" / resolution
         self.annotations = self.root / "Annotations" / resolution
         if not self.frames.is_dir() or not self.annotations.is_dir():
@@ -72,8 +79,7 @@ class DAVISReader(Reader):
         if not mask_path.is_file():
             raise SkipSample(f"{self.frames / key}: no annotation {mask_path}")
         image = read_image(self.frames / key)
-        mask = read_mask(mask_path)
-        mask = fit_mask((mask > 0).astype(mask.dtype), *image.shape[:2], mask_path)
+        mask = fit_mask(read_mask(mask_path, self.mask_encoding), *image.shape[:2], mask_path)
         return Sample(f"{sequence}-{stem}", image, mask, None, self.source, group=sequence)
 
     def input_paths(self) -> list[Path]:

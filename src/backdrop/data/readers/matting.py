@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from backdrop.data.masks import MaskEncoding, decide_encoding, read_mask
 from backdrop.data.readers.base import DatasetError, Reader
 from backdrop.data.sample import (
     Sample,
@@ -15,7 +16,6 @@ from backdrop.data.sample import (
     find_images,
     fit_mask,
     read_image,
-    read_mask,
 )
 from backdrop.imageops import cover_resize
 
@@ -50,6 +50,7 @@ class MattingReader(Reader):
         seed: int = 0,
         foreground_dir: str = "fg",
         alpha_dir: str = "alpha",
+        mask_encoding: str | MaskEncoding | None = "auto",
     ):
         super().__init__(root)
         self.foregrounds = self.root / foreground_dir
@@ -74,6 +75,9 @@ class MattingReader(Reader):
         if not self.backgrounds:
             raise DatasetError(f"matting: no images in {', '.join(map(str, self.background_dirs))}")
         self.per_foreground, self.seed = per_foreground, seed
+        self.mask_encoding = decide_encoding(
+            mask_encoding, find_images(self.alphas), f"matting {self.alphas}"
+        )
 
     def keys(self) -> list[str]:
         foregrounds = find_images(self.foregrounds)
@@ -97,7 +101,7 @@ class MattingReader(Reader):
             raise SkipSample(f"{foreground_path}: no alpha matte {self.alphas}/{stem}.png")
         foreground = read_image(foreground_path)
         height, width = foreground.shape[:2]
-        alpha = fit_mask(read_mask(alpha_path), height, width, alpha_path)
+        alpha = fit_mask(read_mask(alpha_path, self.mask_encoding), height, width, alpha_path)
         background_path = self.background_for(foreground_name, int(k))
         background = cover_resize(read_image(background_path), height, width)
         image = composite(foreground, alpha, background)

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from backdrop.data.masks import BINARY, MaskEncoding, decide_encoding, read_mask
 from backdrop.data.readers.base import DatasetError, Reader
-from backdrop.data.sample import (
-    Sample,
-    SkipSample,
-    find_images,
-    fit_mask,
-    read_image,
-    read_mask,
-)
+from backdrop.data.sample import Sample, SkipSample, find_images, fit_mask, read_image
 from backdrop.imageops import IMAGE_EXTENSIONS
 
 # Written by `backdrop pseudo-label` (backdrop.teachers.label.RECORD).
@@ -31,10 +25,10 @@ class PortraitReader(Reader):
       ignore/NAME.png        optional: nonzero = neither person nor background
     ```
     A folder holding `pseudo_labels.json` (written by `backdrop pseudo-label`) is source
-    "pseudo" rather than "portrait". What counts as person: the mask's value, as decoded by `sample.mask_from_pil` (grayscale
-    0..255 soft, 0/1, palette index > 0, or the alpha channel). A mask smaller or larger than its
-    image with the same aspect ratio is resized to it (nearest); another aspect ratio skips the
-    sample.
+    "pseudo" rather than "portrait". What counts as person: `mask_encoding` (see
+    `backdrop.data.masks`), decided from a few masks when "auto" (a pseudo-label folder's masks
+    are soft). A mask smaller or larger than its image with the same aspect ratio is resized to it
+    (nearest); another aspect ratio skips the sample.
     """
 
     source = "portrait"
@@ -46,6 +40,7 @@ class PortraitReader(Reader):
         masks_dir: str | None = None,
         ignore_dir: str = "ignore",
         source: str | None = None,
+        mask_encoding: str | MaskEncoding | None = "auto",
     ):
         super().__init__(root)
         # "supervisely" for a folder converted from Supervise.ly; "pseudo" for teacher labels,
@@ -69,6 +64,11 @@ class PortraitReader(Reader):
                 )
         self._masks = _by_stem(self.masks)
         self._ignores = _by_stem(self.ignore) if self.ignore.is_dir() else {}
+        if self.source == "pseudo" and mask_encoding in (None, "auto"):
+            mask_encoding = MaskEncoding("soft", reason=f"teacher probabilities ({PSEUDO_LABELS})")
+        self.mask_encoding = decide_encoding(
+            mask_encoding, list(self._masks.values()), f"portrait {self.masks}"
+        )
 
     def keys(self) -> list[str]:
         images = find_images(self.images)
@@ -86,11 +86,11 @@ class PortraitReader(Reader):
             raise SkipSample(f"{image_path}: no mask {self.masks}/{stem}.png")
         image = read_image(image_path)
         height, width = image.shape[:2]
-        mask = fit_mask(read_mask(mask_path), height, width, mask_path)
+        mask = fit_mask(read_mask(mask_path, self.mask_encoding), height, width, mask_path)
         ignore = None
         if stem in self._ignores:
-            ignore = fit_mask(read_mask(self._ignores[stem]), height, width, self._ignores[stem])
-            ignore = ignore > 0
+            ignore_path = self._ignores[stem]
+            ignore = fit_mask(read_mask(ignore_path, BINARY), height, width, ignore_path) > 0
         return Sample(stem, image, mask, ignore, self.source)
 
     def input_paths(self) -> list[Path]:

@@ -112,6 +112,7 @@ class SuperviselyReader(Reader):
     """
 
     source = "supervisely"
+    MASKS = "bitmap and polygon objects of the person classes"
 
     def __init__(
         self,

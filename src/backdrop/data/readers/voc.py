@@ -28,6 +28,7 @@ class VOCReader(Reader):
     """
 
     source = "voc"
+    MASKS = "class ids of SegmentationClass (15 = person, 255 = ignore)"
 
     def __init__(self, root: str | Path, image_set: str | None = None, negatives: bool = False):
         super().__init__(root)

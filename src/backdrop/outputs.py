@@ -1,0 +1,293 @@
+"""Output folders: Backdrop deletes or replaces only what it wrote, one writer at a time.
+
+Every folder a command writes into gets a manifest, `.backdrop-manifest.json`: each file (or
+subfolder, written `NAME/`) Backdrop created there, with the command and run that wrote it, and
+the writer holding the folder now. The rules:
+
+- a name is claimed in the manifest before anything is written to it;
+- only claimed names are ever replaced or deleted (`--remove-all-previous-results` included);
+  anything else in the way is an `OutputError` naming the file and what resolves it;
+- nothing is written into an input (a dataset file or folder the same command reads);
+- one writer per folder: an exclusive lock on the folder itself, released by the operating system
+  when the process ends however it ends, so a crash never leaves a stale lock.
+
+A hidden temporary `.NAME.tmp` or `.NAME.tmp.EXT` (see `temporary_path`) belongs to whoever owns
+NAME. TensorFlow-free.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import json
+import os
+import re
+import shutil
+import socket
+from collections.abc import Iterable
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; the manifest rules still hold
+    fcntl = None
+
+MANIFEST = ".backdrop-manifest.json"
+MANIFEST_FORMAT = "backdrop-manifest-v1"
+_TEMPORARY = re.compile(r"^\.(.+)\.tmp(\.[^./]*)?$")
+# Folders this process holds, so nested users (train, then its export) share one lock.
+_HELD: dict[Path, OutputFolder] = {}
+
+
+class OutputError(ValueError):
+    """An output cannot be written without touching what Backdrop did not write; the message
+    names the file and the fix."""
+
+
+class UnsafeRemovalError(OutputError):
+    """Refused to delete in a folder; the message says why and what to do instead."""
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def temporary_path(path: Path) -> Path:
+    """Where `path` is written before its final rename: hidden, and keeping the extension that
+    some writers (Keras, OpenCV) read the format from."""
+    return path.with_name(f".{path.name}.tmp{path.suffix}")
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Writes `path` through a temporary file and a rename, so it is never seen half-written."""
+    temporary = temporary_path(path)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    with open(temporary, mode) as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def check_removable(folder: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
+    """Raises `UnsafeRemovalError` unless deleting Backdrop's outputs in `folder` is safe.
+
+    Refuses the filesystem root, the home folder, the current folder, any folder holding one of
+    `inputs` and any folder inside one of them.
+
+    Returns:
+        The resolved folder.
+    """
+    resolved = Path(folder).expanduser().resolve()
+    forbidden = {
+        Path(resolved.anchor): "the filesystem root",
+        Path.home().resolve(): "the home folder",
+        Path.cwd().resolve(): "the current folder",
+    }
+    if resolved in forbidden:
+        raise UnsafeRemovalError(
+            f"refusing to remove previous results in {resolved}: it is {forbidden[resolved]}; "
+            "choose a dedicated output folder"
+        )
+    for source in inputs:
+        source = Path(source).expanduser().resolve()
+        if _is_within(source, resolved) or _is_within(resolved, source):
+            raise UnsafeRemovalError(
+                f"refusing to remove previous results in {resolved}: it overlaps the input "
+                f"dataset {source}; choose an output folder outside your datasets"
+            )
+    return resolved
+
+
+class OutputFolder:
+    """A folder one command writes into, locked for its lifetime (a context manager).
+
+    Args:
+        root: The folder; created if missing.
+        command: What writes, e.g. "prepare" (recorded in the manifest, named to a second writer).
+        option: How the user names this folder, for messages, e.g. "--destination".
+        inputs: Files and folders the command reads: nothing is written into them.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        command: str,
+        option: str = "output folder",
+        inputs: Iterable[str | Path] = (),
+    ):
+        self.root = Path(root).expanduser()
+        self.command, self.option = command, option
+        self.inputs = [Path(path).expanduser().resolve() for path in inputs]
+        self.run = f"{_now()}/{socket.gethostname()}/{os.getpid()}"
+        self.files: dict[str, dict] = {}
+        self._fd: int | None = None
+        self._key: Path | None = None
+        self._depth = 0
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / MANIFEST
+
+    def __enter__(self) -> OutputFolder:
+        if self.root.exists() and not self.root.is_dir():
+            raise OutputError(f"{self.root} is a file, not a folder; give {self.option} a folder")
+        self.root.mkdir(parents=True, exist_ok=True)
+        key = self.root.resolve()
+        held = _HELD.get(key)
+        if held is not None:  # this process already writes here (train, then its export)
+            held._depth += 1
+            self._shared = held
+            return held
+        self._shared = None
+        self._lock()
+        self._key, self._depth = key, 1
+        _HELD[key] = self
+        manifest = self._read()
+        self.files = manifest.get("files", {})
+        self._save()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        owner = self._shared or self
+        owner._depth -= 1
+        if owner._depth == 0:
+            owner._release()
+
+    def _lock(self) -> None:
+        if fcntl is None:
+            return
+        fd = os.open(self.root, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            os.close(fd)
+            if error.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            writer = self._read().get("writer") or {}
+            holder = (
+                f"`backdrop {writer.get('command', '?')}`, process {writer.get('pid', '?')} on "
+                f"{writer.get('host', '?')}, since {writer.get('started', '?')}"
+            )
+            raise OutputError(
+                f"{self.root} is in use by another Backdrop run ({holder}); wait for it to end "
+                f"or choose another {self.option}"
+            ) from None
+        self._fd = fd
+
+    def _release(self) -> None:
+        if _HELD.get(self._key) is self:
+            del _HELD[self._key]
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the lock
+            self._fd = None
+
+    def _read(self) -> dict:
+        try:
+            text = self.manifest.read_text()
+        except FileNotFoundError:
+            return {}
+        try:
+            manifest = json.loads(text)
+            if manifest.get("format") != MANIFEST_FORMAT:
+                raise ValueError(f"format is {manifest.get('format')!r}")
+            return manifest
+        except (ValueError, AttributeError) as error:
+            raise OutputError(
+                f"{self.manifest} is unreadable ({error}); Backdrop cannot tell what it wrote in "
+                f"{self.root}: move that folder's contents away or choose another {self.option}"
+            ) from None
+
+    def _save(self) -> None:
+        writer = {
+            "command": self.command,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": self.run.split("/")[0],
+        }
+        manifest = {"format": MANIFEST_FORMAT, "writer": writer, "files": self.files}
+        write_atomic(self.manifest, json.dumps(manifest, indent=1, sort_keys=True))
+
+    def owns(self, name: str) -> bool:
+        """Whether Backdrop wrote `name` (a path relative to the folder) here."""
+        parts = Path(name).parts
+        match = _TEMPORARY.match(parts[-1]) if parts else None
+        if match:  # a temporary belongs to the owner of its final name
+            parts = (*parts[:-1], match.group(1))
+        name = "/".join(parts)
+        return (
+            name in self.files
+            or f"{name}/" in self.files
+            or any(name.startswith(claimed) for claimed in self.files if claimed.endswith("/"))
+        )
+
+    def check(self, name: str) -> Path:
+        """The path of `name`; raises `OutputError` if writing it would replace a file Backdrop did
+        not write or an input."""
+        path = self.root / name
+        resolved = path.resolve()
+        for source in self.inputs:
+            if _is_within(resolved, source):
+                raise OutputError(
+                    f"{path} would overwrite the input {source}; choose another {self.option}"
+                )
+        if (path.exists() or path.is_symlink()) and not self.owns(name):
+            raise OutputError(
+                f"{path} is in the way: Backdrop did not write it (it is not in {self.manifest}); "
+                f"move it away or choose another {self.option}"
+            )
+        return path
+
+    def claim(self, *names: str) -> list[Path]:
+        """Claims files (names relative to the folder; `NAME/` claims a whole subfolder) before
+        they are written, after checking all of them. Returns their paths.
+
+        Raises:
+            OutputError: one of them exists and Backdrop did not write it, or it is an input.
+        """
+        paths = [self.check(name.rstrip("/")) for name in names]
+        new = [name for name in names if name not in self.files]
+        for name in new:
+            self.files[name] = {"command": self.command, "run": self.run}
+        if new:
+            self._save()
+        for name, path in zip(names, paths, strict=True):
+            if name.endswith("/"):
+                path.mkdir(parents=True, exist_ok=True)
+        return paths
+
+    def path(self, name: str) -> Path:
+        """Claims one name (see `claim`) and returns its path."""
+        return self.claim(name)[0]
+
+    def remove(self, name: str) -> None:
+        """Deletes a claimed file or subfolder and its temporaries; anything else is refused."""
+        if name not in self.files:
+            raise OutputError(f"refusing to delete {self.root / name}: Backdrop did not write it")
+        path = self.root / name.rstrip("/")
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+        for temporary in path.parent.glob(f".{path.name}.tmp*"):
+            temporary.unlink(missing_ok=True)
+        del self.files[name]
+        self._save()
+
+    def remove_all(self, requested: bool = True) -> list[str]:
+        """Deletes everything Backdrop wrote here; files it did not write stay. Returns the names.
+
+        Args:
+            requested: The user asked (`--remove-all-previous-results`): the checks of
+                `check_removable` apply. False clears an interrupted run's leftovers.
+        """
+        if requested:
+            check_removable(self.root, self.inputs)
+        names = sorted(self.files)
+        for name in names:
+            self.remove(name)
+        return names

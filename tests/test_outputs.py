@@ -1,0 +1,128 @@
+"""Output folders: a manifest of what Backdrop wrote, refusals for anything else, one writer."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from backdrop.outputs import MANIFEST, OutputError, OutputFolder, UnsafeRemovalError, temporary_path
+
+
+def test_claimed_files_are_recorded_before_they_are_written(tmp_path):
+    with OutputFolder(tmp_path / "out", "test") as folder:
+        path = folder.path("a.txt")
+        assert not path.exists()
+        manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
+        assert "a.txt" in manifest["files"] and manifest["writer"]["pid"] == os.getpid()
+        path.write_text("x")
+    with OutputFolder(tmp_path / "out", "test") as folder:
+        assert folder.owns("a.txt") and not folder.owns("b.txt")
+        folder.path("a.txt").write_text("replaced")  # its own file may be replaced
+
+
+def test_a_file_backdrop_did_not_write_is_never_claimed_replaced_or_removed(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.tflite").write_text("user")
+    (out / "tensorboard").mkdir()
+    (out / "tensorboard" / "events").write_text("user")
+    with OutputFolder(out, "test", "--output") as folder:
+        for name in ("mine.tflite", "tensorboard/"):
+            with pytest.raises(OutputError, match="in the way.*--output"):
+                folder.claim("new.txt", name)
+        assert not folder.owns("new.txt"), "a refused claim claims nothing"
+        folder.path("new.txt").write_text("backdrop")
+        with pytest.raises(OutputError, match="did not write"):
+            folder.remove("mine.tflite")
+        assert folder.remove_all() == ["new.txt"]
+    assert (out / "mine.tflite").read_text() == "user"
+    assert (out / "tensorboard" / "events").read_text() == "user"
+    assert not (out / "new.txt").exists()
+
+
+def test_temporaries_belong_to_the_owner_of_their_final_name(tmp_path):
+    with OutputFolder(tmp_path, "test") as folder:
+        final = folder.path("epoch-0001.keras")
+        temporary = temporary_path(final)
+        assert temporary.name == ".epoch-0001.keras.tmp.keras"
+        assert folder.owns(temporary.name) and not folder.owns(".other.keras.tmp.keras")
+        temporary.write_text("half")
+        folder.remove("epoch-0001.keras")
+        assert not temporary.exists()
+
+
+def test_claimed_subfolders_own_everything_inside(tmp_path):
+    with OutputFolder(tmp_path, "test") as folder:
+        folder.claim("images/")
+        assert (tmp_path / "images").is_dir() and folder.owns("images/x/y.png")
+        (tmp_path / "images" / "a.png").write_text("x")
+        folder.remove("images/")
+    assert not (tmp_path / "images").exists()
+
+
+def test_outputs_never_go_into_inputs(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    with OutputFolder(data, "test", "--output", inputs=[data]) as folder:
+        with pytest.raises(OutputError, match="would overwrite the input"):
+            folder.path("a.png")
+
+
+def test_a_file_given_as_the_folder_and_a_broken_manifest_are_one_line_errors(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match="is a file, not a folder; give -d a folder"):
+        OutputFolder(tmp_path / "file", "test", "-d").__enter__()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / MANIFEST).write_text("{")
+    with pytest.raises(OutputError, match="unreadable"):
+        OutputFolder(tmp_path / "broken", "test").__enter__()
+
+
+def test_remove_all_keeps_the_safety_refusals(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with OutputFolder(".", "test") as folder:
+        with pytest.raises(UnsafeRemovalError, match="current folder"):
+            folder.remove_all()
+        assert folder.remove_all(requested=False) == []  # clearing its own leftovers is fine
+
+
+HOLD = textwrap.dedent(
+    """
+    import sys, time
+    from backdrop.outputs import OutputFolder
+    with OutputFolder(sys.argv[1], "prepare"):
+        print("holding", flush=True)
+        time.sleep(60)
+    """
+)
+
+
+def hold_lock(folder) -> subprocess.Popen:
+    """A process holding `folder` as `backdrop prepare` would, until it is killed."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout.readline().strip() == "holding"
+    return process
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="advisory locks are POSIX")
+def test_a_second_writer_is_refused_naming_the_holder_and_a_killed_one_frees_it(tmp_path):
+    holder = hold_lock(tmp_path)
+    try:
+        with pytest.raises(
+            OutputError, match=rf"in use by .*backdrop prepare.*process {holder.pid}"
+        ):
+            OutputFolder(tmp_path, "train").__enter__()
+        # The same process may nest (train, then its export): it shares its own lock.
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+    with OutputFolder(tmp_path, "train") as outer, OutputFolder(tmp_path, "export") as inner:
+        assert inner is outer
