@@ -203,16 +203,7 @@ def prepare(readers: Sequence[Reader], config: PrepareConfig, progress: bool = T
     Raises:
         PrepareError: the destination holds an earlier run, or no sample was usable.
     """
-    inputs = [path for reader in readers for path in reader.input_paths()]
-    with OutputFolder(config.destination, "prepare", "destination (-d)", inputs) as folder:
-        return _prepare(readers, config, folder, progress)
-
-
-def _prepare(
-    readers: Sequence[Reader], config: PrepareConfig, folder: OutputFolder, progress: bool
-) -> dict:
     started = time.perf_counter()
-    _prepare_destination(folder, config.remove_previous)
     skipped: list[dict] = []
     tasks = []
     for index, reader in enumerate(readers):
@@ -220,6 +211,26 @@ def _prepare(
         for file, reason in reader.skipped:
             skipped.append({"source": reader.source, "file": file, "reason": reason})
             log(f"skipped {reason}")
+    if not tasks:  # refused before anything is written
+        raise PrepareError(
+            f"no pictures found ({len(skipped)} reasons above); check the dataset paths and "
+            "their folder layout (see `backdrop prepare --help`)"
+        )
+    inputs = [path for reader in readers for path in reader.input_paths()]
+    with OutputFolder(config.destination, "prepare", "destination (-d)", inputs) as folder:
+        _prepare_destination(folder, config.remove_previous)
+        return _prepare(readers, config, folder, tasks, skipped, started, progress)
+
+
+def _prepare(
+    readers: Sequence[Reader],
+    config: PrepareConfig,
+    folder: OutputFolder,
+    tasks: list[tuple[int, str]],
+    skipped: list[dict],
+    started: float,
+    progress: bool,
+) -> dict:
     counts = [dict.fromkeys(SPLITS, 0) for _ in readers]
     person = [0.0] * len(readers)  # sum over samples of the share of pixels >= 0.5
     writers = {split: ShardWriter(folder, split, config.shard_size) for split in SPLITS}

@@ -183,6 +183,14 @@ class TrainConfig:
         for folder in self.background_folders:
             if not folder.is_dir():
                 raise ValueError(f"background folder {folder} not found")
+        for folder in (*self.portrait_folders, *self.voc_folders):
+            if not folder.is_dir():
+                raise ValueError(f"dataset folder {folder} not found")
+        if self.records is not None and not (self.records / "metadata.json").is_file():
+            raise ValueError(
+                f"{self.records / 'metadata.json'} not found: {self.records} is not a complete "
+                "records folder; run `backdrop prepare`"
+            )
 
     def check_init_from(self) -> None:
         """Raises TrainingError unless `init_from` is a file that initialises `model`."""
