@@ -5,7 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint mobile beat clean
+# MediaPipe 0.10.21 (its metadata writer, and the Tasks client the tests run) pins numpy<2 and
+# protobuf<5, which TensorFlow 2.21 cannot share: it gets a venv of its own (backdrop/metadata.py).
+MEDIAPIPE_VENV := .venv-mediapipe
+MEDIAPIPE_STAMP := $(MEDIAPIPE_VENV)/.installed
+
+.PHONY: demo test lint mobile beat clean mediapipe
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,10 +18,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[tf,runtime,dev]"
 	touch $(STAMP)
 
-demo: $(STAMP)
+$(MEDIAPIPE_STAMP):
+	$(PYTHON) -m venv $(MEDIAPIPE_VENV)
+	$(MEDIAPIPE_VENV)/bin/python -m pip install --quiet "mediapipe==0.10.21"
+	touch $(MEDIAPIPE_STAMP)
+
+mediapipe: $(MEDIAPIPE_STAMP)
+
+demo: $(STAMP) $(MEDIAPIPE_STAMP)
 	$(BIN)/backdrop demo --output demo_output
 
-test: $(STAMP)
+test: $(STAMP) $(MEDIAPIPE_STAMP)
 	$(BIN)/python -m pytest -q --durations=10
 
 # Issue 6: train the mobile segmenter on ../shared/datasets and compare it with MediaPipe (about 50 min).
@@ -33,4 +45,4 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests python benchmarks
 
 clean:
-	rm -rf $(VENV) demo_output runs .pytest_cache
+	rm -rf $(VENV) $(MEDIAPIPE_VENV) demo_output runs .pytest_cache

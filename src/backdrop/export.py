@@ -173,28 +173,34 @@ def export_models(
     validation: list[tuple[np.ndarray, np.ndarray]],
     threads: int = 2,
     extra: dict | None = None,
+    training: dict | None = None,
 ) -> list[dict]:
-    """Exports `model` in each mode to `folder/model_MODE.tflite` (+ contract JSON).
+    """Exports `model` in each mode to `folder/model_MODE.tflite` with TFLite metadata (for
+    MediaPipe Tasks and Android Studio), its contract (`.tflite.json`) and a model card (`.md`).
 
     Args:
         calibration: `(H, W, 3)` float32 RGB training images in [0, 1] (int8 calibration).
         validation: `(image uint8 (H, W, 3), target (H, W, 2))` pairs at the input size; the
             float and exported models' validation IoU on them goes into each contract.
+        training: What the model card says about the training data (`model_card.training_data`).
 
     Returns:
         One report per mode: path, size in bytes, latency in ms, float and exported IoU.
     """
-    names = [
+    names = [f"model_{mode}.md" for mode in modes] + [
         name for mode in modes for name in (f"model_{mode}.tflite", f"model_{mode}.tflite.json")
     ]
     with OutputFolder(folder, "export", "--output folder") as outputs:
         outputs.claim(*names)  # before the slow conversion: a file in the way fails at once
-        return _export_models(model, outputs.root, modes, calibration, validation, threads, extra)
+        return _export_models(
+            model, outputs.root, modes, calibration, validation, threads, extra, training
+        )
 
 
 def _export_models(
-    model, folder: Path, modes, calibration, validation, threads, extra
+    model, folder: Path, modes, calibration, validation, threads, extra, training
 ) -> list[dict]:
+    from backdrop.model_card import model_card
     from backdrop.runtime.segmenter import Segmenter
 
     model = strip_fake_quant(model)  # the float model's own IoU, beside the exported one's
@@ -206,6 +212,7 @@ def _export_models(
     reports = []
     for mode in modes:
         path = export_tflite(model, folder / f"model_{mode}.tflite", mode, calibration)
+        metadata = add_metadata(path, mode)
         segmenter = Segmenter(path, threads)
         exported_iou = validation_iou(segmenter.raw_probability, validation) if validation else None
         report = {
@@ -219,10 +226,38 @@ def _export_models(
             "validation_images": len(validation),
         }
         contract_path = path.with_suffix(".tflite.json")
-        contract_data = {**json.loads(contract_path.read_text()), **report, **(extra or {})}
+        contract_data = {
+            **json.loads(contract_path.read_text()),
+            **report,
+            "metadata": metadata,
+            "model_card": path.with_suffix(".md").name,
+            **(extra or {}),
+        }
         write_atomic(contract_path, json.dumps(contract_data, indent=2))
+        write_atomic(path.with_suffix(".md"), model_card(contract_data, training))
         reports.append(report)
     return reports
+
+
+def add_metadata(path: Path, mode: str) -> dict | None:
+    """Writes TFLite metadata into an exported model (`backdrop.metadata`); returns what was
+    written, or None with a warning when MediaPipe's writer is not installed."""
+    from backdrop import __version__
+    from backdrop.metadata import MetadataError, describe, write_metadata
+
+    info = describe(
+        mode,
+        quantized_input=mode == "int8",
+        version=__version__,
+        description="Person segmentation for background blur and replacement in video calls: "
+        "one person-probability mask per frame. Trained with Backdrop.",
+    )
+    try:
+        write_metadata(path, info)
+    except MetadataError as error:
+        print(f"warning: {error}")
+        return None
+    return info
 
 
 def format_reports(reports: list[dict]) -> str:

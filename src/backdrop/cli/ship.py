@@ -43,6 +43,7 @@ def _export_parser(subparsers) -> None:
 
 def _run_export(args: argparse.Namespace) -> None:
     from backdrop.export import export_models, format_reports
+    from backdrop.model_card import training_data
     from backdrop.training.config import TrainConfig
     from backdrop.training.loop import export_data, load_checkpoint
     from backdrop.training.run_folder import RunFolder
@@ -61,7 +62,8 @@ def _run_export(args: argparse.Namespace) -> None:
         calibration,
         validation,
         args.threads,
-        extra={"checkpoint": str(source)},
+        extra={"checkpoint": str(source), "model": model.name},
+        training=training_data(Path(args.records)),
     )
     print(format_reports(reports))
 

@@ -181,6 +181,18 @@ def _write_report(run: Path, folder: RunFolder, output: Path) -> Path:
                 rows,
             )
         )
+        cards = [
+            (m["file"], (run / m["model_card"]).resolve())
+            for m in models
+            if m.get("model_card") and (run / m["model_card"]).is_file()
+        ]
+        if cards:
+            links = "".join(
+                f'<li><a href="{html.escape(card.as_uri())}">{html.escape(card.name)}</a> '
+                f"(model card of {html.escape(file)})</li>"
+                for file, card in cards
+            )
+            parts.append(f"<h3>Model cards</h3><ul>{links}</ul>")
     parts.append(
         "<h2>Settings</h2>" + _table(["setting", "value"], [[k, v] for k, v in settings.items()])
     )

@@ -322,6 +322,7 @@ def export_after_training(
 ) -> list[dict]:
     """Exports the best (or else the last) checkpoint as TFLite into the checkpoints folder."""
     from backdrop.export import export_models
+    from backdrop.model_card import training_data
 
     run = RunFolder(config.checkpoints)
     source = run.best_or_last()
@@ -338,4 +339,5 @@ def export_after_training(
         validation,
         threads,
         extra={"checkpoint": source.name, "model": config.model},
+        training=training_data(config.records, (*config.portrait_folders, *config.voc_folders)),
     )
