@@ -130,3 +130,18 @@ def test_real_selfies_agree(anchor_model, shared_dataset, tmp_path):
     export_models(model, tmp_path / "models", MODES, calibration, [], threads=1)
     for mode in MODES:
         agree(tmp_path / "models" / f"model_{mode}.tflite", frames, tmp_path)
+
+
+def test_evaluate_writes_its_table_into_the_model_card(exported, tmp_path, tiny_models):
+    from backdrop.cli import main
+    from tests import fixtures
+
+    portrait = fixtures.make_portrait(tmp_path / "p", count=3)
+    model = exported["int8"]
+    before = model.with_suffix(".md").read_text()
+    assert "Not measured yet" in before
+    args = ["evaluate", str(model), str(tiny_models["float32"]), "--data", f"portrait:{portrait}"]
+    assert main([*args, "-o", str(tmp_path / "e"), "-q"]) == 0
+    card = model.with_suffix(".md").read_text()
+    assert "Not measured yet" not in card and "tiny_float32.tflite" in card
+    assert card.count("## Limitations") == 1 and card.split("## Limitations")[0] != before

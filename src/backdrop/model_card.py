@@ -20,6 +20,21 @@ DATA_LICENCES = {
 }
 
 
+# `backdrop evaluate` replaces what lies between these with its table.
+EVALUATION_START = "<!-- backdrop evaluate: start -->"
+EVALUATION_END = "<!-- backdrop evaluate: end -->"
+
+
+def with_evaluation(card: str, table: str, data: str) -> str:
+    """`card` with its evaluation section replaced by `table` (markdown)."""
+    head, start, rest = card.partition(EVALUATION_START)
+    _, end, tail = rest.partition(EVALUATION_END)
+    if not start or not end:
+        return card
+    section = f"\n### Beside reference models, on other data\nMeasured by `backdrop evaluate` on {data}:\n\n{table}\n"
+    return head + start + section + end + tail
+
+
 def training_data(records: Path | None, folders: tuple[Path, ...] = ()) -> dict:
     """The training data of a run for its card: sources with counts from the records'
     metadata.json, or the folder datasets it read."""
@@ -109,9 +124,13 @@ surveillance, identifying people, or safety-critical decisions.
 | validation pictures | {contract.get("validation_images", 0)} |
 | latency | {contract["latency_ms"]:.2f} ms per frame at {contract["threads"]} threads on {machine} |
 
-The validation split comes from the same datasets as training. For figures on data never trained
-on, beside MediaPipe's and Meet's segmenters, run
-`backdrop evaluate {name} selfie_segmentation.tflite --data portrait:DIR` (see the README).
+The validation split comes from the same datasets as training.
+
+{EVALUATION_START}
+### Beside reference models, on other data
+Not measured yet: `backdrop evaluate {name} selfie_segmentation.tflite --data portrait:DIR`
+writes its table here (MediaPipe's and Meet's segmenters are the usual references).
+{EVALUATION_END}
 
 ## Limitations
 - Framing: trained and measured on the framings of its training data; people far from the camera,

@@ -199,6 +199,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
         format_skips,
         format_table,
         parse_data_spec,
+        update_model_cards,
         write_results,
     )
     from backdrop.outputs import OutputFolder
@@ -225,7 +226,10 @@ def _run_evaluate(args: argparse.Namespace) -> None:
                 "paths and their layout (see `backdrop evaluate --help`)"
             )
         write_results(results, output.root)
+    cards = update_model_cards(results)
     print(format_table(results))
+    if cards:
+        print(f"\nmodel cards updated: {', '.join(str(card) for card in cards)}")
     if skips:
         print(f"\n{skips}")
     written = [json_path, table_path] + ([grid_path] if grid_path.exists() else [])

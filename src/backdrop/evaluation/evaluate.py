@@ -214,3 +214,28 @@ def format_skips(results: dict, shown: int = 3) -> str:
 def write_results(results: dict, folder: Path) -> None:
     write_atomic(folder / "evaluation.json", json.dumps(results, indent=2))
     write_atomic(folder / "evaluation.md", format_table(results) + "\n")
+
+
+def update_model_cards(results: dict) -> list[Path]:
+    """Writes this evaluation into the model card beside each evaluated model that has one
+    written by Backdrop (`model_card.with_evaluation`); returns the cards updated. A card whose
+    folder another run holds is left as it is."""
+    from backdrop.model_card import with_evaluation
+    from backdrop.outputs import OutputError, OutputFolder
+
+    table = format_table(results)
+    data = ", ".join(f"`{name}`" for name in results["masks"])
+    updated = []
+    for entry in results["models"]:
+        card = Path(entry["model"]).with_suffix(".md")
+        if not card.is_file():
+            continue
+        try:
+            with OutputFolder(card.parent, "evaluate", "model folder") as folder:
+                if not folder.owns(card.name):
+                    continue
+                write_atomic(card, with_evaluation(card.read_text(), table, data))
+                updated.append(card)
+        except OutputError:
+            continue
+    return updated
