@@ -38,6 +38,16 @@ def test_quick_demo_writes_valid_artefacts(tmp_path, capsys):
         with Image.open(page.parent / name) as image:
             image.verify()
     assert "model_int8.tflite" in text and "Settings" in text
+    assert "model_int8.md" in text, "the report links the model card"
+    card = (output / "training" / "model_int8.md").read_text()
+    assert "| synthetic |" in card, "the card lists the training data by source"
+    from backdrop.metadata import writer_python
+
+    if writer_python() is not None:  # MediaPipe Tasks can load what the demo exported
+        import json
+
+        contract = json.loads((output / "training" / "model_int8.tflite.json").read_text())
+        assert contract["metadata"]["labels"] == ["person"]
 
 
 def test_report_needs_a_training_run(tmp_path, capsys):
