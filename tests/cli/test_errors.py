@@ -12,7 +12,7 @@ import pytest
 
 from backdrop.cli import main
 from tests import fixtures
-from tests.cli.test_outputs import full_disk, one_line_error
+from tests.cli.test_outputs import TINY_TRAINING, full_disk, one_line_error
 
 TINY_MODEL = Path(__file__).resolve().parents[1] / "runtime" / "tiny" / "tiny_float32.tflite"
 
@@ -111,25 +111,8 @@ def test_a_full_disk_during_training_is_one_line(workspace, tmp_path, capsys):
     mount = full_disk(tmp_path)
     try:
         (mount / "filler").write_bytes(bytes(3 * 1024 * 1024 - 200 * 1024))
-        code = main(
-            [
-                "train",
-                "--portrait",
-                "p",
-                "-o",
-                str(mount / "run"),
-                "--input",
-                "32",
-                "--filters",
-                "4",
-                "-e",
-                "1",
-                "-b",
-                "2",
-                "--export",
-                "none",
-            ]
-        )
+        run = str(mount / "run")
+        code = main(["train", "--portrait", "p", "-o", run, *TINY_TRAINING, "-b", "2"])
         assert code == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert err[-1].startswith("backdrop: error: no space left on device"), err

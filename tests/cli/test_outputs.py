@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from backdrop.cli import main
 from backdrop.outputs import MANIFEST
 from tests import fixtures
+from tests.data.test_prepare import prepare_command
 from tests.test_outputs import hold_lock
 
 # Files users keep in their folders, named like Backdrop's outputs or nothing like them.
@@ -323,21 +323,7 @@ def test_a_second_writer_exits_with_one_line_naming_the_holder(tmp_path, capsys)
 def test_two_real_prepare_runs_into_one_folder(tmp_path):
     portrait = fixtures.make_portrait(tmp_path / "p", count=800, size=(160, 160))
     out = tmp_path / "out"
-    command = [
-        sys.executable,
-        "-m",
-        "backdrop.cli",
-        "prepare",
-        "--portrait",
-        str(portrait),
-        "-d",
-        str(out),
-        "--workers",
-        "1",
-        "--shard-size",
-        "10",
-        "-q",
-    ]
+    command = prepare_command(portrait, out)
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while not list(out.glob("train-*.tfrecord")):

@@ -180,29 +180,21 @@ def test_remove_flag_refuses_the_dataset_folder_itself(tmp_path, capsys):
     assert len(list((root / "images").iterdir())) == 2
 
 
+def prepare_command(portrait: Path, destination: Path, *extra: str) -> list[str]:
+    """`backdrop prepare` in its own process: one worker, shards of 10, no progress bar."""
+    return [
+        *(sys.executable, "-m", "backdrop.cli", "prepare", "--portrait", str(portrait)),
+        *("-d", str(destination), "--shard-size", "10", "--workers", "1", "-q", *extra),
+    ]
+
+
 @pytest.mark.slow
 def test_killed_prepare_leaves_no_claimed_partial_shard_and_rerun_completes(tmp_path):
     root = fixtures.make_portrait(tmp_path / "p", count=400, size=(96, 96))
     destination = tmp_path / "r"
-    command = [
-        sys.executable,
-        "-m",
-        "backdrop.cli",
-        "prepare",
-        "--portrait",
-        str(root),
-        "-d",
-        str(destination),
-        "--shard-size",
-        "10",
-        "--workers",
-        "1",
-        "-q",
-        "--image-format",
-        "png",
-        "--validation-fraction",
-        "0",
-    ]
+    command = prepare_command(
+        root, destination, "--image-format", "png", "--validation-fraction", "0"
+    )
 
     def run_and_kill(extra=()):
         process = subprocess.Popen(
