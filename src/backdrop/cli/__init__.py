@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from backdrop.cli.data import _prepare_parser, _supervisely_parser, run_prepare, run_supervisely
 from backdrop.cli.demo import _demo_parser
 from backdrop.cli.report import _report_parser
+from backdrop.cli.serve import _serve_parser
 from backdrop.cli.ship import _evaluate_parser, _export_parser, _segment_parser
 from backdrop.cli.teach import _pseudo_label_parser
 from backdrop.cli.train import _train_parser, parse_shape, run_train
@@ -33,6 +34,7 @@ PARSERS: tuple[Callable, ...] = (
     _segment_parser,
     _evaluate_parser,
     _report_parser,
+    _serve_parser,
     _demo_parser,
 )
 
