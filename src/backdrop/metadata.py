@@ -84,14 +84,7 @@ def write_metadata(model: str | Path, info: dict) -> None:
             f"installed; run `make mediapipe` (a .venv-mediapipe with mediapipe=={MEDIAPIPE_VERSION}"
             ") or set BACKDROP_MEDIAPIPE_PYTHON to a Python that has it"
         )
-    source = str(Path(__file__).resolve().parents[1])
-    environment = {**os.environ, "PYTHONPATH": source}
-    result = subprocess.run(
-        [python, "-m", "backdrop.metadata", "write", str(model), json.dumps(info)],
-        capture_output=True,
-        text=True,
-        env=environment,
-    )
+    result = _in_writer(python, "write", str(model), json.dumps(info))
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no message"])[-1]
         raise MetadataError(f"MediaPipe's metadata writer failed on {model}: {last}")
@@ -131,15 +124,21 @@ def read_metadata(model: str | Path) -> dict:
     python = writer_python()
     if python is None:
         raise MetadataError("MediaPipe's metadata reader is not installed (see write_metadata)")
+    result = _in_writer(python, "read", str(model))
+    if result.returncode != 0:
+        raise MetadataError(f"cannot read the metadata of {model}: {result.stderr.strip()}")
+    return json.loads(result.stdout)
+
+
+def _in_writer(python: str, *arguments: str) -> subprocess.CompletedProcess:
+    """This module run as a program in the writer's interpreter, Backdrop's source on its path."""
     source = str(Path(__file__).resolve().parents[1])
-    result = subprocess.run(
-        [python, "-m", "backdrop.metadata", "read", str(model)],
+    return subprocess.run(
+        [python, "-m", "backdrop.metadata", *arguments],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": source},
-        check=True,
     )
-    return json.loads(result.stdout)
 
 
 def _read(model: Path) -> str:
