@@ -187,9 +187,7 @@ def export_models(
     Returns:
         One report per mode: path, size in bytes, latency in ms, float and exported IoU.
     """
-    names = [f"model_{mode}.md" for mode in modes] + [
-        name for mode in modes for name in (f"model_{mode}.tflite", f"model_{mode}.tflite.json")
-    ]
+    names = [f"model_{mode}{end}" for mode in modes for end in (".tflite", ".tflite.json", ".md")]
     with OutputFolder(folder, "export", "--output folder") as outputs:
         outputs.claim(*names)  # before the slow conversion: a file in the way fails at once
         return _export_models(

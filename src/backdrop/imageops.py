@@ -16,27 +16,37 @@ class PictureError(ValueError):
     """A picture file cannot be read; the message names it."""
 
 
-def read_picture(path: str | Path) -> np.ndarray:
-    """The one way Backdrop decodes a picture (prepare, training from folders, evaluate,
-    pseudo-label and segment): `(H, W, 3)` uint8 RGB, upright as its EXIF orientation says (as
-    phones and browsers show it), 16-bit scaled by its bit depth, grey and alpha dropped to RGB.
+def open_picture(path: str | Path, what: str = "image") -> Image.Image:
+    """A picture or mask file, decoded in full and turned upright as its EXIF orientation says
+    (as phones and browsers show it), so pictures and their masks stay aligned.
 
     Raises:
-        PictureError: the file is missing, truncated or not a picture.
+        PictureError: the file is missing, truncated or not a picture (`what` names it).
     """
     try:
         with Image.open(path) as image:
             image.load()  # Pillow decodes lazily; force it so truncated files fail here.
-            image = ImageOps.exif_transpose(image)
-            if image.mode.startswith("I") or image.mode == "F":  # 16-bit or float grey
-                scale = 1 / 257 if image.mode.startswith("I") else 255
-                grey = np.clip(np.rint(np.asarray(image, np.float64) * scale), 0, 255)
-                return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
-            return np.asarray(image.convert("RGB"))
+            return ImageOps.exif_transpose(image)
     except FileNotFoundError:
-        raise PictureError(f"{path}: image file not found") from None
+        raise PictureError(f"{path}: {what} file not found") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise PictureError(f"{path}: cannot decode image ({error})") from None
+        raise PictureError(f"{path}: cannot decode {what} ({error})") from None
+
+
+def read_picture(path: str | Path) -> np.ndarray:
+    """The one way Backdrop decodes a picture (prepare, training from folders, evaluate,
+    pseudo-label and segment): `(H, W, 3)` uint8 RGB, upright (`open_picture`), 16-bit scaled by
+    its bit depth, grey and alpha dropped to RGB.
+
+    Raises:
+        PictureError: the file is missing, truncated or not a picture.
+    """
+    image = open_picture(path)
+    if image.mode.startswith("I") or image.mode == "F":  # 16-bit or float grey
+        scale = 1 / 257 if image.mode.startswith("I") else 255
+        grey = np.clip(np.rint(np.asarray(image, np.float64) * scale), 0, 255)
+        return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
+    return np.asarray(image.convert("RGB"))
 
 
 def cover_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:

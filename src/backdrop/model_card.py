@@ -4,10 +4,11 @@ its limits, and how to load it in an app. TensorFlow-free."""
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from pathlib import Path
+
+from backdrop.data.prepare import METADATA, load_metadata
 
 # Licences of the datasets Backdrop reads, as their publishers state them (see each SOURCE.txt).
 DATA_LICENCES = {
@@ -38,8 +39,8 @@ def with_evaluation(card: str, table: str, data: str) -> str:
 def training_data(records: Path | None, folders: tuple[Path, ...] = ()) -> dict:
     """The training data of a run for its card: sources with counts from the records'
     metadata.json, or the folder datasets it read."""
-    if records is not None and (Path(records) / "metadata.json").is_file():
-        metadata = json.loads((Path(records) / "metadata.json").read_text())
+    if records is not None and (Path(records) / METADATA).is_file():
+        metadata = load_metadata(records)
         return {
             "records": str(records),
             "sources": [

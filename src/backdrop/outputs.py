@@ -123,7 +123,8 @@ class OutputFolder:
         self.root = Path(root).expanduser()
         self.command, self.option = command, option
         self.inputs = [Path(path).expanduser().resolve() for path in inputs]
-        self.run = f"{_now()}/{socket.gethostname()}/{os.getpid()}"
+        self.started = _now()
+        self.run = f"{self.started}/{socket.gethostname()}/{os.getpid()}"
         self.files: dict[str, dict] = {}
         self._fd: int | None = None
         self._key: Path | None = None
@@ -207,7 +208,7 @@ class OutputFolder:
             "command": self.command,
             "pid": os.getpid(),
             "host": socket.gethostname(),
-            "started": self.run.split("/")[0],
+            "started": self.started,
         }
         manifest = {"format": MANIFEST_FORMAT, "writer": writer, "files": self.files}
         write_atomic(self.manifest, json.dumps(manifest, indent=1, sort_keys=True))
@@ -224,6 +225,10 @@ class OutputFolder:
             or f"{name}/" in self.files
             or any(name.startswith(claimed) for claimed in self.files if claimed.endswith("/"))
         )
+
+    def holds(self, name: str) -> bool:
+        """Whether `name` is here and Backdrop wrote it (an earlier run's output)."""
+        return self.owns(name) and (self.root / name).exists()
 
     def check(self, name: str) -> Path:
         """The path of `name`; raises `OutputError` if writing it would replace a file Backdrop did

@@ -140,17 +140,13 @@ def _run_segment(args: argparse.Namespace) -> None:
     inputs = [args.model] + ([] if kind == "camera" else [source])
     where = output if kind == "folder" else output.parent
     with OutputFolder(where, "segment", "--output", inputs) as folder:
-        if kind == "folder":
-            pairs = image_outputs(source, output)
-            folder.claim(*[result.name for _, result in pairs])
-        else:
-            folder.path(output.name)
+        pairs = image_outputs(source, output) if kind in ("folder", "image") else [(source, output)]
+        folder.claim(*[result.name for _, result in pairs])
         if kind == "camera":
             stats = process_camera(int(args.input), pipeline, output, args.max_frames)
         elif kind == "video":
             stats = process_video(source, output, pipeline, progress=not args.quiet)
         else:
-            pairs = image_outputs(source, output)
             stats = process_images(pairs, pipeline, progress=not args.quiet)
     print(f"{stats['frames']} frames at {stats['frames_per_second']:.1f} frames/s -> {output}")
     if stats.get("skipped"):

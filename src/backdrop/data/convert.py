@@ -67,7 +67,7 @@ def convert_to_portrait(
     destination = Path(destination)
     workers = workers or os.cpu_count() or 1
     with OutputFolder(destination, "convert", "destination", reader.input_paths()) as folder:
-        if folder.owns(SUMMARY) and (destination / SUMMARY).exists():
+        if folder.holds(SUMMARY):
             raise OutputError(
                 f"{destination} already holds a conversion ({SUMMARY}); choose a new destination, "
                 "or delete that folder to convert again"

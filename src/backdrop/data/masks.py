@@ -20,9 +20,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from backdrop.data.sample import SkipSample
+from backdrop.imageops import PictureError, open_picture
 
 KINDS = ("binary", "soft", "alpha", "ids")
 HELP = (
@@ -125,15 +126,11 @@ ANY_OBJECT = MaskEncoding("ids", tuple(range(1, 65536)), reason="every annotated
 
 
 def open_mask(path: Path) -> Image.Image:
-    """A mask file, decoded and turned upright like its picture (EXIF orientation)."""
+    """A mask file, decoded and turned upright like its picture (`imageops.open_picture`)."""
     try:
-        with Image.open(path) as image:
-            image.load()
-            return ImageOps.exif_transpose(image)
-    except FileNotFoundError:
-        raise SkipSample(f"{path}: mask file not found") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise SkipSample(f"{path}: cannot decode mask ({error})") from None
+        return open_picture(path, "mask")
+    except PictureError as error:
+        raise SkipSample(str(error)) from None
 
 
 def read_mask(path: Path, encoding: MaskEncoding) -> np.ndarray:

@@ -183,7 +183,7 @@ def _prepare_destination(folder: OutputFolder, remove_previous: bool) -> None:
     """Clears what Backdrop wrote in the destination before a new set of records."""
     if remove_previous:
         folder.remove_all()
-    if folder.owns(METADATA) and (folder.root / METADATA).exists():
+    if folder.holds(METADATA):
         raise PrepareError(
             f"{folder.root} already holds records from an earlier run ({METADATA}); pass "
             "--remove-all-previous-results to replace them, or choose another destination"
@@ -262,12 +262,14 @@ def _prepare(
             f"no usable samples among {len(tasks)} candidates ({why}); check the dataset paths "
             "and their folder layout (see `backdrop prepare --help`)"
         )
+    # Per source: the mean share of person pixels over its masks.
+    shares = [total / max(1, sum(c.values())) for total, c in zip(person, counts, strict=True)]
     warnings = []
-    for reader, split_counts, share in zip(readers, counts, person, strict=True):
+    for reader, split_counts, share in zip(readers, counts, shares, strict=True):
         samples = sum(split_counts.values())
-        if samples and share / samples < MIN_PERSON_SHARE:
+        if samples and share < MIN_PERSON_SHARE:
             warnings.append(
-                f"{reader.source} {reader.root}: almost no person pixel ({100 * share / samples:.3f}% "
+                f"{reader.source} {reader.root}: almost no person pixel ({100 * share:.3f}% "
                 f"of pixels >= 0.5 over {samples} masks, read as {reader.masks_read_as()}); check "
                 "its masks and --mask-encoding"
             )
@@ -290,10 +292,10 @@ def _prepare(
                 "format": type(reader).__name__,
                 "root": str(reader.root),
                 "masks": reader.masks_read_as(),
-                "person_pixel_share": round(share / max(1, sum(split_counts.values())), 4),
+                "person_pixel_share": round(share, 4),
                 **split_counts,
             }
-            for reader, split_counts, share in zip(readers, counts, person, strict=True)
+            for reader, split_counts, share in zip(readers, counts, shares, strict=True)
         ],
         "splits": {
             split: {

@@ -178,19 +178,19 @@ class TrainConfig:
         return [*records, *self.portrait_folders, *self.voc_folders, *self.background_folders]
 
     def check_inputs(self) -> None:
-        """Raises ValueError for input folders that are not there (checked when a run starts,
-        not on creation, so a run's saved config loads on a machine without its data)."""
+        """Raises ValueError for input folders that are not there, PrepareError for records
+        without metadata.json (checked when a run starts, not on creation, so a run's saved config
+        loads on a machine without its data)."""
         for folder in self.background_folders:
             if not folder.is_dir():
                 raise ValueError(f"background folder {folder} not found")
         for folder in (*self.portrait_folders, *self.voc_folders):
             if not folder.is_dir():
                 raise ValueError(f"dataset folder {folder} not found")
-        if self.records is not None and not (self.records / "metadata.json").is_file():
-            raise ValueError(
-                f"{self.records / 'metadata.json'} not found: {self.records} is not a complete "
-                "records folder; run `backdrop prepare`"
-            )
+        if self.records is not None:
+            from backdrop.data.prepare import load_metadata
+
+            load_metadata(self.records)  # a PrepareError names the fix
 
     def check_init_from(self) -> None:
         """Raises TrainingError unless `init_from` is a file that initialises `model`."""

@@ -161,7 +161,7 @@ def claim_run_folder(
     did not write is an error naming it."""
     if remove_previous:
         folder.remove_all()
-    if not restore and run.holds_run() and folder.owns(run.state.name):
+    if not restore and folder.holds(run.state.name):
         raise TrainingError(
             f"{run.root} holds a training run; pass --restore to continue it or "
             "--remove-all-previous-results to start over"
