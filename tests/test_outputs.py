@@ -69,9 +69,13 @@ def test_claimed_subfolders_own_everything_inside(tmp_path):
 def test_outputs_never_go_into_inputs(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    with OutputFolder(data, "test", "--output", inputs=[data]) as folder:
+    with OutputFolder(tmp_path, "test", "--output", inputs=[data]) as folder:
         with pytest.raises(OutputError, match="would overwrite the input"):
-            folder.path("a.png")
+            folder.path("data/a.png")
+    # A folder inside an input is refused before it is made.
+    with pytest.raises(OutputError, match="would overwrite the input"):
+        OutputFolder(data / "out", "test", "--output", inputs=[data]).__enter__()
+    assert list(data.iterdir()) == []
 
 
 def test_a_file_given_as_the_folder_and_a_broken_manifest_are_one_line_errors(tmp_path):

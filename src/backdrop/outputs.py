@@ -137,6 +137,7 @@ class OutputFolder:
     def __enter__(self) -> OutputFolder:
         if self.root.exists() and not self.root.is_dir():
             raise OutputError(f"{self.root} is a file, not a folder; give {self.option} a folder")
+        self._check_not_input(self.root)  # refused before the folder is made
         self.root.mkdir(parents=True, exist_ok=True)
         key = self.root.resolve()
         held = _HELD.get(key)
@@ -234,18 +235,21 @@ class OutputFolder:
         """The path of `name`; raises `OutputError` if writing it would replace a file Backdrop did
         not write or an input."""
         path = self.root / name
-        resolved = path.resolve()
-        for source in self.inputs:
-            if _is_within(resolved, source):
-                raise OutputError(
-                    f"{path} would overwrite the input {source}; choose another {self.option}"
-                )
+        self._check_not_input(path)
         if (path.exists() or path.is_symlink()) and not self.owns(name):
             raise OutputError(
                 f"{path} is in the way: Backdrop did not write it (it is not in {self.manifest}); "
                 f"move it away or choose another {self.option}"
             )
         return path
+
+    def _check_not_input(self, path: Path) -> None:
+        resolved = path.resolve()
+        for source in self.inputs:
+            if _is_within(resolved, source):
+                raise OutputError(
+                    f"{path} would overwrite the input {source}; choose another {self.option}"
+                )
 
     def claim(self, *names: str) -> list[Path]:
         """Claims files (names relative to the folder; `NAME/` claims a whole subfolder) before

@@ -3,6 +3,7 @@ source "pseudo"; refusals that name the fix."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import cv2
@@ -12,7 +13,7 @@ from PIL import Image
 
 from backdrop.cli import main
 from backdrop.data.readers.portrait import PortraitReader
-from backdrop.teachers import TFLiteTeacher, load_teacher
+from backdrop.teachers import EnsembleTeacher, TFLiteTeacher, load_teacher, load_teachers
 from backdrop.teachers.label import RECORD, LabelConfig, pseudo_label
 from tests import fixtures
 
@@ -111,3 +112,90 @@ def test_load_teacher_picks_by_file(tiny_models, tmp_path):
     assert load_teacher(tiny_models["float32"]).kind == "tflite"
     with pytest.raises(ValueError, match="Robust Video Matting"):
         load_teacher(tmp_path)
+
+
+def test_an_ensemble_labels_with_the_mean_of_its_teachers(tmp_path, tiny_models):
+    pictures, _ = make_inputs(tmp_path, pictures=2)
+    members = [TFLiteTeacher(tiny_models[k]) for k in ("float32", "softmax")]
+    image = np.asarray(Image.open(pictures / "p0.jpg"))
+    mean = (members[0](image) + members[1](image)) / 2
+    assert np.abs(members[0](image) - members[1](image)).max() > 0.01  # they do differ
+    assert np.allclose(EnsembleTeacher(members)(image), mean, atol=1e-6)
+    teacher = load_teachers([tiny_models["float32"], tiny_models["softmax"]])
+    config = LabelConfig((pictures,), tmp_path / "out")
+    pseudo_label(teacher, config, progress=False)
+    mask = np.asarray(Image.open(tmp_path / "out" / "masks" / "p0.png")).astype(np.float32)
+    written = np.asarray(Image.open(tmp_path / "out" / "images" / "p0.jpg"))
+    assert np.abs(mask - EnsembleTeacher(members)(written) * 255).max() <= 1
+    record = json.loads((tmp_path / "out" / RECORD).read_text())["teacher"]
+    assert record["kind"] == "ensemble" and len(record["sha256"]) == 2
+    with pytest.raises(ValueError, match="another teacher"):  # one member alone is another
+        pseudo_label(members[0], config, progress=False)
+    with pytest.raises(ValueError, match="at least two"):
+        EnsembleTeacher(members[:1])
+
+
+def _labelled(output):
+    return {p.stem: np.asarray(Image.open(p)).astype(np.float32) / 255 for p in output.iterdir()}
+
+
+@pytest.mark.parametrize("split", ["train", "validation"])
+def test_a_dataset_split_is_labelled_with_its_truth_blended_in(tmp_path, tiny_models, split):
+    from backdrop.data.readers import create_reader
+    from backdrop.data.split import split_of_sample
+
+    dataset = fixtures.make_portrait(tmp_path / "portrait", count=24)
+    samples = {s.name: s for s in create_reader("portrait", dataset)}
+    wanted = {n for n, s in samples.items() if split_of_sample(s, 0.1) == split}
+    assert 0 < len(wanted) < len(samples)  # both splits are there to tell apart
+    teacher = TFLiteTeacher(tiny_models["float32"])
+    config = LabelConfig((), tmp_path / "out", datasets=(f"portrait:{dataset}",), split=split)
+    run = pseudo_label(teacher, config, progress=False)
+    assert run["labelled"] == len(wanted) and run["split"] == split
+    masks = _labelled(tmp_path / "out" / "masks")
+    assert set(masks) == {f"portrait_{name}" for name in wanted}
+    for name in wanted:
+        sample = samples[name]
+        expected = 0.5 * sample.mask + 0.5 * teacher(sample.image)
+        assert np.abs(masks[f"portrait_{name}"] - expected).max() <= 1 / 255 + 1e-6
+
+
+def test_truth_weight_one_keeps_the_truth_and_ignored_pixels_take_the_teacher(
+    tmp_path, tiny_models
+):
+    from backdrop.evaluation.evaluate import parse_data_spec
+
+    voc = fixtures.make_voc(tmp_path / "voc")
+    samples = {s.name: s for s in parse_data_spec(f"voc:{voc}")}  # negatives kept
+    teacher = TFLiteTeacher(tiny_models["float32"])
+    config = LabelConfig(
+        (), tmp_path / "out", datasets=(f"voc:{voc}",), split="all", truth_weight=1.0
+    )
+    pseudo_label(teacher, config, progress=False)
+    masks = _labelled(tmp_path / "out" / "masks")
+    assert len(masks) == len(samples) == 3
+    for name, sample in samples.items():
+        mask = masks[f"voc_{name}"]
+        kept = ~sample.ignore
+        assert np.array_equal(mask[kept], sample.mask[kept])
+        if sample.ignore.any():
+            assert np.abs(mask[sample.ignore] - teacher(sample.image)[sample.ignore]).max() < 0.01
+    other = dataclasses.replace(config, truth_weight=0.3)
+    with pytest.raises(ValueError, match="truth weight 1.0"):
+        pseudo_label(teacher, other, progress=False)
+    with pytest.raises(ValueError, match="would overwrite the input"):
+        pseudo_label(teacher, dataclasses.replace(config, output=voc / "labels"), progress=False)
+    assert not (voc / "labels").exists()
+
+
+def test_cli_labels_a_dataset_with_an_ensemble(tmp_path, tiny_models, capsys):
+    dataset = fixtures.make_portrait(tmp_path / "portrait", count=24)
+    models = [str(tiny_models["float32"]), "--with", str(tiny_models["int8"])]
+    out = str(tmp_path / "out")
+    assert main(["pseudo-label", *models, "--data", f"portrait:{dataset}", "-o", out]) == 0
+    assert "labelled 2" in capsys.readouterr().out  # the training split: 22 of 24
+    assert main(["pseudo-label", *models, "-o", out, "--truth-weight", "2"]) == 1
+    assert "picture, folder, video or dataset" in capsys.readouterr().err
+    args = ["--data", f"portrait:{dataset}", "--truth-weight", "2"]
+    assert main(["pseudo-label", *models, *args, "-o", out]) == 1
+    assert "--truth-weight must be in [0, 1]" in capsys.readouterr().err

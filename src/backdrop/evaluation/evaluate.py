@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from backdrop.data.readers.base import Reader
-from backdrop.data.sample import Sample
+from backdrop.data.split import split_samples
 from backdrop.evaluation.metrics import THRESHOLD, boundary_iou, flicker, iou
 from backdrop.outputs import write_atomic
 
@@ -64,25 +64,6 @@ class ModelScores:
         }
 
 
-def _samples(reader: Reader, split: str | None, validation_fraction: float):
-    """Yields (sequence, sample); the sequence is None outside video readers."""
-    from backdrop.data.split import split_of_sample
-
-    def wanted(sample: Sample) -> bool:
-        return split is None or split_of_sample(sample, validation_fraction) == split
-
-    if hasattr(reader, "sequences"):
-        for sequence, keys in reader.sequences().items():
-            for key in keys:
-                sample = reader.try_load(key)
-                if sample is not None and wanted(sample):
-                    yield sequence, sample
-    else:
-        for sample in reader:
-            if wanted(sample):
-                yield None, sample
-
-
 def overlay(image: np.ndarray, mask: np.ndarray, colour=(0, 255, 0)) -> np.ndarray:
     """The image with the mask tinted in and its outline drawn."""
     tinted = image.copy()
@@ -119,7 +100,7 @@ def evaluate(
     for r, reader in enumerate(readers):
         sequences: dict[str, list] = {}
         for sequence, sample in tqdm(
-            _samples(reader, split, validation_fraction),
+            split_samples(reader, split, validation_fraction),
             desc=reader.source,
             unit="img",
             disable=not progress,

@@ -2,12 +2,14 @@
 
 `load_teacher` is the one factory: a segmentation `.tflite` runs through the TensorFlow-free
 runtime (`TFLiteTeacher`); a TensorFlow.js graph model folder or `model.json` of Robust Video
-Matting runs through TensorFlow (`backdrop.teachers.rvm.RVMTeacher`).
+Matting runs through TensorFlow (`backdrop.teachers.rvm.RVMTeacher`); `load_teachers` averages
+several into an `EnsembleTeacher`.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -50,6 +52,61 @@ class TFLiteTeacher:
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return self.segmenter(image)
+
+
+class EnsembleTeacher:
+    """The mean person probability of several teachers, each run on the whole picture.
+
+    Teachers err differently: on the dev data the mean of MediaPipe's selfie model and RVM beats
+    each of them on selfies, portraits and video (benchmarks/README.md, issue 14).
+    """
+
+    kind = "ensemble"
+
+    def __init__(self, members: Sequence[Teacher]):
+        if len(members) < 2:
+            raise ValueError("an ensemble needs at least two teachers")
+        self.members = tuple(members)
+        self.source = Path(self.members[0].source)
+        self.settings = {"mean_of": [teacher_record(member) for member in self.members]}
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return np.mean([member(image) for member in self.members], axis=0, dtype=np.float32)
+
+
+def teacher_record(teacher: Teacher) -> dict:
+    """What identifies a teacher's labels: its kind, file, the sha256 of its weights and its
+    settings (an ensemble: those of every member, in order)."""
+    if isinstance(teacher, EnsembleTeacher):
+        members = teacher.settings["mean_of"]
+        return {
+            "kind": teacher.kind,
+            "file": str(teacher.source),
+            "sha256": {
+                f"{i}:{name}": digest
+                for i, member in enumerate(members)
+                for name, digest in member["sha256"].items()
+            },
+            "settings": teacher.settings,
+        }
+    source = Path(teacher.source)
+    files = [source] if source.is_file() else []
+    if teacher.kind == "rvm-tfjs":  # the weights beside model.json identify it as much
+        files += sorted(source.parent.glob("*.bin"))
+    return {
+        "kind": teacher.kind,
+        "file": str(source),
+        "sha256": {f.name: file_digest(f) for f in files},
+        "settings": teacher.settings,
+    }
+
+
+def load_teachers(
+    paths: Sequence[str | Path], threads: int = 2, side: int = 512, downsample_ratio: float = 0.75
+) -> Teacher:
+    """One teacher (`load_teacher`), or the ensemble (mean) of several."""
+    teachers = [load_teacher(path, threads, side, downsample_ratio) for path in paths]
+    return teachers[0] if len(teachers) == 1 else EnsembleTeacher(teachers)
 
 
 def load_teacher(

@@ -8,7 +8,10 @@ OUTPUT/
 ```
 `backdrop prepare --portrait OUTPUT` reads it as source "pseudo" (PortraitReader sees the JSON),
 so training can weight it (`--source-weight pseudo=0.5`) and reports can tell it apart.
-Resumable: a picture whose mask exists is skipped; each image and mask is written under a
+Labelled datasets can be labelled too (`--data FORMAT:PATH`, one split only, by default the
+training split, so nothing of the validation split reaches training): each mask is then the
+blend `truth_weight * truth + (1 - truth_weight) * teacher`, distillation with the ground truth
+kept. Resumable: a picture whose mask exists is skipped; each image and mask is written under a
 temporary name and renamed, the mask last, so a mask only exists beside a complete image.
 """
 
@@ -25,12 +28,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from backdrop.data.readers.base import printable
 from backdrop.data.readers.portrait import PSEUDO_LABELS
-from backdrop.data.sample import SkipSample, read_image
+from backdrop.data.sample import Sample, SkipSample, read_image
+from backdrop.data.split import SPLITS
 from backdrop.imageops import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from backdrop.outputs import OutputFolder, write_atomic
 from backdrop.runtime.media import open_video, video_frames
-from backdrop.teachers import Teacher, file_digest
+from backdrop.teachers import Teacher, teacher_record
 
 RECORD = PSEUDO_LABELS
 
@@ -44,18 +49,37 @@ class LabelConfig:
         output: The Portrait folder to write.
         every: Label every Nth frame of a video (pictures: every one).
         jpeg_quality: Quality of the written pictures.
+        datasets: Labelled datasets as `FORMAT:PATH` (evaluate's `--data`); their pictures are
+            labelled and each mask blends the dataset's own.
+        split: The datasets' split to label: "train", "validation" or "all".
+        truth_weight: Share of the dataset's mask in the written one (1: the truth only, 0: the
+            teacher only; ignored pixels take the teacher's).
+        mask_encoding: How the datasets' mask files are read (`backdrop.data.masks`).
+        validation_fraction: The split's validation share (as prepare's).
     """
 
     inputs: tuple[Path, ...]
     output: Path
     every: int = 10
     jpeg_quality: int = 95
+    datasets: tuple[str, ...] = ()
+    split: str = "train"
+    truth_weight: float = 0.5
+    mask_encoding: str = "auto"
+    validation_fraction: float = 0.1
 
     def __post_init__(self):
         object.__setattr__(self, "inputs", tuple(Path(p) for p in self.inputs))
         object.__setattr__(self, "output", Path(self.output))
-        if not self.inputs:
-            raise ValueError("give at least one picture, folder or video to label")
+        object.__setattr__(self, "datasets", tuple(self.datasets))
+        if not self.inputs and not self.datasets:
+            raise ValueError(
+                "give at least one picture, folder, video or dataset (--data) to label"
+            )
+        if self.split not in SPLITS:
+            raise ValueError(f"--split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+        if not 0 <= self.truth_weight <= 1:
+            raise ValueError(f"--truth-weight must be in [0, 1], got {self.truth_weight}")
         if self.every < 1:
             raise ValueError(f"--every must be >= 1, got {self.every}")
         if not 1 <= self.jpeg_quality <= 100:
@@ -107,19 +131,6 @@ def _encode_mask(probability: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _teacher_record(teacher: Teacher) -> dict:
-    source = Path(teacher.source)
-    files = [source] if source.is_file() else []
-    if teacher.kind == "rvm-tfjs":  # the weights beside model.json identify it as much
-        files += sorted(source.parent.glob("*.bin"))
-    return {
-        "kind": teacher.kind,
-        "file": str(source),
-        "sha256": {f.name: file_digest(f) for f in files},
-        "settings": teacher.settings,
-    }
-
-
 def _read_record(output: Path, teacher: dict) -> dict:
     """The folder's record; refuses a folder labelled by another teacher or settings."""
     path = output / RECORD
@@ -161,18 +172,32 @@ def pseudo_label(teacher: Teacher, config: LabelConfig, progress: bool = True) -
     """Labels every input not labelled yet; returns this run's entry of the record.
 
     Raises:
-        ValueError: bad inputs, or an output folder labelled by another teacher.
+        ValueError: bad inputs, or an output folder labelled by another teacher or truth weight.
+        DatasetError: a `--data` dataset cannot be read.
         OutputError: a file Backdrop did not write is in the way, or another run holds the folder.
     """
-    teacher_info = _teacher_record(teacher)
-    record = _read_record(config.output, teacher_info)
-    with OutputFolder(config.output, "pseudo-label", "--output", config.inputs) as folder:
+    from backdrop.evaluation.evaluate import parse_data_spec
+
+    readers = [parse_data_spec(spec, config.mask_encoding) for spec in config.datasets]
+    dataset_paths = [path for reader in readers for path in reader.input_paths()]
+    record = _read_record(config.output, teacher_record(teacher))
+    if readers:
+        weights = {run["truth_weight"] for run in record["runs"] if run.get("datasets")}
+        if weights - {config.truth_weight}:
+            raise ValueError(
+                f"{config.output} holds masks blended with truth weight {weights.pop()}; resume "
+                "with that --truth-weight or choose another -o"
+            )
+    inputs = [*config.inputs, *dataset_paths]
+    with OutputFolder(config.output, "pseudo-label", "--output", inputs) as folder:
         folder.claim("images/", "masks/", RECORD)
-        return _label(teacher, config, record, progress)
+        return _label(teacher, config, readers, record, progress)
 
 
-def _label(teacher: Teacher, config: LabelConfig, record: dict, progress: bool) -> dict:
+def _label(teacher: Teacher, config: LabelConfig, readers, record: dict, progress: bool) -> dict:
     from tqdm import tqdm
+
+    from backdrop.data.split import split_samples
 
     output = config.output
     run = {
@@ -183,13 +208,28 @@ def _label(teacher: Teacher, config: LabelConfig, record: dict, progress: bool) 
         "already_labelled": 0,
         "skipped": [],
     }
+    if readers:
+        run.update(
+            datasets=list(config.datasets), split=config.split, truth_weight=config.truth_weight
+        )
+
+    def label(name: str, image: np.ndarray, truth: Sample | None = None) -> None:
+        probability = teacher(image)
+        if truth is not None:
+            blend = config.truth_weight * truth.mask + (1 - config.truth_weight) * probability
+            probability = (
+                blend if truth.ignore is None else np.where(truth.ignore, probability, blend)
+            )
+        write_atomic(output / "images" / f"{name}.jpg", _encode_jpeg(image, config.jpeg_quality))
+        write_atomic(output / "masks" / f"{name}.png", _encode_mask(probability))
+        run["labelled"] += 1
+
     items = list(_work(config))
     videos: dict[Path, Iterator[np.ndarray]] = {}
     positions: dict[Path, int] = {}
     try:
         for name, path, frame_index in tqdm(items, desc="pseudo-label", disable=not progress):
-            mask_path = output / "masks" / f"{name}.png"
-            if mask_path.is_file():
+            if (output / "masks" / f"{name}.png").is_file():
                 run["already_labelled"] += 1
                 continue
             try:
@@ -200,16 +240,27 @@ def _label(teacher: Teacher, config: LabelConfig, record: dict, progress: bool) 
             except SkipSample as reason:
                 run["skipped"].append(str(reason))
                 continue
-            write_atomic(
-                output / "images" / f"{name}.jpg", _encode_jpeg(image, config.jpeg_quality)
-            )
-            write_atomic(mask_path, _encode_mask(teacher(image)))
-            run["labelled"] += 1
+            label(name, image)
+        split = None if config.split == "all" else config.split
+        for reader in readers:
+            samples = split_samples(reader, split, config.validation_fraction)
+            for _, sample in tqdm(samples, desc=reader.source, disable=not progress):
+                name = _safe_name(f"{reader.root.name}_{sample.name}")
+                if (output / "masks" / f"{name}.png").is_file():
+                    run["already_labelled"] += 1
+                else:
+                    label(name, sample.image, sample)
+            run["skipped"] += [f"{file}: {reason}" for file, reason in reader.skipped]
     finally:
         run["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         record["runs"].append(run)
         write_atomic(output / RECORD, json.dumps(record, indent=2))
     return run
+
+
+def _safe_name(name: str) -> str:
+    """`name` as one file name: path separators and spaces become underscores."""
+    return "".join("_" if c in "/\\: " else c for c in printable(name))
 
 
 def _frame(videos: dict, positions: dict, path: Path, index: int) -> np.ndarray:
