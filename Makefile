@@ -39,8 +39,9 @@ test: $(STAMP) $(MEDIAPIPE_STAMP)
 mobile: $(STAMP)
 	bash recipes/mobile_vs_mediapipe.sh
 
-# Issue 14: MediaPipe's selfie segmenters (square and landscape) fine-tuned on ../shared/datasets,
-# evaluated beside MediaPipe and Meet (about 40 min on 2 cores; BACKDROP_RVM adds teacher labels).
+# Issue 14: MediaPipe's selfie segmenters (square and landscape) distilled from MediaPipe + RVM on
+# ../shared/datasets, averaged with MediaPipe's weights, evaluated beside MediaPipe and Meet
+# (about 50 min on 2 cores).
 beat: $(STAMP)
 	bash recipes/beat_mediapipe.sh
 

