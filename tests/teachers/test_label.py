@@ -193,7 +193,13 @@ def test_cli_labels_a_dataset_with_an_ensemble(tmp_path, tiny_models, capsys):
     models = [str(tiny_models["float32"]), "--with", str(tiny_models["int8"])]
     out = str(tmp_path / "out")
     assert main(["pseudo-label", *models, "--data", f"portrait:{dataset}", "-o", out]) == 0
-    assert "labelled 2" in capsys.readouterr().out  # the training split: 22 of 24
+    assert "labelled 22 pictures" in capsys.readouterr().out  # the training split: 22 of 24
+    pictures, _ = make_inputs(tmp_path)  # named after an option, they still are the inputs
+    assert main(["pseudo-label", *models, str(pictures), "-o", str(tmp_path / "more")]) == 0
+    assert "labelled 3 pictures" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["pseudo-label", *models, str(pictures), "--bogus", "-o", out])
+    assert "--bogus" in capsys.readouterr().err.splitlines()[-1]
     assert main(["pseudo-label", *models, "-o", out, "--truth-weight", "2"]) == 1
     assert "picture, folder, video or dataset" in capsys.readouterr().err
     args = ["--data", f"portrait:{dataset}", "--truth-weight", "2"]

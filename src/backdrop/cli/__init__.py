@@ -73,5 +73,12 @@ def _one_line(error: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse takes a command's positional list only before its first option; pictures named
+    # after an option (`pseudo-label T --with R pictures/`) still belong to it.
+    if extra and hasattr(args, "inputs") and not any(a.startswith("-") for a in extra):
+        args.inputs = [*args.inputs, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return run_cli(lambda: args.handler(args))
