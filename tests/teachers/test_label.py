@@ -129,6 +129,9 @@ def test_an_ensemble_labels_with_the_mean_of_its_teachers(tmp_path, tiny_models)
     assert np.abs(mask - EnsembleTeacher(members)(written) * 255).max() <= 1
     record = json.loads((tmp_path / "out" / RECORD).read_text())["teacher"]
     assert record["kind"] == "ensemble" and len(record["sha256"]) == 2
+    moved = tiny_models["float32"].parent / ".." / tiny_models["float32"].parent.name
+    again = load_teachers([moved / tiny_models["float32"].name, tiny_models["softmax"]])
+    assert pseudo_label(again, config, progress=False)["already_labelled"] == 2  # same files
     with pytest.raises(ValueError, match="another teacher"):  # one member alone is another
         pseudo_label(members[0], config, progress=False)
     with pytest.raises(ValueError, match="at least two"):

@@ -68,7 +68,11 @@ class EnsembleTeacher:
             raise ValueError("an ensemble needs at least two teachers")
         self.members = tuple(members)
         self.source = Path(self.members[0].source)
-        self.settings = {"mean_of": [teacher_record(member) for member in self.members]}
+        # What the labels depend on (the members' files are identified by their sha256 in the
+        # record, not by where they happen to lie).
+        self.settings = {
+            "mean_of": [{"kind": m.kind, "settings": m.settings} for m in self.members]
+        }
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return np.mean([member(image) for member in self.members], axis=0, dtype=np.float32)
@@ -78,10 +82,11 @@ def teacher_record(teacher: Teacher) -> dict:
     """What identifies a teacher's labels: its kind, file, the sha256 of its weights and its
     settings (an ensemble: those of every member, in order)."""
     if isinstance(teacher, EnsembleTeacher):
-        members = teacher.settings["mean_of"]
+        members = [teacher_record(member) for member in teacher.members]
         return {
             "kind": teacher.kind,
             "file": str(teacher.source),
+            "files": [member["file"] for member in members],
             "sha256": {
                 f"{i}:{name}": digest
                 for i, member in enumerate(members)
