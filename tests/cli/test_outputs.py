@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -201,6 +202,19 @@ def test_a_refused_restore_changes_nothing_and_the_run_still_reports(
     one_line_error(capsys, "cannot restore", "input_shape (32, 32) -> (48, 48)")
     assert hashes(run, before) == before
     assert main(["report", str(run)]) == 0
+
+
+@pytest.mark.slow
+def test_a_restore_takes_the_runs_own_architecture(run, records, tmp_path, capsys):
+    """Without --input/--filters, --restore goes on with the run's own (32 px, 4 filters), not
+    the defaults (which the architecture check would refuse)."""
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    args = ["train", "-r", str(records), "-o", str(copy), "-e", "2", "--export", "none"]
+    assert main([*args, "--restore"]) == 0
+    assert json.loads((copy / "state.json").read_text())["epoch"] == 2
+    saved = json.loads((copy / "config.json").read_text())
+    assert saved["input_shape"] == [32, 32] and saved["filters"] == 4 and saved["epochs"] == 2
 
 
 @pytest.mark.slow

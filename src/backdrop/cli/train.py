@@ -149,24 +149,29 @@ def _train_parser(subparsers) -> None:
         help="model input, e.g. 128 or 144x256 (default: the --init-from segmenter's own, "
         "else 128)",
     )
+    restored = "; with --restore, the run's own"
     model.add_argument(
-        "-f", "--filters", type=int, default=DEFAULT("filters"), help="first-layer filters"
+        "-f",
+        "--filters",
+        type=int,
+        help=f"first-layer filters (default: {DEFAULT('filters')}{restored})",
     )
     model.add_argument(
-        "--depth", type=int, default=DEFAULT("depth"), help="U-Net down-sampling steps"
+        "--depth",
+        type=int,
+        help=f"U-Net down-sampling steps (default: {DEFAULT('depth')}{restored})",
     )
     model.add_argument(
         "--width",
         type=float,
-        default=DEFAULT("width"),
-        help="channel multiplier of mobile_segmenter's encoder (default: %(default)s)",
+        help="channel multiplier of mobile_segmenter's encoder "
+        f"(default: {DEFAULT('width')}{restored})",
     )
     model.add_argument(
         "--activation",
         choices=MOBILE_ACTIVATIONS,
-        default=DEFAULT("activation"),
         help="mobile_segmenter's activation; relu6 bounds every range, which int8 likes "
-        "(default: %(default)s)",
+        f"(default: {DEFAULT('activation')}{restored})",
     )
     fit = parser.add_argument_group("training")
     fit.add_argument(
@@ -235,34 +240,45 @@ def _train_parser(subparsers) -> None:
     parser.set_defaults(handler=_run_train)
 
 
-def _model_and_input(args: argparse.Namespace) -> tuple[str, tuple[int, int]]:
-    """--model and --input, defaulting to what the --init-from file implies."""
-    model, input_shape = args.model, args.input
-    if args.init_from and not args.restore and not args.generate_tflite_only:
+def _architecture(args: argparse.Namespace) -> dict:
+    """--model, --input, --filters, --depth, --width and --activation: as given, else (with
+    --restore or -l) the run's own from its config.json, else what the --init-from file implies,
+    else the defaults."""
+    from pathlib import Path
+
+    from backdrop.training.config import CONFIG
+
+    given = {
+        "model": args.model,
+        "input_shape": args.input,
+        "filters": args.filters,
+        "depth": args.depth,
+        "width": args.width,
+        "activation": args.activation,
+    }
+    saved = Path(args.checkpoints) / CONFIG
+    if (args.restore or args.generate_tflite_only) and saved.is_file():
+        run = TrainConfig.from_json(saved.read_text())
+        return {key: getattr(run, key) if value is None else value for key, value in given.items()}
+    if args.init_from:
         from backdrop.models.pretrained import identify_weights
 
         start = identify_weights(args.init_from)  # a ValueError is one line on stderr
-        model = model or start.architecture
-        input_shape = input_shape or start.input_shape
-    return model or DEFAULT("model"), input_shape or DEFAULT("input_shape")
+        given["model"] = given["model"] or start.architecture
+        given["input_shape"] = given["input_shape"] or start.input_shape
+    return {key: DEFAULT(key) if value is None else value for key, value in given.items()}
 
 
 def _run_train(args: argparse.Namespace) -> None:
-    model, input_shape = _model_and_input(args)
     config = TrainConfig(
+        **_architecture(args),
         checkpoints=args.checkpoints,
         records=args.records,
         portrait_folders=tuple(args.portrait),
         mask_encoding=args.mask_encoding,
         voc_folders=tuple(args.voc),
-        model=model,
-        input_shape=input_shape,
         init_from=args.init_from,
         source_weights=tuple(args.source_weight),
-        filters=args.filters,
-        depth=args.depth,
-        width=args.width,
-        activation=args.activation,
         quantize_aware_epochs=args.quantize_aware_epochs,
         epochs=args.epochs,
         batch_size=args.batch_size,
