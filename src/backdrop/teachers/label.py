@@ -31,7 +31,7 @@ from PIL import Image
 from backdrop.data.readers.base import printable
 from backdrop.data.readers.portrait import PSEUDO_LABELS
 from backdrop.data.sample import Sample, SkipSample, read_image
-from backdrop.data.split import SPLITS
+from backdrop.data.split import SPLITS, split_samples
 from backdrop.imageops import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from backdrop.outputs import OutputFolder, write_atomic
 from backdrop.runtime.media import open_video, video_frames
@@ -196,8 +196,6 @@ def pseudo_label(teacher: Teacher, config: LabelConfig, progress: bool = True) -
 
 def _label(teacher: Teacher, config: LabelConfig, readers, record: dict, progress: bool) -> dict:
     from tqdm import tqdm
-
-    from backdrop.data.split import split_samples
 
     output = config.output
     run = {
