@@ -39,9 +39,9 @@ test: $(STAMP) $(MEDIAPIPE_STAMP)
 mobile: $(STAMP)
 	bash recipes/mobile_vs_mediapipe.sh
 
-# Issue 14: MediaPipe's selfie segmenters (square and landscape) distilled from MediaPipe + RVM on
-# ../shared/datasets, averaged with MediaPipe's weights, evaluated beside MediaPipe and Meet
-# (about 50 min on 2 cores).
+# Issue 14: MediaPipe's general (square) and Meet's (landscape) segmenters distilled from
+# MediaPipe + RVM on ../shared/datasets, averaged with their own weights, evaluated beside
+# MediaPipe and Meet (about 55 min on 2 cores).
 beat: $(STAMP)
 	bash recipes/beat_mediapipe.sh
 

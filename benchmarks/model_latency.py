@@ -1,0 +1,48 @@
+"""Latency of exported models beside a reference, interleaved in one process.
+
+`backdrop evaluate` times each model once, one after the other, so a busy moment of the machine
+lands on one model only. This times one interpreter invoke of every model in turn, round after
+round (the same threads, the same process), and reports each model's median over rounds and its
+ratio to the reference's median.
+
+    .venv/bin/python benchmarks/model_latency.py --reference REF.tflite MODEL.tflite... \
+        [--threads 2] [--rounds 7] [--runs 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from backdrop.runtime.segmenter import Segmenter
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", help="the .tflite files to time")
+    parser.add_argument("--reference", required=True, help="the .tflite the ratios are against")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=200, help="invokes per model and round")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds; the median is reported")
+    args = parser.parse_args()
+    paths = [Path(args.reference), *(Path(m) for m in args.models)]
+    segmenters = [Segmenter(path, args.threads) for path in paths]
+    rounds = np.array(
+        [[s.latency_ms(args.runs) for s in segmenters] for _ in range(args.rounds)]
+    )  # (rounds, models)
+    medians = np.median(rounds, axis=0)
+    print(f"threads {args.threads}, {args.rounds} interleaved rounds of {args.runs} invokes\n")
+    print("| model | input | median ms | min-max ms over rounds | ratio to reference |")
+    print("|---|---|---|---|---|")
+    for i, (path, segmenter) in enumerate(zip(paths, segmenters, strict=True)):
+        name = f"{path.parent.name}/{path.name}" + (" (reference)" if i == 0 else "")
+        print(
+            f"| {name} | {segmenter.height}x{segmenter.width} | {medians[i]:.2f} | "
+            f"{rounds[:, i].min():.2f}-{rounds[:, i].max():.2f} | {medians[i] / medians[0]:.2f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()
