@@ -181,9 +181,10 @@ def test_remove_previous_results_deletes_only_backdrop_files(synthetic_records, 
     (folder / "notes.txt").write_text("mine")
     train(small_config(synthetic_records, folder, epochs=1), remove_previous=True, verbose=0)
     assert (folder / "notes.txt").exists()
-    from backdrop.outputs import UnsafeRemovalError
+    from backdrop.outputs import OutputError
 
-    with pytest.raises(UnsafeRemovalError):
+    # Checkpoints into the records folder are refused before anything there is touched.
+    with pytest.raises(OutputError, match="would overwrite the input"):
         train(small_config(synthetic_records, synthetic_records), remove_previous=True, verbose=0)
 
 
@@ -333,14 +334,19 @@ def test_init_from_mediapipe_starts_from_its_weights_and_trains(
     synthetic_records, tmp_path, anchor_model
 ):
     from backdrop.cli import build_parser
-    from backdrop.cli.train import _model_and_input
+    from backdrop.cli.train import _architecture
     from backdrop.models.tflite_import import import_segmenter
 
     path = anchor_model()
-    args = build_parser().parse_args(["train", "--init-from", str(path)])
-    assert _model_and_input(args) == ("mediapipe_selfie", (256, 256))
-    args = build_parser().parse_args(["train", "--init-from", str(path), "--input", "64"])
-    assert _model_and_input(args) == ("mediapipe_selfie", (64, 64))
+
+    def model_and_input(*extra):
+        chosen = _architecture(
+            build_parser().parse_args(["train", "--init-from", str(path), *extra])
+        )
+        return chosen["model"], chosen["input_shape"]
+
+    assert model_and_input() == ("mediapipe_selfie", (256, 256))
+    assert model_and_input("--input", "64") == ("mediapipe_selfie", (64, 64))
     with pytest.raises(TrainingError, match="initialises mediapipe_selfie, not mobile_segmenter"):
         small_config(
             synthetic_records, tmp_path / "x", model="mobile_segmenter", init_from=path
@@ -424,12 +430,14 @@ def test_cli_defaults_are_the_configs():
     import dataclasses
 
     from backdrop.cli import build_parser
-    from backdrop.cli.train import _model_and_input
+    from backdrop.cli.train import _architecture
 
     args = build_parser().parse_args(["train"])
     defaults = TrainConfig()
+    architecture = _architecture(args)  # flags left out: from the run (--restore) or defaults
     for field in dataclasses.fields(TrainConfig):
-        if hasattr(args, field.name) and field.name not in ("input_shape", "model"):
+        if field.name in architecture:
+            assert architecture[field.name] == getattr(defaults, field.name), field.name
+        elif hasattr(args, field.name):
             assert getattr(args, field.name) == getattr(defaults, field.name), field.name
-    assert _model_and_input(args) == (defaults.model, defaults.input_shape)
     assert (defaults.epochs, defaults.export) == (100, "int8")  # as the README documents
