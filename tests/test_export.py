@@ -10,6 +10,7 @@ import pytest
 from backdrop.data.prepare import PrepareConfig, prepare
 from backdrop.data.readers.portrait import PortraitReader
 from backdrop.data.synthetic import write_synthetic_dataset
+from backdrop.export import recommend
 from backdrop.runtime import Segmenter
 from backdrop.training.loop import TrainConfig, export_after_training, load_checkpoint, train
 
@@ -75,6 +76,34 @@ def test_contracts_carry_format_and_the_cost_of_quantization(trained_run):
     assert int8["input"]["quantization"]["scale"] == pytest.approx(1 / 255)
     assert abs(int8["validation_iou_exported"] - int8["validation_iou_float"]) < 0.05
     assert reports["int8"]["size_bytes"] < reports["float32"]["size_bytes"] / 2
+    # Exactly one mode is recommended, in its contract and its card, and it is one recommend()
+    # picks from these very figures.
+    contracts = {m: json.loads(open(r["path"] + ".json").read()) for m, r in reports.items()}
+    chosen = [m for m, c in contracts.items() if c["recommended"]]
+    assert chosen == [recommend(list(reports.values()))[0]]
+    card = open(reports[chosen[0]]["path"].replace(".tflite", ".md")).read()
+    assert "| recommended | yes:" in card
+
+
+def _report(mode, ms, kib, exported, floating=0.90):
+    return {
+        "mode": mode,
+        "latency_ms": ms,
+        "size_bytes": kib * 1024,
+        "threads": 2,
+        "validation_iou_float": floating,
+        "validation_iou_exported": exported,
+    }
+
+
+def test_recommend_picks_the_fastest_export_that_keeps_the_accuracy():
+    float32, float16 = _report("float32", 2.0, 480, 0.90), _report("float16", 2.1, 300, 0.899)
+    assert recommend([float32, float16, _report("int8", 1.0, 250, 0.895)])[0] == "int8"
+    # int8 losing more than 0.01 is out; float16 is within 10% of float32 and smaller.
+    mode, reason = recommend([float32, float16, _report("int8", 1.0, 250, 0.88)])
+    assert mode == "float16" and "within 0.01" in reason
+    assert recommend([float32, float16, _report("int8", 8.0, 250, 0.899)])[0] == "float16"
+    assert recommend([_report("float16", 2.0, 300, None, None)])[0] is None
 
 
 def test_quantization_config_is_validated_before_converting():

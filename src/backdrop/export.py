@@ -21,6 +21,9 @@ import keras  # noqa: E402
 from backdrop.training.config import EXPORT_MODES  # noqa: E402
 from backdrop.training.quantize_aware import strip_fake_quant  # noqa: E402
 
+# An export that loses more validation IoU than this against the float model is not recommended.
+MAX_IOU_LOSS = 0.01
+
 
 def _fixed_batch(model: keras.Model) -> keras.Model:
     """The same model with batch fixed to 1 (a dynamic batch makes the converter add shape ops)."""
@@ -207,7 +210,7 @@ def _export_models(
         return model(image[None].astype(np.float32) / 255.0, training=False).numpy()[0, ..., 0]
 
     float_iou = validation_iou(keras_predict, validation) if validation else None
-    reports = []
+    reports, contracts = [], []
     for mode in modes:
         path = export_tflite(model, folder / f"model_{mode}.tflite", mode, calibration)
         metadata = add_metadata(path, mode)
@@ -224,17 +227,54 @@ def _export_models(
             "validation_images": len(validation),
         }
         contract_path = path.with_suffix(".tflite.json")
-        contract_data = {
-            **json.loads(contract_path.read_text()),
-            **report,
-            "metadata": metadata,
-            "model_card": path.with_suffix(".md").name,
-            **(extra or {}),
-        }
-        write_atomic(contract_path, json.dumps(contract_data, indent=2))
-        write_atomic(path.with_suffix(".md"), model_card(contract_data, training))
+        contracts.append(
+            {
+                **json.loads(contract_path.read_text()),
+                **report,
+                "metadata": metadata,
+                "model_card": path.with_suffix(".md").name,
+                **(extra or {}),
+            }
+        )
         reports.append(report)
+    recommended, reason = recommend(reports)
+    for report, contract_data in zip(reports, contracts, strict=True):
+        report["recommended"] = contract_data["recommended"] = report["mode"] == recommended
+        contract_data["recommendation"] = reason
+        path = Path(report["path"])
+        write_atomic(path.with_suffix(".tflite.json"), json.dumps(contract_data, indent=2))
+        write_atomic(path.with_suffix(".md"), model_card(contract_data, training))
     return reports
+
+
+def recommend(reports: list[dict]) -> tuple[str | None, str]:
+    """The mode to ship among those exported together, and why: the fastest whose validation IoU
+    is within `MAX_IOU_LOSS` of the float model's (within 10% of the fastest: the smallest
+    file). None when there was no validation data or every mode lost more."""
+    eligible = [
+        r
+        for r in reports
+        if r["validation_iou_exported"] is not None
+        and r["validation_iou_float"] - r["validation_iou_exported"] <= MAX_IOU_LOSS
+    ]
+    modes = ", ".join(r["mode"] for r in reports)
+    if not eligible:
+        return None, (
+            f"none of {modes}: no validation data, or each lost more than {MAX_IOU_LOSS} "
+            "validation IoU against the float model"
+        )
+    fastest = min(r["latency_ms"] for r in eligible)
+    chosen = min((r for r in eligible if r["latency_ms"] <= 1.1 * fastest), key=_size)
+    return chosen["mode"], (
+        f"{chosen['mode']}: of the modes exported together ({modes}), the fastest (within 10%, "
+        f"then the smallest) whose validation IoU is within {MAX_IOU_LOSS} of the float "
+        f"model's, timed at {chosen['threads']} threads on the exporting machine (int8 is not "
+        "faster everywhere: time it on the target phone)"
+    )
+
+
+def _size(report: dict) -> int:
+    return report["size_bytes"]
 
 
 def add_metadata(path: Path, mode: str) -> dict | None:
@@ -270,6 +310,6 @@ def format_reports(reports: list[dict]) -> str:
         lines.append(
             f"{report['mode']:>8}: {report['path']} {report['size_bytes'] / 1024:.0f} "
             f"KiB, {report['latency_ms']:.2f} ms at {report['threads']} threads"
-            f"{iou_text}"
+            f"{iou_text}{' (recommended)' if report.get('recommended') else ''}"
         )
     return "\n".join(lines)

@@ -124,6 +124,7 @@ surveillance, identifying people, or safety-critical decisions.
 | validation IoU, float model | {_iou(contract.get("validation_iou_float"))} |
 | validation pictures | {contract.get("validation_images", 0)} |
 | latency | {contract["latency_ms"]:.2f} ms per frame at {contract["threads"]} threads on {machine} |
+| recommended | {"yes" if contract.get("recommended") else "no"}: {contract.get("recommendation", "-")} |
 
 The validation split comes from the same datasets as training.
 
