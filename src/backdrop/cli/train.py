@@ -244,9 +244,7 @@ def _architecture(args: argparse.Namespace) -> dict:
     """--model, --input, --filters, --depth, --width and --activation: as given, else (with
     --restore or -l) the run's own from its config.json, else what the --init-from file implies,
     else the defaults."""
-    from pathlib import Path
-
-    from backdrop.training.config import CONFIG
+    from backdrop.training.run_folder import RunFolder
 
     given = {
         "model": args.model,
@@ -256,9 +254,9 @@ def _architecture(args: argparse.Namespace) -> dict:
         "width": args.width,
         "activation": args.activation,
     }
-    saved = Path(args.checkpoints) / CONFIG
-    if (args.restore or args.generate_tflite_only) and saved.is_file():
-        run = TrainConfig.from_json(saved.read_text())
+    continued = args.restore or args.generate_tflite_only
+    run = RunFolder(args.checkpoints).saved_config() if continued else None
+    if run is not None:
         return {key: getattr(run, key) if value is None else value for key, value in given.items()}
     if args.init_from:
         from backdrop.models.pretrained import identify_weights

@@ -15,7 +15,8 @@ from pathlib import Path
 from backdrop.outputs import OutputFolder
 from backdrop.tf_setup import import_tensorflow
 from backdrop.training.checkpoints import load_checkpoint, save_model_atomic
-from backdrop.training.config import CONFIG, TrainConfig, TrainingError
+from backdrop.training.config import CONFIG, TrainingError
+from backdrop.training.run_folder import RunFolder
 
 import_tensorflow()
 import keras  # noqa: E402  (after TensorFlow's quiet import)
@@ -48,12 +49,11 @@ def start_model(checkpoint: Path, tuned: keras.Model, start: Path | None) -> ker
     weights as `--init-from` takes them), else the `init_from` of the run's config.json."""
     if start is not None and start.suffix == ".keras":
         return load_checkpoint(start)
-    config_path = checkpoint.parent / CONFIG
-    if not config_path.is_file():
+    config = RunFolder(checkpoint.parent).saved_config()
+    if config is None:
         raise TrainingError(
             f"{checkpoint.parent} has no {CONFIG} saying what the run started from; give --start"
         )
-    config = TrainConfig.from_json(config_path.read_text())
     init_from = start or config.init_from
     if init_from is None:
         raise TrainingError(

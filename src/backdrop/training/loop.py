@@ -139,8 +139,8 @@ def check_restorable(config: TrainConfig, run: RunFolder) -> dict:
     """The state to continue from; refuses (before anything is written) a run whose saved
     architecture differs from `config`'s."""
     state = run.read_state()
-    if run.config.is_file():
-        saved = TrainConfig.from_json(run.config.read_text())
+    saved = run.saved_config()
+    if saved is not None:
         changed = [
             f"{name} {getattr(saved, name)} -> {getattr(config, name)}"
             for name in ARCHITECTURE

@@ -21,7 +21,7 @@ import json
 import re
 from pathlib import Path
 
-from backdrop.training.config import CONFIG, TrainingError
+from backdrop.training.config import CONFIG, TrainConfig, TrainingError
 
 STATE = "state.json"
 EPOCH = re.compile(r"^epoch-(\d+)\.keras$")
@@ -39,6 +39,12 @@ class RunFolder:
     @property
     def config(self) -> Path:
         return self.root / CONFIG
+
+    def saved_config(self) -> TrainConfig | None:
+        """The run's settings from its config.json, or None when it has none."""
+        if not self.config.is_file():
+            return None
+        return TrainConfig.from_json(self.config.read_text())
 
     @property
     def state(self) -> Path:
