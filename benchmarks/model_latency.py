@@ -1,9 +1,9 @@
 """Latency of exported models beside a reference, interleaved in one process.
 
-`backdrop evaluate` times each model once, one after the other, so a busy moment of the machine
-lands on one model only. This times one interpreter invoke of every model in turn, round after
-round (the same threads, the same process), and reports each model's median over rounds and its
-ratio to the reference's median.
+The same interleaved timing as `backdrop evaluate` and `backdrop export` use
+(`interleaved_latency_ms`: every model timed in turn, round after round, the same threads and
+process), with more rounds and invokes, without the data, and with each model's range over rounds
+and its ratio to the reference's median.
 
     .venv/bin/python benchmarks/model_latency.py --reference REF.tflite MODEL.tflite... \
         [--threads 2] [--rounds 7] [--runs 200]
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backdrop.runtime.segmenter import Segmenter
+from backdrop.runtime.segmenter import Segmenter, interleaved_latency_ms
 
 
 def main() -> None:
@@ -29,9 +29,7 @@ def main() -> None:
     args = parser.parse_args()
     paths = [Path(args.reference), *(Path(m) for m in args.models)]
     segmenters = [Segmenter(path, args.threads) for path in paths]
-    rounds = np.array(
-        [[s.latency_ms(args.runs) for s in segmenters] for _ in range(args.rounds)]
-    )  # (rounds, models)
+    rounds = interleaved_latency_ms(segmenters, args.rounds, args.runs)  # (rounds, models)
     medians = np.median(rounds, axis=0)
     print(f"threads {args.threads}, {args.rounds} interleaved rounds of {args.runs} invokes\n")
     print("| model | input | median ms | min-max ms over rounds | ratio to reference |")

@@ -23,7 +23,6 @@ from backdrop.training.quantize_aware import strip_fake_quant  # noqa: E402
 
 # An export that loses more validation IoU than this against the float model is not recommended.
 MAX_IOU_LOSS = 0.01
-LATENCY_ROUNDS = 5  # each mode's latency is the median of these interleaved rounds
 
 
 def _fixed_batch(model: keras.Model) -> keras.Model:
@@ -203,7 +202,7 @@ def _export_models(
     model, folder: Path, modes, calibration, validation, threads, extra, training
 ) -> list[dict]:
     from backdrop.model_card import model_card
-    from backdrop.runtime.segmenter import Segmenter
+    from backdrop.runtime.segmenter import Segmenter, interleaved_latency_ms
 
     model = strip_fake_quant(model)  # the float model's own IoU, beside the exported one's
 
@@ -231,9 +230,9 @@ def _export_models(
         segmenters.append(segmenter)
         extras.append({"metadata": metadata, "model_card": path.with_suffix(".md").name})
     # Interleaved rounds, so a busy moment of the machine does not land on one mode only.
-    rounds = [[s.latency_ms() for s in segmenters] for _ in range(LATENCY_ROUNDS)]
-    for report, timings in zip(reports, zip(*rounds, strict=True), strict=True):
-        report["latency_ms"] = float(np.median(timings))
+    latencies = np.median(interleaved_latency_ms(segmenters), axis=0)
+    for report, latency in zip(reports, latencies, strict=True):
+        report["latency_ms"] = float(latency)
     recommended, reason = recommend(reports)
     for report, more in zip(reports, extras, strict=True):
         report["recommended"] = report["mode"] == recommended

@@ -19,6 +19,7 @@ from backdrop.runtime.effects import (
     replace_background,
     solid_background,
 )
+from backdrop.runtime.segmenter import interleaved_latency_ms
 from backdrop.runtime.temporal import MaskSmoother
 
 
@@ -98,6 +99,24 @@ def test_reference_model_runs(anchor_model):
     assert (segmenter.height, segmenter.width) == (256, 256)
     assert segmenter(gradient_frame()).shape == (60, 90)
     assert 0 < segmenter.latency_ms(runs=5) < 1000
+
+
+def test_latency_rounds_interleave_the_models():
+    calls = []
+
+    class Timed:  # stands in for a Segmenter: records when it is timed
+        def __init__(self, name, ms):
+            self.name, self.ms = name, ms
+
+        def latency_ms(self, runs):
+            calls.append((self.name, runs))
+            return self.ms
+
+    timings = interleaved_latency_ms([Timed("a", 1.0), Timed("b", 2.0)], rounds=3, runs=7)
+    assert calls == [("a", 7), ("b", 7)] * 3  # every round times every model, in turn
+    assert timings.shape == (3, 2) and (timings == [1.0, 2.0]).all()
+    with pytest.raises(ValueError, match="rounds"):
+        interleaved_latency_ms([Timed("a", 1.0)], rounds=0)
 
 
 def test_composite_invariants():

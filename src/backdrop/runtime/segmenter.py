@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+LATENCY_ROUNDS = 5  # the default number of interleaved rounds `interleaved_latency_ms` times
 
 
 def shrink_area(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -147,3 +150,17 @@ class Segmenter:
         height, width = frame.shape[:2]
         resized = cv2.resize(probability, (width, height), interpolation=cv2.INTER_LINEAR)
         return np.clip(resized, 0.0, 1.0)
+
+
+def interleaved_latency_ms(
+    segmenters: Sequence[Segmenter], rounds: int = LATENCY_ROUNDS, runs: int = 50
+) -> np.ndarray:
+    """`(rounds, models)` milliseconds: each round times every model once (`latency_ms(runs)`),
+    one after another, so a busy moment of the machine lands on all models, not on one.
+
+    The median over rounds (axis 0) is each model's latency; models compare in one process, on
+    the same threads.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
+    return np.array([[s.latency_ms(runs) for s in segmenters] for _ in range(rounds)])
