@@ -23,6 +23,8 @@ from backdrop.training.quantize_aware import strip_fake_quant  # noqa: E402
 
 # An export that loses more validation IoU than this against the float model is not recommended.
 MAX_IOU_LOSS = 0.01
+# Modes within this share of the fastest count as equally fast; the smallest file of them wins.
+SPEED_TIE = 0.10
 
 
 def _fixed_batch(model: keras.Model) -> keras.Model:
@@ -252,8 +254,8 @@ def _export_models(
 
 def recommend(reports: list[dict]) -> tuple[str | None, str]:
     """The mode to ship among those exported together, and why: the fastest whose validation IoU
-    is within `MAX_IOU_LOSS` of the float model's (within 10% of the fastest: the smallest
-    file). None when there was no validation data or every mode lost more."""
+    is within `MAX_IOU_LOSS` of the float model's (within `SPEED_TIE` of the fastest: the
+    smallest file). None when there was no validation data or every mode lost more."""
     eligible = [
         r
         for r in reports
@@ -267,10 +269,10 @@ def recommend(reports: list[dict]) -> tuple[str | None, str]:
             "validation IoU against the float model"
         )
     fastest = min(r["latency_ms"] for r in eligible)
-    chosen = min((r for r in eligible if r["latency_ms"] <= 1.1 * fastest), key=_size)
+    chosen = min((r for r in eligible if r["latency_ms"] <= (1 + SPEED_TIE) * fastest), key=_size)
     return chosen["mode"], (
-        f"{chosen['mode']}: of the modes exported together ({modes}), the fastest (within 10%, "
-        f"then the smallest) whose validation IoU is within {MAX_IOU_LOSS} of the float "
+        f"{chosen['mode']}: of the modes exported together ({modes}), the fastest (within "
+        f"{SPEED_TIE:.0%}, then the smallest) whose validation IoU is within {MAX_IOU_LOSS} of the float "
         f"model's, timed at {chosen['threads']} threads on the exporting machine (int8 is not "
         "faster everywhere: time it on the target phone)"
     )
