@@ -90,3 +90,19 @@ def test_the_start_is_the_runs_init_from_file(tmp_path, shared_model):
     expected = untouched.predict(image, verbose=0)
     assert np.abs(restored.predict(image, verbose=0) - expected).max() < 1e-5
     assert np.abs(tuned.predict(image, verbose=0) - expected).max() > 1e-2  # it was moved
+
+
+def test_a_run_started_from_a_checkpoint_averages_with_that_checkpoint(run):
+    """`--init-from CHECKPOINT.keras` runs (e.g. a rounding fine-tune of an average) average
+    with the checkpoint they started from."""
+    folder = run / "run"
+    config = TrainConfig(
+        checkpoints=folder,
+        model="mobile_segmenter",
+        input_shape=(32, 32),
+        init_from=run / "start.keras",
+    )
+    (folder / CONFIG).write_text(config.to_json())
+    output = average_checkpoint(folder / "epoch-0001.keras", run / "avg.keras", 0.0)
+    for a, b in zip(_weights(load_checkpoint(output)), _weights(_model(1)), strict=True):
+        assert np.allclose(a, b, atol=1e-6)

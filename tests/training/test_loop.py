@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -441,3 +442,47 @@ def test_cli_defaults_are_the_configs():
         elif hasattr(args, field.name):
             assert getattr(args, field.name) == getattr(defaults, field.name), field.name
     assert (defaults.epochs, defaults.export) == (100, "int8")  # as the README documents
+
+
+def test_init_from_a_checkpoint_fine_tunes_it_with_a_new_optimizer(synthetic_records, tmp_path):
+    """A Backdrop checkpoint starts a new run: its architecture (from its run's config.json),
+    its weights, a fresh optimizer; with every epoch quantization-aware, only rounding is
+    trained (how `backdrop average`'s output gets an int8-ready fine-tune)."""
+    from backdrop.cli import build_parser
+    from backdrop.cli.train import _architecture
+    from backdrop.training.checkpoints import load_checkpoint
+    from backdrop.training.quantize_aware import has_fake_quant
+
+    first = small_config(synthetic_records, tmp_path / "first", model="mobile_segmenter", epochs=1)
+    train(first, verbose=0)
+    start = tmp_path / "first" / "epoch-0001.keras"
+    chosen = _architecture(build_parser().parse_args(["train", "--init-from", str(start)]))
+    assert (chosen["model"], chosen["input_shape"], chosen["filters"]) == (
+        "mobile_segmenter",
+        (64, 64),
+        8,
+    )
+    with pytest.raises(TrainingError, match="another architecture.*filters 8 -> 4"):
+        dataclasses.replace(first, filters=4, init_from=start).check_init_from()
+    orphan = tmp_path / "orphan.keras"
+    orphan.write_bytes(start.read_bytes())
+    with pytest.raises(TrainingError, match="no config.json beside it"):
+        dataclasses.replace(first, init_from=orphan).check_init_from()
+
+    tuned = dataclasses.replace(
+        first, checkpoints=tmp_path / "tuned", init_from=start, learning_rate=0.0
+    )
+    train(tuned, verbose=0)
+    before, after = load_checkpoint(start), load_checkpoint(tmp_path / "tuned" / "epoch-0001.keras")
+    for a, b in zip(before.trainable_weights, after.trainable_weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())  # learning rate 0: its weights
+    steps = int(before.optimizer.iterations.numpy())
+    assert int(after.optimizer.iterations.numpy()) == steps, "a new optimizer, not the old one's"
+
+    rounding = dataclasses.replace(
+        tuned, checkpoints=tmp_path / "rounding", learning_rate=1e-4, quantize_aware_epochs=1
+    )
+    train(rounding, verbose=0)
+    assert has_fake_quant(load_checkpoint(tmp_path / "rounding" / "epoch-0001.keras"))
+    saved = json.loads((tmp_path / "rounding" / "config.json").read_text())
+    assert saved["init_from"] == str(start)

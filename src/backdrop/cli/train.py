@@ -140,7 +140,10 @@ def _train_parser(subparsers) -> None:
         metavar="FILE",
         help="start from public weights: a segmenter .tflite rebuilt in Keras (MediaPipe selfie "
         "general/landscape, Meet full/lite), the MobileNetV2 ImageNet .tflite or "
-        "EfficientNet-Lite0's .pth (README: where each comes from)",
+        "EfficientNet-Lite0's .pth (README: where each comes from); or fine-tune a Backdrop "
+        ".keras checkpoint in its run folder (e.g. `backdrop average`'s output, with "
+        "--quantize-aware-epochs equal to -e for int8 rounding only), whose architecture it "
+        "keeps and whose optimizer it does not",
     )
     model.add_argument(
         "--input",
@@ -244,7 +247,8 @@ def _architecture(args: argparse.Namespace) -> dict:
     """--model, --input, --filters, --depth, --width and --activation: as given, else (with
     --restore or -l) the run's own from its config.json, else what the --init-from file implies,
     else the defaults."""
-    from backdrop.training.run_folder import RunFolder
+    from backdrop.training.config import is_checkpoint
+    from backdrop.training.run_folder import RunFolder, checkpoint_run
 
     given = {
         "model": args.model,
@@ -256,6 +260,8 @@ def _architecture(args: argparse.Namespace) -> dict:
     }
     continued = args.restore or args.generate_tflite_only
     run = RunFolder(args.checkpoints).saved_config() if continued else None
+    if run is None and args.init_from and is_checkpoint(args.init_from):
+        run = checkpoint_run(args.init_from)  # a TrainingError is one line on stderr
     if run is not None:
         return {key: getattr(run, key) if value is None else value for key, value in given.items()}
     if args.init_from:

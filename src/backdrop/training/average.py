@@ -15,7 +15,7 @@ from pathlib import Path
 from backdrop.outputs import OutputFolder
 from backdrop.tf_setup import import_tensorflow
 from backdrop.training.checkpoints import load_checkpoint, save_model_atomic
-from backdrop.training.config import CONFIG, TrainingError
+from backdrop.training.config import CONFIG, TrainingError, is_checkpoint
 from backdrop.training.run_folder import RunFolder
 
 import_tensorflow()
@@ -47,7 +47,7 @@ def average_weights(start: keras.Model, tuned: keras.Model, weight: float) -> ke
 def start_model(checkpoint: Path, tuned: keras.Model, start: Path | None) -> keras.Model:
     """The model `checkpoint`'s run started from: `start` (a `.keras` checkpoint, or public
     weights as `--init-from` takes them), else the `init_from` of the run's config.json."""
-    if start is not None and start.suffix == ".keras":
+    if start is not None and is_checkpoint(start):
         return load_checkpoint(start)
     config = RunFolder(checkpoint.parent).saved_config()
     if config is None:
@@ -60,6 +60,8 @@ def start_model(checkpoint: Path, tuned: keras.Model, start: Path | None) -> ker
             f"the run in {checkpoint.parent} started from random weights (no --init-from); "
             "averaging with them makes no sense: give --start"
         )
+    if is_checkpoint(init_from):  # the run fine-tuned a Backdrop checkpoint
+        return load_checkpoint(Path(init_from))
     from backdrop.models.registry import build_model
 
     if start is None:

@@ -28,6 +28,15 @@ class TrainingError(RuntimeError):
     """Training cannot start or go on; the message names the fix."""
 
 
+# The settings that fix a model's weights: a run restored or started from a checkpoint keeps them.
+ARCHITECTURE = ("model", "input_shape", "filters", "depth", "width", "activation")
+
+
+def is_checkpoint(path: Path) -> bool:
+    """Whether a `--init-from` file is a Backdrop `.keras` checkpoint (else public weights)."""
+    return Path(path).suffix == ".keras"
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Every setting of a training run (saved as config.json beside the checkpoints).
@@ -193,8 +202,26 @@ class TrainConfig:
             load_metadata(self.records)  # a PrepareError names the fix
 
     def check_init_from(self) -> None:
-        """Raises TrainingError unless `init_from` is a file that initialises `model`."""
+        """Raises TrainingError unless `init_from` is a file that initialises `model`: public
+        weights, or a Backdrop checkpoint of this very architecture (input size included, as the
+        checkpoint's model is trained as it is)."""
         if self.init_from is None:
+            return
+        if is_checkpoint(self.init_from):
+            from backdrop.training.run_folder import checkpoint_run
+
+            started = checkpoint_run(self.init_from)
+            changed = [
+                f"{name} {getattr(started, name)} -> {getattr(self, name)}"
+                for name in ARCHITECTURE
+                if getattr(started, name) != getattr(self, name)
+            ]
+            if changed:
+                raise TrainingError(
+                    f"--init-from {self.init_from} is a checkpoint of another architecture "
+                    f"({'; '.join(changed)}); leave --model, --input, --filters, --depth, "
+                    "--width and --activation out to take its own"
+                )
             return
         from backdrop.models.pretrained import identify_weights
 

@@ -27,7 +27,12 @@ from backdrop.training.checkpoints import (  # noqa: E402
     load_checkpoint,
     save_model_atomic,
 )
-from backdrop.training.config import TrainConfig, TrainingError  # noqa: E402
+from backdrop.training.config import (  # noqa: E402
+    ARCHITECTURE,
+    TrainConfig,
+    TrainingError,
+    is_checkpoint,
+)
 from backdrop.training.distribute import select_strategy  # noqa: E402
 from backdrop.training.quantize_aware import add_fake_quant, has_fake_quant  # noqa: E402
 from backdrop.training.run_folder import RunFolder  # noqa: E402
@@ -131,8 +136,21 @@ def _quantize_aware(model: keras.Model, config: TrainConfig, steps_per_epoch: in
     return quantize_aware
 
 
-# Settings a restored run must keep: they decide the checkpoint's architecture.
-ARCHITECTURE = ("model", "input_shape", "filters", "depth", "width", "activation")
+def _initial_model(config: TrainConfig) -> keras.Model:
+    """The model a new run starts from: a Backdrop checkpoint's own (its optimizer is replaced
+    by the new run's), else the architecture built, from public weights if `init_from` names
+    them."""
+    if config.init_from is not None and is_checkpoint(config.init_from):
+        return load_checkpoint(config.init_from)
+    return build_model(
+        config.model,
+        config.input_shape,
+        config.filters,
+        depth=config.depth,
+        width=config.width,
+        activation=config.activation,
+        init_from=config.init_from,
+    )
 
 
 def check_restorable(config: TrainConfig, run: RunFolder) -> dict:
@@ -222,15 +240,7 @@ def _train(config, run, folder, state, restore, verbose, callbacks) -> dict:
         if restore:
             model = load_checkpoint(run.root / state["checkpoint"])
         else:
-            model = build_model(
-                config.model,
-                config.input_shape,
-                config.filters,
-                depth=config.depth,
-                width=config.width,
-                activation=config.activation,
-                init_from=config.init_from,
-            )
+            model = _initial_model(config)
             schedule = keras.optimizers.schedules.CosineDecay(
                 config.learning_rate,
                 decay_steps=max(1, config.epochs * steps_per_epoch),

@@ -108,3 +108,22 @@ class RunFolder:
     def best_or_last(self) -> Path:
         """best.keras, or else the last checkpoint."""
         return self.best if self.best.is_file() else self.last_checkpoint()
+
+
+def checkpoint_run(checkpoint: Path) -> TrainConfig:
+    """The settings of the run that wrote `checkpoint` (a `.keras` file in its run folder, e.g.
+    an epoch or `backdrop average`'s output): they say which architecture its weights are.
+
+    Raises:
+        TrainingError: the file is missing, or no run's config.json is beside it.
+    """
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise TrainingError(f"checkpoint {checkpoint} not found")
+    config = RunFolder(checkpoint.parent).saved_config()
+    if config is None:
+        raise TrainingError(
+            f"{checkpoint} has no {CONFIG} beside it saying its architecture; start from a "
+            "checkpoint in the run folder that wrote it"
+        )
+    return config
