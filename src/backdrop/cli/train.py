@@ -221,7 +221,13 @@ def _train_parser(subparsers) -> None:
         help="auto: several machines if TF_CONFIG is set, else all "
         "GPUs of this machine, else one device",
     )
-    fit.add_argument("--seed", type=int, default=DEFAULT("seed"))
+    fit.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT("seed"),
+        help="seed of the initial weights, the shuffling and the augmentation; the same seed "
+        "gives the same run on the same machine, not across CPUs (default: %(default)s)",
+    )
     fit.add_argument(
         "--export",
         choices=(*EXPORT_MODES, "none"),
