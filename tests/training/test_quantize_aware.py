@@ -123,3 +123,32 @@ def test_config_checks_the_rounding_epochs():
         TrainConfig(epochs=5, quantize_aware_epochs=6)
     with pytest.raises(ValueError, match="activation"):
         TrainConfig(activation="swish")
+
+
+def test_int8_export_quantizes_rounded_tensors_over_their_learned_ranges():
+    """The converter takes each FakeQuant's range instead of calibrating that tensor again (the
+    float exports leave the layers out)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from backdrop.export import convert
+
+    model = build_mobile_segmenter(64, 8, width=0.5, activation="relu6")
+    quantize_aware = add_fake_quant(model)
+    for layer in quantize_aware.layers:
+        if isinstance(layer, FakeQuant):  # a range the calibration pictures would never give
+            layer.minimum.assign(-3.0)
+            layer.maximum.assign(5.0)
+            layer.seen.assign(1.0)
+    pictures = np.random.default_rng(0).random((8, 64, 64, 3), dtype=np.float32)
+
+    def scales(data):
+        interpreter = Interpreter(model_content=data)
+        details = interpreter.get_tensor_details()
+        return [d["quantization"][0] for d in details if d["dtype"] == np.int8]
+
+    learned = 8.0 / 255
+    kept = scales(convert(quantize_aware, "int8", list(pictures)))
+    recalibrated = scales(convert(strip_fake_quant(quantize_aware), "int8", list(pictures)))
+    assert sum(np.isclose(kept, learned, rtol=1e-3)) >= 5
+    assert not any(np.isclose(recalibrated, learned, rtol=1e-3))
+    assert len(convert(quantize_aware, "float32")) == len(convert(model, "float32"))

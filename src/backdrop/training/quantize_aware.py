@@ -4,8 +4,10 @@ Post-training int8 rounds every tensor between two TFLite ops to 256 levels. A n
 never saw that rounding loses accuracy to it, a little at every layer. `add_fake_quant` puts a
 `FakeQuant` layer wherever the int8 graph will hold a quantized tensor: it rounds the values to
 8 bits over a moving-average range and passes gradients straight through, so fine-tuning lets
-the weights settle where rounding costs little. `strip_fake_quant` takes the layers out again
-(the weights are shared, nothing is copied) and export calibrates as usual.
+the weights settle where rounding costs little. The int8 export keeps the layers: the converter
+quantizes each of those tensors over the range learned here and calibrates only the others.
+`strip_fake_quant` takes them out again (the weights are shared, nothing is copied) for the
+float exports and the float model's own validation IoU.
 
 Where TFLite fuses ops (convolution -> batch norm -> ReLU becomes one op with one output
 tensor), only the last output is rounded, as in the int8 graph.
