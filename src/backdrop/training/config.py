@@ -201,6 +201,14 @@ class TrainConfig:
 
             load_metadata(self.records)  # a PrepareError names the fix
 
+    def architecture_changes(self, other: TrainConfig) -> list[str]:
+        """ "SETTING MINE -> OTHER'S" for each `ARCHITECTURE` setting `other` changes."""
+        return [
+            f"{name} {getattr(self, name)} -> {getattr(other, name)}"
+            for name in ARCHITECTURE
+            if getattr(self, name) != getattr(other, name)
+        ]
+
     def check_init_from(self) -> None:
         """Raises TrainingError unless `init_from` is a file that initialises `model`: public
         weights, or a Backdrop checkpoint of this very architecture (input size included, as the
@@ -210,12 +218,7 @@ class TrainConfig:
         if is_checkpoint(self.init_from):
             from backdrop.training.run_folder import checkpoint_run
 
-            started = checkpoint_run(self.init_from)
-            changed = [
-                f"{name} {getattr(started, name)} -> {getattr(self, name)}"
-                for name in ARCHITECTURE
-                if getattr(started, name) != getattr(self, name)
-            ]
+            changed = checkpoint_run(self.init_from).architecture_changes(self)
             if changed:
                 raise TrainingError(
                     f"--init-from {self.init_from} is a checkpoint of another architecture "

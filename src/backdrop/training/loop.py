@@ -27,12 +27,7 @@ from backdrop.training.checkpoints import (  # noqa: E402
     load_checkpoint,
     save_model_atomic,
 )
-from backdrop.training.config import (  # noqa: E402
-    ARCHITECTURE,
-    TrainConfig,
-    TrainingError,
-    is_checkpoint,
-)
+from backdrop.training.config import TrainConfig, TrainingError, is_checkpoint  # noqa: E402
 from backdrop.training.distribute import select_strategy  # noqa: E402
 from backdrop.training.quantize_aware import add_fake_quant, has_fake_quant  # noqa: E402
 from backdrop.training.run_folder import RunFolder  # noqa: E402
@@ -159,11 +154,7 @@ def check_restorable(config: TrainConfig, run: RunFolder) -> dict:
     state = run.read_state()
     saved = run.saved_config()
     if saved is not None:
-        changed = [
-            f"{name} {getattr(saved, name)} -> {getattr(config, name)}"
-            for name in ARCHITECTURE
-            if getattr(saved, name) != getattr(config, name)
-        ]
+        changed = saved.architecture_changes(config)
         if changed:
             raise TrainingError(
                 f"cannot restore {run.root} with another architecture ({'; '.join(changed)}); "
