@@ -202,7 +202,7 @@ class TrainConfig:
             load_metadata(self.records)  # a PrepareError names the fix
 
     def architecture_changes(self, other: TrainConfig) -> list[str]:
-        """ "SETTING MINE -> OTHER'S" for each `ARCHITECTURE` setting `other` changes."""
+        """One "SETTING MINE -> OTHER'S" line for each `ARCHITECTURE` setting `other` changes."""
         return [
             f"{name} {getattr(self, name)} -> {getattr(other, name)}"
             for name in ARCHITECTURE
