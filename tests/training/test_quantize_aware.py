@@ -70,6 +70,38 @@ def test_rounding_goes_where_the_int8_graph_holds_a_tensor():
     ), "batch norm is frozen, as folded into the int8 convolutions"
 
 
+def test_activation_layers_fuse_as_relu_layers_do():
+    """The public models' importer writes a fused ReLU as an `Activation`: TFLite fuses it into
+    the convolution or sum before it, so only its output is rounded. Other activations are ops
+    of their own, with an input tensor that is rounded too."""
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv_relu")(inputs)
+    x = keras.layers.Activation("relu", name="relu")(x)
+    y = keras.layers.Conv2D(4, 3, padding="same", name="conv_relu6")(x)
+    y = keras.layers.Activation("relu6", name="relu6")(y)
+    z = keras.layers.Add(name="add_relu")([x, y])
+    z = keras.layers.Activation("relu", name="add_relu_relu")(z)
+    w = keras.layers.Conv2D(4, 3, padding="same", name="conv_swish")(z)
+    w = keras.layers.Activation("hard_swish", name="swish")(w)
+    v = keras.layers.Conv2D(4, 3, padding="same", name="conv_leaky")(w)
+    v = keras.layers.ReLU(negative_slope=0.1, name="leaky")(v)
+    outputs = keras.layers.Conv2D(1, 1, activation="sigmoid", name="person")(v)
+    rounded = {
+        layer.name.removesuffix("_fake_quant")
+        for layer in add_fake_quant(keras.Model(inputs, outputs)).layers
+        if isinstance(layer, FakeQuant)
+    }
+    assert rounded == {
+        "relu",
+        "relu6",
+        "add_relu_relu",
+        "conv_swish",
+        "swish",
+        "conv_leaky",
+        "leaky",
+    }
+
+
 def test_strip_shares_the_weights_and_undoes_the_rounding():
     model = build_mobile_segmenter(64, 8, width=0.5)
     images = np.random.default_rng(0).random((2, 64, 64, 3), dtype=np.float32)

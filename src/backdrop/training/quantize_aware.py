@@ -21,10 +21,26 @@ tf = import_tensorflow()
 import keras  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
-# (producer, consumer) pairs whose tensor between them TFLite never materialises.
+
+def _is_fused_relu(layer: keras.layers.Layer) -> bool:
+    """A ReLU or ReLU6 the converter fuses into the op before it, as a layer of its own (the
+    mobile segmenter's) or an `Activation` (what the public models' importer writes)."""
+    if isinstance(layer, layers.ReLU):
+        return layer.negative_slope == 0 and layer.threshold == 0 and layer.max_value in (None, 6)
+    activation = getattr(layer, "activation", None)
+    return isinstance(layer, layers.Activation) and (
+        getattr(activation, "__name__", None) in ("relu", "relu6")
+    )
+
+
+def _is_batch_norm_or_fused_relu(layer: keras.layers.Layer) -> bool:
+    return isinstance(layer, layers.BatchNormalization) or _is_fused_relu(layer)
+
+
+# (producers, consumer test) pairs whose tensor between them TFLite never materialises.
 _FUSED = (
-    ((layers.Conv2D, layers.DepthwiseConv2D), (layers.BatchNormalization, layers.ReLU)),
-    ((layers.BatchNormalization, layers.Add), (layers.ReLU,)),
+    ((layers.Conv2D, layers.DepthwiseConv2D), _is_batch_norm_or_fused_relu),
+    ((layers.BatchNormalization, layers.Add), _is_fused_relu),
 )
 
 
@@ -80,7 +96,7 @@ def _rounds_output(layer: keras.layers.Layer, own: set[int], outputs: set[int]) 
     consumers = [node.operation for node in layer._outbound_nodes if id(node.operation) in own]
     if len(consumers) == 1:
         for producers, fused in _FUSED:
-            if isinstance(layer, producers) and isinstance(consumers[0], fused):
+            if isinstance(layer, producers) and fused(consumers[0]):
                 return False
     return True
 
