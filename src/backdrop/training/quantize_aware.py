@@ -27,10 +27,9 @@ def _is_fused_relu(layer: keras.layers.Layer) -> bool:
     mobile segmenter's) or an `Activation` (what the public models' importer writes)."""
     if isinstance(layer, layers.ReLU):
         return layer.negative_slope == 0 and layer.threshold == 0 and layer.max_value in (None, 6)
-    activation = getattr(layer, "activation", None)
-    return isinstance(layer, layers.Activation) and (
-        getattr(activation, "__name__", None) in ("relu", "relu6")
-    )
+    if isinstance(layer, layers.Activation):
+        return getattr(layer.activation, "__name__", None) in ("relu", "relu6")
+    return False
 
 
 def _is_batch_norm_or_fused_relu(layer: keras.layers.Layer) -> bool:
