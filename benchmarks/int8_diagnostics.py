@@ -1,0 +1,244 @@
+"""Where an int8 export's IoU goes: the diagnostics behind benchmarks/README.md's int8 sections.
+
+Each subcommand measures one question, on the validation split of each `--data` set (evaluate's
+split, IoU at threshold 0.5, ignore pixels left out) or on the records' own validation split (the
+pictures every export scores itself on, named in its `.tflite.json`):
+
+    simulation  Is the int8 file's loss the one training simulated? IoU of a quantization-aware
+                checkpoint's float weights (rounding layers stripped), of the checkpoint itself
+                (rounding simulated) and of its int8 file.
+    per-frame   Per-picture IoU of several .tflite models on one set (the DAVIS column is one
+                sequence: which frames move it).
+    public      Post-training float16 and int8 of a public .tflite's own weights (imported), calibrated
+                on a run's records as `backdrop export` calibrates: what the architecture loses at
+                int8 whatever trained it.
+    reaverage   A rounding run's weights averaged back towards the float checkpoint it started from
+                (its learned ranges kept), exported int8, for each weight.
+    int16x8     TFLite's 16x8 mode (int16 activations, int8 weights, float in and out; hard-swish
+                stays float, which the mode lacks) of a float checkpoint, calibrated as the int8
+                export is: how much of the int8 loss is the 256 activation levels.
+
+    .venv/bin/python benchmarks/int8_diagnostics.py simulation RUN/square/int8/epoch-0006.keras \\
+        RUN/square/int8/model_int8.tflite --data portrait:../shared/datasets/human_seg_vikram
+    .venv/bin/python benchmarks/int8_diagnostics.py per-frame davis:../shared/datasets/davis2016_people \\
+        RUN/square/model_float16.tflite RUN/square/int8/model_int8.tflite
+    .venv/bin/python benchmarks/int8_diagnostics.py public ../shared/anchors/selfie_segmentation.tflite \\
+        RUN/square -o /tmp/mediapipe_general
+    .venv/bin/python benchmarks/int8_diagnostics.py reaverage RUN/square/int8/epoch-0006.keras \\
+        RUN/square/averaged.keras --weights 0.5
+    .venv/bin/python benchmarks/int8_diagnostics.py int16x8 RUN/square/averaged.keras -o /tmp/square
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+THREADS = 2
+
+
+def _scores_by_set(models: dict, data: list[str]) -> None:
+    """Prints, for each `--data` set, the mean validation IoU of each `frame -> probability`."""
+    from backdrop.data.split import split_samples
+    from backdrop.evaluation.evaluate import parse_data_spec
+    from backdrop.evaluation.metrics import THRESHOLD, iou
+
+    for spec in data:
+        scores = {name: [] for name in models}
+        for _, sample in split_samples(parse_data_spec(spec), "validation", 0.1):
+            truth = sample.mask >= THRESHOLD
+            valid = np.ones(truth.shape, bool) if sample.ignore is None else ~sample.ignore
+            for name, predict in models.items():
+                scores[name].append(iou(predict(sample.image) >= THRESHOLD, truth, valid))
+        means = ", ".join(f"{name} {np.mean(values):.4f}" for name, values in scores.items())
+        print(f"{spec} ({len(scores[next(iter(scores))])} pictures): {means}", flush=True)
+
+
+def _keras_predictor(model, segmenter):
+    """`frame -> probability` of a Keras model, fed and resized exactly as `segmenter` is."""
+    import cv2
+
+    def predict(frame: np.ndarray) -> np.ndarray:
+        image = segmenter.input_tensor(frame).astype(np.float32)
+        if segmenter.input["dtype"] == np.uint8:
+            image = image / 255.0
+        probability = np.asarray(model(image, training=False))[0, ..., 0]
+        height, width = frame.shape[:2]
+        resized = cv2.resize(probability, (width, height), interpolation=cv2.INTER_LINEAR)
+        return np.clip(resized, 0.0, 1.0)
+
+    return predict
+
+
+def _records_data(run: Path):
+    """The calibration pictures and validation pairs `backdrop export` uses for this run."""
+    from backdrop.training.loop import export_data
+    from backdrop.training.run_folder import RunFolder
+
+    return export_data(RunFolder(run).saved_config())
+
+
+def _records_iou(path: Path, validation) -> float:
+    from backdrop.export import validation_iou
+    from backdrop.runtime.segmenter import Segmenter
+
+    return validation_iou(Segmenter(path, THREADS).raw_probability, validation)
+
+
+def simulation(args) -> None:
+    from backdrop.runtime.segmenter import Segmenter
+    from backdrop.training import quantize_aware
+    from backdrop.training.checkpoints import load_checkpoint
+
+    model = load_checkpoint(args.checkpoint)
+    segmenter = Segmenter(args.tflite, THREADS)
+    models = {
+        "float weights": _keras_predictor(quantize_aware.strip_fake_quant(model), segmenter),
+        "simulated": _keras_predictor(model, segmenter),
+        "int8 file": segmenter,
+    }
+    _scores_by_set(models, args.data)
+
+
+def per_frame(args) -> None:
+    from backdrop.data.split import split_samples
+    from backdrop.evaluation.evaluate import parse_data_spec
+    from backdrop.evaluation.metrics import THRESHOLD, iou
+    from backdrop.runtime.segmenter import Segmenter
+
+    segmenters = [Segmenter(path, THREADS) for path in args.models]
+    print("picture  person share  " + "  ".join(Path(path).name for path in args.models))
+    rows = []
+    for _, sample in split_samples(parse_data_spec(args.data), "validation", 0.1):
+        truth = sample.mask >= THRESHOLD
+        valid = np.ones(truth.shape, bool) if sample.ignore is None else ~sample.ignore
+        rows.append([iou(model(sample.image) >= THRESHOLD, truth, valid) for model in segmenters])
+        print(sample.name, f"{truth.mean():.3f}", " ".join(f"{value:.3f}" for value in rows[-1]))
+    print("mean", " ".join(f"{value:.4f}" for value in np.mean(rows, axis=0)))
+
+
+def public(args) -> None:
+    from backdrop import export
+    from backdrop.models.tflite_import import import_segmenter
+    from backdrop.training.run_folder import RunFolder
+
+    config = RunFolder(args.run).saved_config()
+    model = import_segmenter(args.source, tuple(config.input_shape))
+    calibration, validation = _records_data(args.run)
+    for mode in ("float16", "int8"):
+        path = Path(f"{args.output}_{mode}.tflite")
+        path.write_bytes(export.convert(model, mode, calibration))
+        print(f"{mode} {path}: records' validation IoU {_records_iou(path, validation):.4f}")
+
+
+def reaverage(args) -> None:
+    from backdrop import export
+    from backdrop.training import quantize_aware
+    from backdrop.training.checkpoints import load_checkpoint
+
+    rounded = load_checkpoint(args.checkpoint)
+    start = load_checkpoint(args.start)
+    calibration, validation = _records_data(args.start.parent)
+    trained = {layer.name: [w.numpy() for w in layer.weights] for layer in rounded.layers}
+    begin = {layer.name: [w.numpy() for w in layer.weights] for layer in start.layers}
+    for weight in args.weights:
+        for layer in rounded.layers:
+            if isinstance(layer, quantize_aware.FakeQuant):
+                continue  # the ranges stay the rounding run's
+            for variable, ours, theirs in zip(
+                layer.weights, trained[layer.name], begin[layer.name], strict=True
+            ):
+                variable.assign(weight * ours + (1 - weight) * theirs)
+        path = Path(f"{args.output}_{weight}.tflite")
+        path.write_bytes(export.convert(rounded, "int8", calibration))
+        stripped = quantize_aware.strip_fake_quant(rounded)
+
+        def predict(image, model=stripped):
+            return model(image[None].astype(np.float32) / 255.0, training=False).numpy()[0, ..., 0]
+
+        print(
+            f"weight {weight}: float {export.validation_iou(predict, validation):.4f}, "
+            f"int8 {_records_iou(path, validation):.4f} (records' validation)",
+            flush=True,
+        )
+
+
+def int16x8(args) -> None:
+    import contextlib
+    import io
+
+    from backdrop.export import _fixed_batch
+    from backdrop.tf_setup import import_tensorflow
+    from backdrop.training import quantize_aware
+    from backdrop.training.checkpoints import load_checkpoint
+
+    tf = import_tensorflow()
+    model = quantize_aware.strip_fake_quant(load_checkpoint(args.checkpoint))
+    calibration, validation = _records_data(args.checkpoint.parent)
+    shape = calibration[0].shape
+    images = [*calibration, np.zeros(shape, np.float32), np.ones(shape, np.float32)]
+    converter = tf.lite.TFLiteConverter.from_keras_model(_fixed_batch(model))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([image[None]] for image in images)
+    ops = tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+    # TF 2.21 has no 16x8 HARD_SWISH ("not yet supported"): those ops stay float, between a
+    # dequantize and a quantize, so every other tensor is 16-bit.
+    converter.target_spec.supported_ops = [ops, tf.lite.OpsSet.TFLITE_BUILTINS]
+    with contextlib.redirect_stdout(io.StringIO()):
+        data = converter.convert()
+    path = Path(f"{args.output}_int16x8.tflite")
+    path.write_bytes(data)
+    print(
+        f"{path} ({len(data) // 1024} KiB): records' validation IoU "
+        f"{_records_iou(path, validation):.4f}",
+        flush=True,
+    )
+    if args.data:
+        from backdrop.runtime.segmenter import Segmenter
+
+        _scores_by_set({"int16x8": Segmenter(path, THREADS)}, args.data)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    data_help = "FORMAT:PATH sets, as evaluate's --data; their validation splits are scored"
+
+    command = commands.add_parser("simulation", help="float weights / simulated / int8 file")
+    command.add_argument("checkpoint", type=Path, help="a quantization-aware epoch-NNNN.keras")
+    command.add_argument("tflite", type=Path, help="its int8 export")
+    command.add_argument("--data", nargs="+", required=True, help=data_help)
+    command.set_defaults(handler=simulation)
+
+    command = commands.add_parser("per-frame", help="per-picture IoU of .tflite models on one set")
+    command.add_argument("data", help="FORMAT:PATH, as evaluate's --data")
+    command.add_argument("models", nargs="+", help=".tflite files")
+    command.set_defaults(handler=per_frame)
+
+    command = commands.add_parser("public", help="a public model's own weights at int8")
+    command.add_argument("source", type=Path, help="the public .tflite (MediaPipe, Meet)")
+    command.add_argument("run", type=Path, help="a run folder whose records calibrate and score")
+    command.add_argument("-o", "--output", required=True, help="prefix of the written .tflite")
+    command.set_defaults(handler=public)
+
+    command = commands.add_parser("reaverage", help="rounding run averaged back to its start")
+    command.add_argument("checkpoint", type=Path, help="the rounding run's epoch-NNNN.keras")
+    command.add_argument("start", type=Path, help="the float checkpoint it started from")
+    command.add_argument("--weights", type=float, nargs="+", default=[0.5], help="of the run")
+    command.add_argument("-o", "--output", default="/tmp/reaverage", help="prefix of .tflite")
+    command.set_defaults(handler=reaverage)
+
+    command = commands.add_parser("int16x8", help="16-bit activations, 8-bit weights")
+    command.add_argument("checkpoint", type=Path, help="a float checkpoint in its run folder")
+    command.add_argument("-o", "--output", required=True, help="prefix of the written .tflite")
+    command.add_argument("--data", nargs="*", default=[], help=data_help)
+    command.set_defaults(handler=int16x8)
+
+    args = parser.parse_args()
+    args.handler(args)
+
+
+if __name__ == "__main__":
+    main()
