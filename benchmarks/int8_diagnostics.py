@@ -14,6 +14,8 @@ pictures every export scores itself on, named in its `.tflite.json`):
                 int8 whatever trained it.
     reaverage   A rounding run's weights averaged back towards the float checkpoint it started from
                 (its learned ranges kept), exported int8, for each weight.
+    weights     The float checkpoint with only its convolution kernels rounded to int8 per output
+                channel, symmetric, as TFLite rounds them: what the weights alone lose.
     int16x8     TFLite's 16x8 mode (int16 activations, int8 weights, float in and out; hard-swish
                 stays float, which the mode lacks) of a float checkpoint, calibrated as the int8
                 export is: how much of the int8 loss is the 256 activation levels.
@@ -26,6 +28,7 @@ pictures every export scores itself on, named in its `.tflite.json`):
         RUN/square -o /tmp/mediapipe_general
     .venv/bin/python benchmarks/int8_diagnostics.py reaverage RUN/square/int8/epoch-0006.keras \\
         RUN/square/averaged.keras --weights 0.5
+    .venv/bin/python benchmarks/int8_diagnostics.py weights RUN/square/averaged.keras
     .venv/bin/python benchmarks/int8_diagnostics.py int16x8 RUN/square/averaged.keras -o /tmp/square
 """
 
@@ -165,6 +168,41 @@ def reaverage(args) -> None:
         )
 
 
+def weights(args) -> None:
+    import keras
+
+    from backdrop.export import validation_iou
+    from backdrop.training.checkpoints import load_checkpoint
+
+    model = load_checkpoint(args.checkpoint)
+    _, validation = _records_data(args.checkpoint.parent)
+
+    def predict(image):
+        return model(image[None].astype(np.float32) / 255.0, training=False).numpy()[0, ..., 0]
+
+    print(f"float: records' validation IoU {validation_iou(predict, validation):.4f}", flush=True)
+    # Kernel layouts: Conv2D (h, w, in, out); DepthwiseConv2D (h, w, in, multiplier) and
+    # Conv2DTranspose (h, w, out, in), whose output channel is axis 2.
+    rounded = 0
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.DepthwiseConv2D, keras.layers.Conv2DTranspose)):
+            channel_axis = 2
+        elif isinstance(layer, keras.layers.Conv2D):
+            channel_axis = 3
+        else:
+            continue
+        kernel = layer.kernel.numpy()
+        axes = tuple(axis for axis in range(4) if axis != channel_axis)
+        scale = np.abs(kernel).max(axis=axes, keepdims=True) / 127.0
+        scale[scale == 0] = 1.0
+        layer.kernel.assign(np.round(kernel / scale) * scale)
+        rounded += 1
+    print(
+        f"{rounded} kernels rounded to int8: records' validation IoU "
+        f"{validation_iou(predict, validation):.4f}"
+    )
+
+
 def int16x8(args) -> None:
     import contextlib
     import io
@@ -229,6 +267,10 @@ def main() -> None:
     command.add_argument("--weights", type=float, nargs="+", default=[0.5], help="of the run")
     command.add_argument("-o", "--output", default="/tmp/reaverage", help="prefix of .tflite")
     command.set_defaults(handler=reaverage)
+
+    command = commands.add_parser("weights", help="only the kernels rounded to int8")
+    command.add_argument("checkpoint", type=Path, help="a float checkpoint in its run folder")
+    command.set_defaults(handler=weights)
 
     command = commands.add_parser("int16x8", help="16-bit activations, 8-bit weights")
     command.add_argument("checkpoint", type=Path, help="a float checkpoint in its run folder")
