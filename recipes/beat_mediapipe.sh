@@ -13,7 +13,9 @@
 #    labelled nor trained on. The teacher was chosen on the training splits
 #    (benchmarks/teacher_quality.py --split train), where it beats each of its members.
 # 2. Each student starts from its public model's file (--init-from) and trains EPOCHS epochs on
-#    those labels.
+#    those labels (20: against 10, the averages of both shapes scored higher on the records' own
+#    validation split, 0.9274 against 0.9261 square and 0.9164 against 0.9153 landscape; the
+#    rule was set before the three judged sets were looked at; benchmarks/README.md).
 # 3. The last epoch's weights are averaged with that model's own (`backdrop average`, WiSE-FT,
 #    weight AVERAGE_WEIGHT = 0.5, the method's default: one value tried, not tuned), and that
 #    is exported (float16 is what the contract recommends). The plain last epoch is exported
@@ -34,7 +36,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:-runs/beat_mediapipe}
-EPOCHS=${2:-10}
+EPOCHS=${2:-20}
 LEARNING_RATE=${LEARNING_RATE:-2e-4}
 TRUTH_WEIGHT=${TRUTH_WEIGHT:-0.5}
 AVERAGE_WEIGHT=${AVERAGE_WEIGHT:-0.5}
