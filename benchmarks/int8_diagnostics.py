@@ -40,21 +40,33 @@ from pathlib import Path
 import numpy as np
 
 THREADS = 2
+VALIDATION_FRACTION = 0.1  # backdrop evaluate's default
 
 
-def _scores_by_set(models: dict, data: list[str]) -> None:
-    """Prints, for each `--data` set, the mean validation IoU of each `frame -> probability`."""
+def _validation_pictures(spec: str):
+    """Yields (sample, person IoU of `frame -> probability`) over the validation split of one
+    `FORMAT:PATH` set, as `backdrop evaluate --split validation` splits and scores it."""
     from backdrop.data.split import split_samples
     from backdrop.evaluation.evaluate import parse_data_spec
     from backdrop.evaluation.metrics import THRESHOLD, iou
 
+    for _, sample in split_samples(parse_data_spec(spec), "validation", VALIDATION_FRACTION):
+        truth = sample.mask >= THRESHOLD
+        valid = np.ones(truth.shape, bool) if sample.ignore is None else ~sample.ignore
+
+        def score(predict, sample=sample, truth=truth, valid=valid) -> float:
+            return iou(predict(sample.image) >= THRESHOLD, truth, valid)
+
+        yield sample, score
+
+
+def _scores_by_set(models: dict, data: list[str]) -> None:
+    """Prints, for each `--data` set, the mean validation IoU of each `frame -> probability`."""
     for spec in data:
         scores = {name: [] for name in models}
-        for _, sample in split_samples(parse_data_spec(spec), "validation", 0.1):
-            truth = sample.mask >= THRESHOLD
-            valid = np.ones(truth.shape, bool) if sample.ignore is None else ~sample.ignore
+        for _, score in _validation_pictures(spec):
             for name, predict in models.items():
-                scores[name].append(iou(predict(sample.image) >= THRESHOLD, truth, valid))
+                scores[name].append(score(predict))
         means = ", ".join(f"{name} {np.mean(values):.4f}" for name, values in scores.items())
         print(f"{spec} ({len(scores[next(iter(scores))])} pictures): {means}", flush=True)
 
@@ -106,19 +118,15 @@ def simulation(args) -> None:
 
 
 def per_frame(args) -> None:
-    from backdrop.data.split import split_samples
-    from backdrop.evaluation.evaluate import parse_data_spec
-    from backdrop.evaluation.metrics import THRESHOLD, iou
     from backdrop.runtime.segmenter import Segmenter
 
     segmenters = [Segmenter(path, THREADS) for path in args.models]
     print("picture  person share  " + "  ".join(Path(path).name for path in args.models))
     rows = []
-    for _, sample in split_samples(parse_data_spec(args.data), "validation", 0.1):
-        truth = sample.mask >= THRESHOLD
-        valid = np.ones(truth.shape, bool) if sample.ignore is None else ~sample.ignore
-        rows.append([iou(model(sample.image) >= THRESHOLD, truth, valid) for model in segmenters])
-        print(sample.name, f"{truth.mean():.3f}", " ".join(f"{value:.3f}" for value in rows[-1]))
+    for sample, score in _validation_pictures(args.data):
+        rows.append([score(model) for model in segmenters])
+        share = float((sample.mask >= 0.5).mean())  # evaluate's threshold
+        print(sample.name, f"{share:.3f}", " ".join(f"{value:.3f}" for value in rows[-1]))
     print("mean", " ".join(f"{value:.4f}" for value in np.mean(rows, axis=0)))
 
 
