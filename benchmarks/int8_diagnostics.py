@@ -102,6 +102,16 @@ def _records_iou(path: Path, validation) -> float:
     return validation_iou(Segmenter(path, THREADS).raw_probability, validation)
 
 
+def _records_keras_iou(model, validation) -> float:
+    """A Keras model's IoU on the records' validation pairs, as `backdrop export` scores it."""
+    from backdrop.export import validation_iou
+
+    def predict(image: np.ndarray) -> np.ndarray:
+        return model(image[None].astype(np.float32) / 255.0, training=False).numpy()[0, ..., 0]
+
+    return validation_iou(predict, validation)
+
+
 def simulation(args) -> None:
     from backdrop.runtime.segmenter import Segmenter
     from backdrop.training import quantize_aware
@@ -147,30 +157,20 @@ def public(args) -> None:
 def reaverage(args) -> None:
     from backdrop import export
     from backdrop.training import quantize_aware
+    from backdrop.training.average import average_weights
     from backdrop.training.checkpoints import load_checkpoint
 
-    rounded = load_checkpoint(args.checkpoint)
     start = load_checkpoint(args.start)
     calibration, validation = _records_data(args.start.parent)
-    trained = {layer.name: [w.numpy() for w in layer.weights] for layer in rounded.layers}
-    begin = {layer.name: [w.numpy() for w in layer.weights] for layer in start.layers}
     for weight in args.weights:
-        for layer in rounded.layers:
-            if isinstance(layer, quantize_aware.FakeQuant):
-                continue  # the ranges stay the rounding run's
-            for variable, ours, theirs in zip(
-                layer.weights, trained[layer.name], begin[layer.name], strict=True
-            ):
-                variable.assign(weight * ours + (1 - weight) * theirs)
+        rounded = load_checkpoint(args.checkpoint)  # afresh: averaging assigns in place
+        # The stripped model shares the rounding run's weights; its ranges are left as learned.
+        stripped = quantize_aware.strip_fake_quant(rounded)
+        average_weights(start, stripped, weight)
         path = Path(f"{args.output}_{weight}.tflite")
         path.write_bytes(export.convert(rounded, "int8", calibration))
-        stripped = quantize_aware.strip_fake_quant(rounded)
-
-        def predict(image, model=stripped):
-            return model(image[None].astype(np.float32) / 255.0, training=False).numpy()[0, ..., 0]
-
         print(
-            f"weight {weight}: float {export.validation_iou(predict, validation):.4f}, "
+            f"weight {weight}: float {_records_keras_iou(stripped, validation):.4f}, "
             f"int8 {_records_iou(path, validation):.4f} (records' validation)",
             flush=True,
         )
@@ -179,16 +179,11 @@ def reaverage(args) -> None:
 def weights(args) -> None:
     import keras
 
-    from backdrop.export import validation_iou
     from backdrop.training.checkpoints import load_checkpoint
 
     model = load_checkpoint(args.checkpoint)
     _, validation = _records_data(args.checkpoint.parent)
-
-    def predict(image):
-        return model(image[None].astype(np.float32) / 255.0, training=False).numpy()[0, ..., 0]
-
-    print(f"float: records' validation IoU {validation_iou(predict, validation):.4f}", flush=True)
+    print(f"float: records' validation IoU {_records_keras_iou(model, validation):.4f}", flush=True)
     # Kernel layouts: Conv2D (h, w, in, out); DepthwiseConv2D (h, w, in, multiplier) and
     # Conv2DTranspose (h, w, out, in), whose output channel is axis 2.
     rounded = 0
@@ -207,7 +202,7 @@ def weights(args) -> None:
         rounded += 1
     print(
         f"{rounded} kernels rounded to int8: records' validation IoU "
-        f"{validation_iou(predict, validation):.4f}"
+        f"{_records_keras_iou(model, validation):.4f}"
     )
 
 
