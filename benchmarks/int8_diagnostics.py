@@ -16,6 +16,12 @@ pictures every export scores itself on, named in its `.tflite.json`):
                 (its learned ranges kept), exported int8, for each weight.
     weights     The float checkpoint with only its convolution kernels rounded to int8 per output
                 channel, symmetric, as TFLite rounds them: what the weights alone lose.
+    sensitivity Per rounded tensor of a quantization-aware checkpoint: the records' validation IoU
+                with that one tensor left unrounded (all the others rounded), beside its range,
+                its values' spread on calibration pictures and how many levels that spread gets.
+    ranges      Narrower rounding ranges than a quantization-aware checkpoint learned (least
+                squared rounding error, or a percentile of calibration values), no training:
+                simulated and int8-file IoU on the records' validation split.
     int16x8     TFLite's 16x8 mode (int16 activations, int8 weights, float in and out; hard-swish
                 stays float, which the mode lacks) of a float checkpoint, calibrated as the int8
                 export is: how much of the int8 loss is the 256 activation levels.
@@ -29,6 +35,8 @@ pictures every export scores itself on, named in its `.tflite.json`):
     .venv/bin/python benchmarks/int8_diagnostics.py reaverage RUN/square/int8/epoch-0006.keras \\
         RUN/square/averaged.keras --weights 0.5
     .venv/bin/python benchmarks/int8_diagnostics.py weights RUN/square/averaged.keras
+    .venv/bin/python benchmarks/int8_diagnostics.py sensitivity RUN/square/int8/epoch-0006.keras
+    .venv/bin/python benchmarks/int8_diagnostics.py ranges RUN/square/int8/epoch-0006.keras -o /tmp/sq
     .venv/bin/python benchmarks/int8_diagnostics.py int16x8 RUN/square/averaged.keras -o /tmp/square
 """
 
@@ -206,6 +214,151 @@ def weights(args) -> None:
     )
 
 
+def _rounders(model) -> list:
+    from backdrop.training import quantize_aware
+
+    return [layer for layer in model.layers if isinstance(layer, quantize_aware.FakeQuant)]
+
+
+def _simulated_iou(model, validation) -> float:
+    """The records' validation IoU of a Keras model run in batches (rounding simulated where it
+    has rounding layers), as `backdrop export` scores it."""
+    from backdrop.export import validation_iou
+
+    images = np.stack([image for image, _ in validation]).astype(np.float32) / 255.0
+    batches = [model(images[i : i + 25], training=False).numpy() for i in range(0, len(images), 25)]
+    probabilities = iter(np.concatenate(batches)[..., 0])
+    return validation_iou(lambda _: next(probabilities), validation)
+
+
+def _rounded_inputs(model, rounders, calibration, count: int = 20_000) -> list[np.ndarray]:
+    """For each rounding layer, `count` of its input values per batch of 25 calibration
+    pictures, drawn at random (seeded)."""
+    import keras
+
+    inputs = keras.Model(model.inputs, [layer.input for layer in rounders])
+    random = np.random.default_rng(0)
+    samples = [[] for _ in rounders]
+    for start in range(0, len(calibration), 25):
+        values = inputs(np.stack(calibration[start : start + 25]), training=False)
+        for sample, value in zip(samples, values, strict=True):
+            flat = np.asarray(value).ravel()
+            sample.append(random.choice(flat, min(flat.size, count), replace=False))
+    return [np.concatenate(sample) for sample in samples]
+
+
+def _stored_range(layer) -> tuple[float, float]:
+    """The range a rounding layer rounds over (it always includes 0)."""
+    low = min(float(layer.minimum.numpy()), 0.0)
+    return low, max(float(layer.maximum.numpy()), low + 1e-3)
+
+
+def sensitivity(args) -> None:
+    from backdrop.tf_setup import import_tensorflow
+    from backdrop.training.checkpoints import load_checkpoint
+
+    tf = import_tensorflow()
+    model = load_checkpoint(args.checkpoint)
+    calibration, validation = _records_data(args.checkpoint.parent)
+    rounders = _rounders(model)
+    # Each rounding layer gets a switch: 1 passes its input through unrounded.
+    switches = {}
+    for layer in rounders:
+        switch = switches[layer.name] = tf.Variable(0.0, trainable=False)
+
+        def call(inputs, training=False, switch=switch, rounded=layer.call):
+            output = rounded(inputs, training=False)
+            return output + switch * (inputs - output)
+
+        layer.call = call
+    for switch in switches.values():
+        switch.assign(1.0)
+    unrounded = _simulated_iou(model, validation)
+    for switch in switches.values():
+        switch.assign(0.0)
+    rounded = _simulated_iou(model, validation)
+    print(
+        f"{len(rounders)} rounded tensors; records' validation IoU: all rounded {rounded:.4f}, "
+        f"none rounded {unrounded:.4f}",
+        flush=True,
+    )
+    samples = _rounded_inputs(model, rounders, calibration)
+    rows = []
+    for layer, sample in zip(rounders, samples, strict=True):
+        switches[layer.name].assign(1.0)
+        gain = _simulated_iou(model, validation) - rounded
+        switches[layer.name].assign(0.0)
+        low, high = _stored_range(layer)
+        spread = float(np.std(sample))
+        rows.append((gain, layer.name, low, high, spread, spread / ((high - low) / 255)))
+        print(_sensitivity_row(*rows[-1]), flush=True)
+    print("largest gains:")
+    for row in sorted(rows, reverse=True)[:15]:
+        print("  " + _sensitivity_row(*row))
+
+
+def _sensitivity_row(gain, name, low, high, spread, levels) -> str:
+    return (
+        f"{name}: {gain:+.4f} range [{low:.2f}, {high:.2f}] std {spread:.3f} = {levels:.1f} levels"
+    )
+
+
+def _clipped_range(sample: np.ndarray, low: float, high: float, rule: str) -> tuple[float, float]:
+    """A narrower range for one rounded tensor: `mse` scales the stored one by the factor (0.05
+    to 1) whose 8-bit rounding of `sample` has the least squared error; `pN` takes the N-th
+    percentile of `sample` as the top (and the (100-N)-th as the bottom), within the stored range."""
+    if rule == "mse":
+
+        def error(factor: float) -> float:
+            bottom, step = factor * low, factor * (high - low) / 255
+            rounded = np.clip(np.round((sample - bottom) / step), 0, 255) * step + bottom
+            return float(np.mean((rounded - sample) ** 2))
+
+        factor = min(np.linspace(0.05, 1.0, 96), key=error)
+        return factor * low, factor * high
+    percentile = float(rule[1:])
+    top = min(high, float(np.percentile(sample, percentile)))
+    bottom = max(low, min(0.0, float(np.percentile(sample, 100 - percentile))))
+    return bottom, max(top, bottom + 1e-3)
+
+
+def ranges(args) -> None:
+    import keras
+
+    from backdrop import export
+    from backdrop.training.checkpoints import load_checkpoint
+
+    model = load_checkpoint(args.checkpoint)
+    calibration, validation = _records_data(args.checkpoint.parent)
+    rounders = _rounders(model)
+    stored = [_stored_range(layer) for layer in rounders]
+    samples = _rounded_inputs(model, rounders, calibration)
+    print(f"stored ranges: simulated {_simulated_iou(model, validation):.4f}", flush=True)
+    for rule in args.rules:
+        for layer, sample, (low, high) in zip(rounders, samples, stored, strict=True):
+            if rule == "logits":  # only what feeds a sigmoid, to where the sigmoid saturates
+                consumers = [node.operation for node in layer._outbound_nodes]
+                sigmoid = [getattr(c, "activation", None) for c in consumers] == [
+                    keras.activations.sigmoid
+                ]
+                bottom, top = (max(low, -8.0), min(high, 8.0)) if sigmoid else (low, high)
+            else:
+                bottom, top = _clipped_range(sample, low, high, rule)
+            layer.minimum.assign(bottom)
+            layer.maximum.assign(top)
+        line = f"{rule}: simulated {_simulated_iou(model, validation):.4f}"
+        if args.output:
+            path = Path(f"{args.output}_{rule}.tflite")
+            path.write_bytes(export.convert(model, "int8", calibration))
+            line += f", int8 file {_records_iou(path, validation):.4f} ({path})"
+        print(line + " (records' validation)", flush=True)
+        if args.save:
+            model.save(f"{args.output}_{rule}.keras")
+        for layer, (low, high) in zip(rounders, stored, strict=True):
+            layer.minimum.assign(low)
+            layer.maximum.assign(high)
+
+
 def int16x8(args) -> None:
     import contextlib
     import io
@@ -274,6 +427,17 @@ def main() -> None:
     command = commands.add_parser("weights", help="only the kernels rounded to int8")
     command.add_argument("checkpoint", type=Path, help="a float checkpoint in its run folder")
     command.set_defaults(handler=weights)
+
+    command = commands.add_parser("sensitivity", help="IoU back when one tensor is unrounded")
+    command.add_argument("checkpoint", type=Path, help="a quantization-aware epoch-NNNN.keras")
+    command.set_defaults(handler=sensitivity)
+
+    command = commands.add_parser("ranges", help="narrower rounding ranges, no training")
+    command.add_argument("checkpoint", type=Path, help="a quantization-aware epoch-NNNN.keras")
+    command.add_argument("--rules", nargs="+", default=["mse", "p99.99", "p99.999"])
+    command.add_argument("-o", "--output", help="prefix of int8 .tflite files (else none)")
+    command.add_argument("--save", action="store_true", help="also save OUTPUT_RULE.keras")
+    command.set_defaults(handler=ranges)
 
     command = commands.add_parser("int16x8", help="16-bit activations, 8-bit weights")
     command.add_argument("checkpoint", type=Path, help="a float checkpoint in its run folder")
