@@ -13,9 +13,11 @@ import tensorflow as tf
 from backdrop.models.mobile_segmenter import build_mobile_segmenter
 from backdrop.training.loop import TrainConfig, export_after_training, load_checkpoint, train
 from backdrop.training.quantize_aware import (
+    SIGMOID_INPUT_LIMIT,
     FakeQuant,
     add_fake_quant,
     has_fake_quant,
+    limit_sigmoid_inputs,
     strip_fake_quant,
 )
 from tests.training.test_loop import small_config, synthetic_records  # noqa: F401 (fixture)
@@ -50,6 +52,21 @@ def test_fake_quant_range_always_holds_zero_and_gradients_pass_straight_through(
     assert gradient[-1] == 0.0, "no gradient where the value is clipped"
 
 
+def test_a_limited_range_never_reaches_beyond_its_limit():
+    layer = FakeQuant(limit=8.0)
+    values = tf.linspace(-100.0, 100.0, 10_001)
+    rounded = layer(values, training=True).numpy()
+    assert layer.maximum.numpy() == 100.0, "the stored range still follows the values"
+    assert rounded.min() == pytest.approx(-8.0, abs=0.04) and rounded.max() == pytest.approx(
+        8.0, abs=0.04
+    )
+    inside = np.abs(values.numpy()) <= 7.9
+    assert np.abs(rounded - values.numpy())[inside].max() <= 16.0 / 255 / 2 + 1e-5
+    assert FakeQuant.from_config(layer.get_config()).limit == 8.0
+    with pytest.raises(ValueError, match="limit"):
+        FakeQuant(limit=0.0)
+
+
 def test_rounding_goes_where_the_int8_graph_holds_a_tensor():
     model = build_mobile_segmenter(64, 8, width=0.5, activation="relu6")
     quantize_aware = add_fake_quant(model)
@@ -63,6 +80,12 @@ def test_rounding_goes_where_the_int8_graph_holds_a_tensor():
     assert "block0_se_scale" in rounded and "to_signed" in rounded
     assert "block2_add" in rounded, "a residual sum is a tensor of its own"
     assert "person" not in rounded, "the output's scale is fixed by the sigmoid"
+    limited = {
+        layer.name.removesuffix("_fake_quant")
+        for layer in quantize_aware.layers
+        if isinstance(layer, FakeQuant) and layer.limit == SIGMOID_INPUT_LIMIT
+    }
+    assert limited == {"logits", "up1"}, "what feeds the sigmoid, through the upsampling"
     assert not any(
         layer.trainable
         for layer in model.layers
@@ -184,3 +207,60 @@ def test_int8_export_quantizes_rounded_tensors_over_their_learned_ranges():
     assert sum(np.isclose(kept, learned, rtol=1e-3)) >= 5
     assert not any(np.isclose(recalibrated, learned, rtol=1e-3))
     assert len(convert(quantize_aware, "float32")) == len(convert(model, "float32"))
+
+
+def _wide_logits_model() -> keras.Model:
+    """Logits from -100 to 100 over the input's range, then a sigmoid."""
+    inputs = keras.Input((16, 16, 3))
+    logits = keras.layers.Conv2D(
+        1,
+        1,
+        kernel_initializer=keras.initializers.Constant(200.0 / 3),
+        bias_initializer=keras.initializers.Constant(-100.0),
+        name="logits",
+    )(inputs)
+    return keras.Model(inputs, keras.layers.Activation("sigmoid", name="person")(logits))
+
+
+def test_limiting_the_logits_adds_a_calibrated_rounding_or_limits_the_learned_one():
+    model = _wide_logits_model()
+    pictures = np.random.default_rng(0).random((4, 16, 16, 3), dtype=np.float32)
+    limited = limit_sigmoid_inputs(model, pictures)
+    (added,) = [layer for layer in limited.layers if isinstance(layer, FakeQuant)]
+    assert added.limit == SIGMOID_INPUT_LIMIT
+    assert added.minimum.numpy() < -80 and added.maximum.numpy() > 80, "calibrated on the pictures"
+    assert len(model.layers) == 3, "the model itself is left as it was"
+
+    quantize_aware = add_fake_quant(model)
+    (learned,) = [layer for layer in quantize_aware.layers if isinstance(layer, FakeQuant)]
+    learned.limit = None  # as a checkpoint from before the limit was saved
+    quantize_aware(pictures, training=True)
+    (kept,) = [
+        layer
+        for layer in limit_sigmoid_inputs(quantize_aware, pictures).layers
+        if isinstance(layer, FakeQuant)
+    ]
+    assert kept.limit == SIGMOID_INPUT_LIMIT and kept.maximum.numpy() == learned.maximum.numpy()
+
+
+def test_int8_export_keeps_the_sigmoid_exact_where_the_logits_are_wide():
+    """Rounded over their own range (-100 to 100: steps of 0.78), the logits would move the
+    sigmoid by up to 0.1 near 0.5; within [-8, 8] the int8 output stays within 0.02."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from backdrop.export import convert
+
+    model = _wide_logits_model()
+    pictures = np.random.default_rng(0).random((8, 16, 16, 3), dtype=np.float32)
+    interpreter = Interpreter(model_content=convert(model, "int8", list(pictures)))
+    interpreter.allocate_tensors()
+    (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
+    # Pictures near the boundary: the sum of the channels close to 1.5, logits within +-10.
+    near = 0.5 + np.random.default_rng(1).uniform(-0.05, 0.05, (16, 16, 3))
+    image = np.rint(near * 255).astype(np.uint8)
+    interpreter.set_tensor(source["index"], image[None])
+    interpreter.invoke()
+    scale, zero_point = target["quantization"]
+    output = (interpreter.get_tensor(target["index"]).astype(np.float32) - zero_point) * scale
+    expected = model.predict(image[None].astype(np.float32) / 255, verbose=0)
+    assert np.abs(output - expected).max() < 0.02
