@@ -110,16 +110,6 @@ def _records_iou(path: Path, validation) -> float:
     return validation_iou(Segmenter(path, THREADS).raw_probability, validation)
 
 
-def _records_keras_iou(model, validation) -> float:
-    """A Keras model's IoU on the records' validation pairs, as `backdrop export` scores it."""
-    from backdrop.export import validation_iou
-
-    def predict(image: np.ndarray) -> np.ndarray:
-        return model(image[None].astype(np.float32) / 255.0, training=False).numpy()[0, ..., 0]
-
-    return validation_iou(predict, validation)
-
-
 def simulation(args) -> None:
     from backdrop.runtime.segmenter import Segmenter
     from backdrop.training import quantize_aware
@@ -164,6 +154,7 @@ def public(args) -> None:
 
 def reaverage(args) -> None:
     from backdrop import export
+    from backdrop.export import keras_validation_iou
     from backdrop.training import quantize_aware
     from backdrop.training.average import average_weights
     from backdrop.training.checkpoints import load_checkpoint
@@ -178,7 +169,7 @@ def reaverage(args) -> None:
         path = Path(f"{args.output}_{weight}.tflite")
         path.write_bytes(export.convert(rounded, "int8", calibration))
         print(
-            f"weight {weight}: float {_records_keras_iou(stripped, validation):.4f}, "
+            f"weight {weight}: float {keras_validation_iou(stripped, validation):.4f}, "
             f"int8 {_records_iou(path, validation):.4f} (records' validation)",
             flush=True,
         )
@@ -187,11 +178,14 @@ def reaverage(args) -> None:
 def weights(args) -> None:
     import keras
 
+    from backdrop.export import keras_validation_iou
     from backdrop.training.checkpoints import load_checkpoint
 
     model = load_checkpoint(args.checkpoint)
     _, validation = _records_data(args.checkpoint.parent)
-    print(f"float: records' validation IoU {_records_keras_iou(model, validation):.4f}", flush=True)
+    print(
+        f"float: records' validation IoU {keras_validation_iou(model, validation):.4f}", flush=True
+    )
     # Kernel layouts: Conv2D (h, w, in, out); DepthwiseConv2D (h, w, in, multiplier) and
     # Conv2DTranspose (h, w, out, in), whose output channel is axis 2.
     rounded = 0
@@ -210,7 +204,7 @@ def weights(args) -> None:
         rounded += 1
     print(
         f"{rounded} kernels rounded to int8: records' validation IoU "
-        f"{_records_keras_iou(model, validation):.4f}"
+        f"{keras_validation_iou(model, validation):.4f}"
     )
 
 
@@ -218,17 +212,6 @@ def _rounders(model) -> list:
     from backdrop.training import quantize_aware
 
     return [layer for layer in model.layers if isinstance(layer, quantize_aware.FakeQuant)]
-
-
-def _simulated_iou(model, validation) -> float:
-    """The records' validation IoU of a Keras model run in batches (rounding simulated where it
-    has rounding layers), as `backdrop export` scores it."""
-    from backdrop.export import validation_iou
-
-    images = np.stack([image for image, _ in validation]).astype(np.float32) / 255.0
-    batches = [model(images[i : i + 25], training=False).numpy() for i in range(0, len(images), 25)]
-    probabilities = iter(np.concatenate(batches)[..., 0])
-    return validation_iou(lambda _: next(probabilities), validation)
 
 
 def _rounded_inputs(model, rounders, calibration, count: int = 20_000) -> list[np.ndarray]:
@@ -254,6 +237,7 @@ def _stored_range(layer) -> tuple[float, float]:
 
 
 def sensitivity(args) -> None:
+    from backdrop.export import keras_validation_iou
     from backdrop.tf_setup import import_tensorflow
     from backdrop.training.checkpoints import load_checkpoint
 
@@ -273,10 +257,10 @@ def sensitivity(args) -> None:
         layer.call = call
     for switch in switches.values():
         switch.assign(1.0)
-    unrounded = _simulated_iou(model, validation)
+    unrounded = keras_validation_iou(model, validation)
     for switch in switches.values():
         switch.assign(0.0)
-    rounded = _simulated_iou(model, validation)
+    rounded = keras_validation_iou(model, validation)
     print(
         f"{len(rounders)} rounded tensors; records' validation IoU: all rounded {rounded:.4f}, "
         f"none rounded {unrounded:.4f}",
@@ -286,7 +270,7 @@ def sensitivity(args) -> None:
     rows = []
     for layer, sample in zip(rounders, samples, strict=True):
         switches[layer.name].assign(1.0)
-        gain = _simulated_iou(model, validation) - rounded
+        gain = keras_validation_iou(model, validation) - rounded
         switches[layer.name].assign(0.0)
         low, high = _stored_range(layer)
         spread = float(np.std(sample))
@@ -326,6 +310,7 @@ def ranges(args) -> None:
     import keras
 
     from backdrop import export
+    from backdrop.export import keras_validation_iou
     from backdrop.training.checkpoints import load_checkpoint
 
     model = load_checkpoint(args.checkpoint)
@@ -333,7 +318,7 @@ def ranges(args) -> None:
     rounders = _rounders(model)
     stored = [_stored_range(layer) for layer in rounders]
     samples = _rounded_inputs(model, rounders, calibration)
-    print(f"stored ranges: simulated {_simulated_iou(model, validation):.4f}", flush=True)
+    print(f"stored ranges: simulated {keras_validation_iou(model, validation):.4f}", flush=True)
     for rule in args.rules:
         for layer, sample, (low, high) in zip(rounders, samples, stored, strict=True):
             if rule == "logits":  # only what feeds a sigmoid, to where the sigmoid saturates
@@ -346,7 +331,7 @@ def ranges(args) -> None:
                 bottom, top = _clipped_range(sample, low, high, rule)
             layer.minimum.assign(bottom)
             layer.maximum.assign(top)
-        line = f"{rule}: simulated {_simulated_iou(model, validation):.4f}"
+        line = f"{rule}: simulated {keras_validation_iou(model, validation):.4f}"
         if args.output:
             path = Path(f"{args.output}_{rule}.tflite")
             path.write_bytes(export.convert(model, "int8", calibration))

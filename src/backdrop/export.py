@@ -183,6 +183,17 @@ def validation_iou(predict, pairs) -> float:
     return float(np.mean(scores))
 
 
+def keras_validation_iou(model: keras.Model, pairs, batch_size: int = 25) -> float:
+    """`validation_iou` of a Keras model run as it is (rounding layers included), in batches."""
+    images = np.stack([image for image, _ in pairs]).astype(np.float32) / 255.0
+    batches = [
+        model(images[start : start + batch_size], training=False).numpy()
+        for start in range(0, len(images), batch_size)
+    ]
+    probabilities = iter(np.concatenate(batches)[..., 0])
+    return validation_iou(lambda _: next(probabilities), pairs)
+
+
 def export_models(
     model: keras.Model,
     folder: str | Path,
@@ -219,13 +230,8 @@ def _export_models(
     from backdrop.model_card import model_card
     from backdrop.runtime.segmenter import Segmenter, interleaved_latency_ms
 
-    float_model = strip_fake_quant(model)  # the float model's own IoU, beside the exported one's
-
-    def keras_predict(image):
-        batch = image[None].astype(np.float32) / 255.0
-        return float_model(batch, training=False).numpy()[0, ..., 0]
-
-    float_iou = validation_iou(keras_predict, validation) if validation else None
+    # The float model's own IoU, beside the exported one's.
+    float_iou = keras_validation_iou(strip_fake_quant(model), validation) if validation else None
     reports, segmenters, extras = [], [], []
     for mode in modes:
         path = export_tflite(model, folder / f"model_{mode}.tflite", mode, calibration)
