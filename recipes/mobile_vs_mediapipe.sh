@@ -6,18 +6,15 @@
 #   bash recipes/mobile_vs_mediapipe.sh [RUN_DIR] [EPOCHS] [QUANTIZE_AWARE_EPOCHS]
 #
 # Environment: ACTIVATION, CROP_ASPECT, WHOLE_FRAME, WEIGHT_DECAY override the training options
-# below (the variants measured in benchmarks/README.md); BACKDROP_DATA, BACKDROP_ANCHORS the
-# folders.
+# (recipes/mobile_training.sh; the variants measured in benchmarks/README.md); BACKDROP_DATA,
+# BACKDROP_ANCHORS the folders.
 # Nothing trained here may be committed: the data's licences forbid redistributing it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:-runs/mobile_vs_mediapipe}
 EPOCHS=${2:-200}
 QAT_EPOCHS=${3:-20}
-ACTIVATION=${ACTIVATION:-relu}  # relu6: a smaller post-training int8 drop, lower IoU (benchmarks/README.md)
-CROP_ASPECT=${CROP_ASPECT:-input}  # frame: crops stretched like the runtime's frames
-WHOLE_FRAME=${WHOLE_FRAME:-0.3}  # share of examples that are the whole frame, stretched
-WEIGHT_DECAY=${WEIGHT_DECAY:-0}  # AdamW's decoupled weight decay; 0: plain Adam
+source recipes/mobile_training.sh
 DATA=${BACKDROP_DATA:-../shared/datasets}
 ANCHORS=${BACKDROP_ANCHORS:-../shared/anchors}
 BIN=.venv/bin
@@ -32,11 +29,7 @@ mkdir -p "$RUN/backgrounds"
     --davis "$DATA/davis2016_people" --davis-frame-step 3 \
     --coco "$DATA/coco_tiny/tiny_coco" --coco-split train2017 --coco-split val2017
 
-TRAIN=(train -r "$RUN/records" --model mobile_segmenter --input 256 -f 16 --activation "$ACTIVATION"
-    --crop-aspect "$CROP_ASPECT" --whole-frame-probability "$WHOLE_FRAME"
-    -b 16 --learning-rate 3e-3 --weight-decay "$WEIGHT_DECAY" --cache --repeat-source portrait=2
-    --copy-paste-probability 0.4 --background "$RUN/backgrounds" --background-probability 0.5
-    -o "$RUN/training" --export none)
+mobile_training "$RUN"
 "$BIN/backdrop" "${TRAIN[@]}" -e "$EPOCHS" --remove-all-previous-results
 # The last float epoch with plain post-training int8, to show what the fine-tuning below buys.
 "$BIN/backdrop" export "$RUN/training/epoch-$(printf %04d "$EPOCHS").keras" -r "$RUN/records" \
