@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from backdrop.cli import main
-from backdrop.evaluation.evaluate import model_labels, parse_data_spec
+from backdrop.evaluation.evaluate import dataset_labels, model_labels, parse_data_spec
 from backdrop.evaluation.metrics import boundary_iou, flicker, iou
 
 
@@ -42,6 +42,21 @@ def test_models_that_share_a_file_name_are_labelled_with_their_folder():
         "post_training/model_int8.tflite",
         "m.tflite",
     ]
+
+
+def test_two_coco_splits_of_one_folder_are_two_datasets(tmp_path):
+    (tmp_path / "annotations").mkdir()
+    for split in ("train2017", "val2017"):
+        (tmp_path / split).mkdir()
+        empty = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "person"}]}
+        (tmp_path / "annotations" / f"instances_{split}.json").write_text(json.dumps(empty))
+    train, validation = (parse_data_spec(f"coco:{tmp_path}:{s}") for s in ("train2017", "val2017"))
+    assert dataset_labels([train, validation]) == [
+        f"coco:{tmp_path}:train2017",
+        f"coco:{tmp_path}:val2017",
+    ]
+    with pytest.raises(ValueError, match="twice"):
+        dataset_labels([train, parse_data_spec(f"coco:{tmp_path}:train2017")])
 
 
 def test_bad_data_spec_lists_formats():

@@ -47,6 +47,20 @@ def parse_data_spec(spec: str, mask_encoding: str = "auto") -> Reader:
     return create_reader(kind, rest)
 
 
+def dataset_labels(readers: Sequence[Reader]) -> list[str]:
+    """How each dataset is named in the results: `FORMAT:PATH` as `--data` names it, COCO's with
+    its split (two splits of one folder are two datasets). Raises ValueError if two readers
+    name the same data."""
+    labels = [
+        f"{reader.source}:{reader.root}" + (f":{reader.split}" if reader.source == "coco" else "")
+        for reader in readers
+    ]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise ValueError(f"the same data is given twice: {', '.join(twice)}")
+    return labels
+
+
 @dataclasses.dataclass
 class ModelScores:
     """Per-image scores of one model on one dataset, plus flicker per sequence."""
@@ -94,6 +108,7 @@ def evaluate(
     """
     from backdrop.runtime.segmenter import Segmenter, interleaved_latency_ms
 
+    dataset_labels(readers)  # two of the same data: say so before any work
     segmenters = [Segmenter(path, threads) for path in model_paths]
     scores = {(m, r): ModelScores() for m in range(len(segmenters)) for r in range(len(readers))}
     truth_flicker: dict[int, list[float]] = {}
@@ -123,7 +138,7 @@ def evaluate(
                 scores[(m, r)].flickers.append(flicker([p[m] for _, p in frames]))
     if grid_path and grid:
         cv2.imwrite(str(grid_path), cv2.cvtColor(np.concatenate(grid, 0), cv2.COLOR_RGB2BGR))
-    names = [f"{reader.source}:{reader.root}" for reader in readers]
+    names = dataset_labels(readers)
     # Interleaved rounds: a busy moment of the machine slows every model, not one.
     latencies = np.median(interleaved_latency_ms(segmenters), axis=0)
     return {
