@@ -16,7 +16,7 @@ A tensor that feeds a sigmoid (the logits) is rounded over at most [-8, 8], in t
 every int8 export (`limit_sigmoid_inputs`): the sigmoid's int8 output (steps of 1/256) is 0 below
 -6.9 and 255/256 above 6.3, so nothing beyond is lost, and the logits' own range (-232 to 138 in
 the distilled MediaPipe model) would round them in steps of 1.45. On the records' validation
-split that alone took the square model's int8 from 0.9159 to 0.9235, float 0.9274
+split that alone took the square model's int8 from 0.9159 to 0.9235, float 0.9273
 (benchmarks/README.md, "int8: the logits' range").
 """
 
@@ -182,9 +182,10 @@ def limit_sigmoid_inputs(model: keras.Model, images: np.ndarray) -> keras.Model:
     """`model` (shared layers and weights) with every tensor that feeds a sigmoid rounded over
     at most [-8, 8], for its int8 export.
 
-    A rounding layer already there keeps its learned range within that limit; elsewhere one is
-    added, over the range of the tensor's values on `images` (as calibration would set it)
-    within the limit. The converter then takes those ranges and calibrates the rest.
+    A rounding layer already there is copied with that limit (its learned range kept, `model`
+    left as it was); elsewhere one is added, over the range of the tensor's values on `images`
+    (as calibration would set it) within the limit. The converter then takes those ranges and
+    calibrates the rest.
     """
     own = {id(layer) for layer in model.layers}
     targets = {
