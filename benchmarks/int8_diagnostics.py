@@ -20,8 +20,10 @@ pictures every export scores itself on, named in its `.tflite.json`):
                 with that one tensor left unrounded (all the others rounded), beside its range,
                 its values' spread on calibration pictures and how many levels that spread gets.
     ranges      Narrower rounding ranges than a quantization-aware checkpoint learned (least
-                squared rounding error, or a percentile of calibration values), no training:
-                simulated and int8-file IoU on the records' validation split.
+                squared rounding error, a percentile of calibration values, or `logits`: only
+                what feeds a sigmoid, within [-8, 8]), no training: simulated and int8-file IoU
+                on the records' validation split. Every int8 export limits the logits since
+                that rule's finding, so the int8 files now all have that limit.
     int16x8     TFLite's 16x8 mode (int16 activations, int8 weights, float in and out; hard-swish
                 stays float, which the mode lacks) of a float checkpoint, calibrated as the int8
                 export is: how much of the int8 loss is the 256 activation levels.
