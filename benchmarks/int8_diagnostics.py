@@ -433,6 +433,10 @@ def main() -> None:
     command.set_defaults(handler=int16x8)
 
     args = parser.parse_args()
+    if getattr(args, "save", False) and not args.output:
+        parser.error(
+            "ranges --save needs -o OUTPUT: the checkpoints are saved as OUTPUT_RULE.keras"
+        )
     args.handler(args)
 
 
