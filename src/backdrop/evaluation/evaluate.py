@@ -108,7 +108,7 @@ def evaluate(
     """
     from backdrop.runtime.segmenter import Segmenter, interleaved_latency_ms
 
-    dataset_labels(readers)  # two of the same data: say so before any work
+    names = dataset_labels(readers)  # before any work: two of the same data is an error
     segmenters = [Segmenter(path, threads) for path in model_paths]
     scores = {(m, r): ModelScores() for m in range(len(segmenters)) for r in range(len(readers))}
     truth_flicker: dict[int, list[float]] = {}
@@ -138,7 +138,6 @@ def evaluate(
                 scores[(m, r)].flickers.append(flicker([p[m] for _, p in frames]))
     if grid_path and grid:
         cv2.imwrite(str(grid_path), cv2.cvtColor(np.concatenate(grid, 0), cv2.COLOR_RGB2BGR))
-    names = dataset_labels(readers)
     # Interleaved rounds: a busy moment of the machine slows every model, not one.
     latencies = np.median(interleaved_latency_ms(segmenters), axis=0)
     return {
