@@ -233,9 +233,9 @@ def _rounded_inputs(model, rounders, calibration, count: int = 20_000) -> list[n
 
 
 def _stored_range(layer) -> tuple[float, float]:
-    """The range a rounding layer rounds over (it always includes 0)."""
-    low = min(float(layer.minimum.numpy()), 0.0)
-    return low, max(float(layer.maximum.numpy()), low + 1e-3)
+    """The range a rounding layer rounds over, as numbers."""
+    low, high = layer.rounding_range()
+    return float(low), float(high)
 
 
 def sensitivity(args) -> None:
@@ -309,26 +309,24 @@ def _clipped_range(sample: np.ndarray, low: float, high: float, rule: str) -> tu
 
 
 def ranges(args) -> None:
-    import keras
-
     from backdrop import export
     from backdrop.export import keras_validation_iou
     from backdrop.training.checkpoints import load_checkpoint
+    from backdrop.training.quantize_aware import SIGMOID_INPUT_LIMIT, feeds_sigmoid
 
     model = load_checkpoint(args.checkpoint)
     calibration, validation = _records_data(args.checkpoint.parent)
     rounders = _rounders(model)
+    own = {id(layer) for layer in model.layers}
     stored = [_stored_range(layer) for layer in rounders]
     samples = _rounded_inputs(model, rounders, calibration)
     print(f"stored ranges: simulated {keras_validation_iou(model, validation):.4f}", flush=True)
     for rule in args.rules:
         for layer, sample, (low, high) in zip(rounders, samples, stored, strict=True):
             if rule == "logits":  # only what feeds a sigmoid, to where the sigmoid saturates
-                consumers = [node.operation for node in layer._outbound_nodes]
-                sigmoid = [getattr(c, "activation", None) for c in consumers] == [
-                    keras.activations.sigmoid
-                ]
-                bottom, top = (max(low, -8.0), min(high, 8.0)) if sigmoid else (low, high)
+                bottom, top = low, high
+                if feeds_sigmoid(layer, own):
+                    bottom, top = max(low, -SIGMOID_INPUT_LIMIT), min(high, SIGMOID_INPUT_LIMIT)
             else:
                 bottom, top = _clipped_range(sample, low, high, rule)
             layer.minimum.assign(bottom)

@@ -86,13 +86,18 @@ class FakeQuant(keras.layers.Layer):
             self.minimum.assign(keep * self.minimum + (1.0 - keep) * ops.min(inputs))
             self.maximum.assign(keep * self.maximum + (1.0 - keep) * ops.max(inputs))
             self.seen.assign(1.0)
+        low, high = self.rounding_range()
+        return tf.quantization.fake_quant_with_min_max_vars(inputs, low, high, num_bits=8)
+
+    def rounding_range(self):
+        """The range the tensor is rounded over: the stored one with 0 in it, within the limit,
+        at least 1e-3 wide."""
         low = ops.minimum(ops.stop_gradient(self.minimum), 0.0)
         high = ops.stop_gradient(self.maximum)
         if self.limit is not None:
             low = ops.maximum(low, -self.limit)
             high = ops.minimum(high, self.limit)
-        high = ops.maximum(high, low + 1e-3)
-        return tf.quantization.fake_quant_with_min_max_vars(inputs, low, high, num_bits=8)
+        return low, ops.maximum(high, low + 1e-3)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -117,7 +122,7 @@ def _rounds_output(layer: keras.layers.Layer, own: set[int], outputs: set[int]) 
     return True
 
 
-def _feeds_sigmoid(layer: keras.layers.Layer, own: set[int]) -> bool:
+def feeds_sigmoid(layer: keras.layers.Layer, own: set[int]) -> bool:
     """Whether `layer`'s output reaches nothing but a sigmoid, directly or through upsampling
     or rounding (ops that keep the sigmoid's input range)."""
     consumers = [node.operation for node in layer._outbound_nodes if id(node.operation) in own]
@@ -125,7 +130,7 @@ def _feeds_sigmoid(layer: keras.layers.Layer, own: set[int]) -> bool:
         return False
     consumer = consumers[0]
     if isinstance(consumer, (layers.UpSampling2D, FakeQuant)):
-        return _feeds_sigmoid(consumer, own)
+        return feeds_sigmoid(consumer, own)
     return isinstance(consumer, layers.Activation) and (
         getattr(consumer.activation, "__name__", None) == "sigmoid"
     )
@@ -150,7 +155,7 @@ def add_fake_quant(model: keras.Model, momentum: float = 0.99) -> keras.Model:
     own = {id(layer) for layer in model.layers}
     outputs = {id(tensor._keras_history.operation) for tensor in model.outputs}
     rounded = {id(layer) for layer in model.layers if _rounds_output(layer, own, outputs)}
-    logits = {id(layer) for layer in model.layers if _feeds_sigmoid(layer, own)}
+    logits = {id(layer) for layer in model.layers if feeds_sigmoid(layer, own)}
 
     def call(layer, *args, **kwargs):
         result = layer(*args, **kwargs)
@@ -191,7 +196,7 @@ def limit_sigmoid_inputs(model: keras.Model, images: np.ndarray) -> keras.Model:
     targets = {
         id(layer)
         for layer in model.layers
-        if _feeds_sigmoid(layer, own)
+        if feeds_sigmoid(layer, own)
         and (
             isinstance(layer, FakeQuant)
             or not any(isinstance(node.operation, FakeQuant) for node in layer._outbound_nodes)
