@@ -348,7 +348,7 @@ def int16x8(args) -> None:
     import contextlib
     import io
 
-    from backdrop.export import _fixed_batch
+    from backdrop.export import _fixed_batch, calibration_images
     from backdrop.tf_setup import import_tensorflow
     from backdrop.training import quantize_aware
     from backdrop.training.checkpoints import load_checkpoint
@@ -356,8 +356,7 @@ def int16x8(args) -> None:
     tf = import_tensorflow()
     model = quantize_aware.strip_fake_quant(load_checkpoint(args.checkpoint))
     calibration, validation = _records_data(args.checkpoint.parent)
-    shape = calibration[0].shape
-    images = [*calibration, np.zeros(shape, np.float32), np.ones(shape, np.float32)]
+    images = calibration_images(calibration)
     converter = tf.lite.TFLiteConverter.from_keras_model(_fixed_batch(model))
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([image[None]] for image in images)

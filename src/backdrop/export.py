@@ -68,6 +68,14 @@ class QuantizationConfig:
         return cls("int8", tuple(representative))
 
 
+def calibration_images(representative: Iterable[np.ndarray]) -> list[np.ndarray]:
+    """`representative` and an all-zeros and an all-ones image, which pin the quantized input's
+    range to exactly [0, 1] (scale 1/255, zero point 0)."""
+    images = list(representative)
+    shape = images[0].shape
+    return [*images, np.zeros(shape, np.float32), np.ones(shape, np.float32)]
+
+
 def convert(
     model: keras.Model,
     mode: str | QuantizationConfig,
@@ -92,10 +100,7 @@ def convert(
     # mobile segmenter after twenty, 0.0010 against 0.0036 (benchmarks/README.md, "int8 of the
     # square model").
     if mode == "int8":
-        images = list(quantization.representative)
-        shape = images[0].shape
-        # An all-zeros and an all-ones image pin the input range to exactly [0, 1].
-        images += [np.zeros(shape, np.float32), np.ones(shape, np.float32)]
+        images = calibration_images(quantization.representative)
         # The logits are rounded over at most [-8, 8], where the sigmoid's int8 output saturates
         # (backdrop.training.quantize_aware): over their own range they lost 0.0076 IoU more.
         source = limit_sigmoid_inputs(model, np.stack(images))
