@@ -9,8 +9,8 @@
 #
 #   bash recipes/scratch_all_data.sh [RUN_DIR] [EPOCHS] [QUANTIZE_AWARE_EPOCHS]
 #
-# Epochs took 4.4-5.1 min on 2 CPU cores with little else running (about 2 h 10 min in all), so it
-# is resumable: run it again and it continues from the last finished epoch (records that exist are
+# Epochs took 138-206 s on 2 CPU cores with little else running (2026-11-27; about 1 h 20 min in
+# all, the first epoch longer as it fills the cache), so it is resumable: run it again and it continues from the last finished epoch (records that exist are
 # kept). Environment: BACKDROP_DATA, BACKDROP_ANCHORS. Nothing trained here may be committed: the
 # data's licences forbid it.
 set -euo pipefail
