@@ -11,8 +11,9 @@
 #
 # Epochs took 138-206 s on 2 CPU cores with little else running (2026-11-27; about 1 h 20 min in
 # all, the first epoch longer as it fills the cache), so it is resumable: run it again and it
-# continues from the last finished epoch (records that exist are kept). Environment: BACKDROP_DATA, BACKDROP_ANCHORS. Nothing trained here may be committed: the
-# data's licences forbid it.
+# continues from the last finished epoch (records that exist are kept). Environment:
+# BACKDROP_DATA, BACKDROP_ANCHORS. Nothing trained here may be committed: the data's licences
+# forbid it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:-runs/scratch_all_data}
