@@ -19,7 +19,11 @@ from backdrop.runtime.effects import (
     replace_background,
     solid_background,
 )
-from backdrop.runtime.segmenter import interleaved_latency_ms
+from backdrop.runtime.segmenter import (
+    interleaved_latency_ms,
+    isolated_latency_ms,
+    latency_in_own_process_ms,
+)
 from backdrop.runtime.temporal import MaskSmoother
 
 
@@ -117,6 +121,27 @@ def test_latency_rounds_interleave_the_models():
     assert timings.shape == (3, 2) and (timings == [1.0, 2.0]).all()
     with pytest.raises(ValueError, match="rounds"):
         interleaved_latency_ms([Timed("a", 1.0)], rounds=0)
+
+
+def test_isolated_latency_alternates_the_order_of_the_models():
+    calls = []
+
+    def time_file(path, threads, runs):
+        calls.append((path, threads, runs))
+        return {"a": 1.0, "b": 2.0, "c": 3.0}[path]
+
+    timings = isolated_latency_ms(["a", "b", "c"], threads=2, rounds=3, runs=7, time_file=time_file)
+    assert [path for path, _, _ in calls] == list("abccbaabc")
+    assert {(threads, runs) for _, threads, runs in calls} == {(2, 7)}
+    assert timings.shape == (3, 3) and (timings == [1.0, 2.0, 3.0]).all()  # columns keep order
+    with pytest.raises(ValueError, match="rounds"):
+        isolated_latency_ms(["a"], threads=2, rounds=0, time_file=time_file)
+
+
+def test_a_model_is_timed_in_a_process_of_its_own(tiny_models):
+    assert 0 < latency_in_own_process_ms(tiny_models["int8"], threads=1, runs=5) < 1000
+    with pytest.raises(SegmenterError, match="not found"):  # the child's error reaches the caller
+        latency_in_own_process_ms(tiny_models["int8"].with_name("missing.tflite"), 1, 5)
 
 
 def test_composite_invariants():

@@ -164,3 +164,44 @@ def interleaved_latency_ms(
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
     return np.array([[s.latency_ms(runs) for s in segmenters] for _ in range(rounds)])
+
+
+def _latency_in_this_process(path: str, threads: int, runs: int) -> float:
+    segmenter = Segmenter(path, threads)
+    segmenter.latency_ms(max(1, runs // 4))  # warm-up: caches and the CPU's clock settle
+    return segmenter.latency_ms(runs)
+
+
+def latency_in_own_process_ms(path: str | Path, threads: int, runs: int) -> float:
+    """`Segmenter(path, threads).latency_ms(runs)` after a warm-up, in a fresh process of its own
+    (spawned, so nothing loaded here is shared with it)."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_latency_in_this_process, (str(path), threads, runs))
+
+
+def isolated_latency_ms(
+    paths: Sequence[str | Path],
+    threads: int,
+    rounds: int = LATENCY_ROUNDS,
+    runs: int = 50,
+    time_file=latency_in_own_process_ms,
+) -> np.ndarray:
+    """`(rounds, models)` milliseconds like `interleaved_latency_ms`, but every timing is taken in
+    a process of its own (`time_file`), the models in the given order in even rounds and in
+    reverse in odd ones, so that neither a file's neighbour in the process nor its place in the
+    round can favour it.
+
+    Interleaving in one process is not enough for two files of one architecture: timed beside
+    our file of its architecture, MediaPipe landscape's own time rose from 1.16-1.29 ms to
+    1.54-1.66 ms on the 2-core VM (benchmarks/README.md).
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
+    timings = np.zeros((rounds, len(paths)))
+    for r in range(rounds):
+        order = range(len(paths)) if r % 2 == 0 else reversed(range(len(paths)))
+        for m in order:
+            timings[r, m] = time_file(paths[m], threads, runs)
+    return timings
