@@ -233,7 +233,7 @@ def _export_models(
     model, folder: Path, modes, calibration, validation, threads, extra, training
 ) -> list[dict]:
     from backdrop.model_card import model_card
-    from backdrop.runtime.segmenter import Segmenter, interleaved_latency_ms
+    from backdrop.runtime.segmenter import Segmenter, isolated_latency_ms
 
     # The float model's own IoU, beside the exported one's.
     float_iou = keras_validation_iou(strip_fake_quant(model), validation) if validation else None
@@ -256,8 +256,10 @@ def _export_models(
         )
         segmenters.append(segmenter)
         extras.append({"metadata": metadata, "model_card": path.with_suffix(".md").name})
-    # Interleaved rounds, so a busy moment of the machine does not land on one mode only.
-    latencies = np.median(interleaved_latency_ms(segmenters), axis=0)
+    # Rounds, each mode in a process of its own, in alternating order: a busy moment of the
+    # machine does not land on one mode only, and no mode times beside another.
+    paths = [segmenter.model_path for segmenter in segmenters]
+    latencies = np.median(isolated_latency_ms(paths, threads), axis=0)
     for report, latency in zip(reports, latencies, strict=True):
         report["latency_ms"] = float(latency)
     recommended, reason = recommend(reports)

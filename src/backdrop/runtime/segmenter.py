@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-LATENCY_ROUNDS = 5  # the default number of interleaved rounds `interleaved_latency_ms` times
+LATENCY_ROUNDS = 5  # the default number of rounds the latency functions time
 
 
 def shrink_area(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -63,7 +65,12 @@ class Segmenter:
         if not self.model_path.is_file():
             raise SegmenterError(f"model {self.model_path} not found")
         try:
-            self.interpreter = Interpreter(model_path=str(self.model_path), num_threads=threads)
+            # From memory, not mapped from the file: on the 2-core VM, MediaPipe's file mapped in
+            # place ran 8-16% slower than a byte-identical copy on the same disk, and from memory
+            # the copies time alike (benchmarks/README.md, "one process and a file's place").
+            self.interpreter = Interpreter(
+                model_content=self.model_path.read_bytes(), num_threads=threads
+            )
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             raise SegmenterError(f"{self.model_path} is not a TFLite model ({error})") from None
@@ -159,7 +166,8 @@ def interleaved_latency_ms(
     one after another, so a busy moment of the machine lands on all models, not on one.
 
     The median over rounds (axis 0) is each model's latency; models compare in one process, on
-    the same threads.
+    the same threads. On the 2-core VM that process biased copies of one file by up to 25%:
+    `isolated_latency_ms` is what evaluate and export use.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
@@ -173,12 +181,26 @@ def _latency_in_this_process(path: str, threads: int, runs: int) -> float:
 
 
 def latency_in_own_process_ms(path: str | Path, threads: int, runs: int) -> float:
-    """`Segmenter(path, threads).latency_ms(runs)` after a warm-up, in a fresh process of its own
-    (spawned, so nothing loaded here is shared with it)."""
-    import multiprocessing
+    """`Segmenter(path, threads).latency_ms(runs)` after a warm-up, in a fresh Python process of
+    its own: nothing loaded here is shared with it. A plain subprocess, not `multiprocessing`,
+    which would re-run a calling script that lacks a `__main__` guard.
 
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_latency_in_this_process, (str(path), threads, runs))
+    Raises:
+        SegmenterError: The file is missing or not a usable model (the child's message).
+    """
+    code = (
+        "import sys; from backdrop.runtime.segmenter import _latency_in_this_process as f; "
+        "print(f(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(path), str(threads), str(runs)],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no message"])[-1]
+        raise SegmenterError(f"timing {path} in its own process failed: {last}")
+    return float(result.stdout.split()[-1])
 
 
 def isolated_latency_ms(
@@ -193,9 +215,9 @@ def isolated_latency_ms(
     reverse in odd ones, so that neither a file's neighbour in the process nor its place in the
     round can favour it.
 
-    Interleaving in one process is not enough for two files of one architecture: timed beside
-    our file of its architecture, MediaPipe landscape's own time rose from 1.16-1.29 ms to
-    1.54-1.66 ms on the 2-core VM (benchmarks/README.md).
+    Interleaving in one process is not enough: on the 2-core VM three copies of one file timed
+    in turn in one process read up to 25% apart, and in own processes within 2-5%
+    (benchmarks/README.md, "one process and a file's place").
     """
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
