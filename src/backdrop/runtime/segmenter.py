@@ -188,12 +188,14 @@ def latency_in_own_process_ms(path: str | Path, threads: int, runs: int) -> floa
     Raises:
         SegmenterError: The file is missing or not a usable model (the child's message).
     """
-    code = (
-        "import sys; from backdrop.runtime.segmenter import _latency_in_this_process as f; "
+    code = (  # this very package first: a source checkout (python/_shim.py) is not installed
+        "import sys; sys.path.insert(0, sys.argv[4]); "
+        "from backdrop.runtime.segmenter import _latency_in_this_process as f; "
         "print(f(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))"
     )
+    package_root = str(Path(__file__).resolve().parents[2])
     result = subprocess.run(
-        [sys.executable, "-c", code, str(path), str(threads), str(runs)],
+        [sys.executable, "-c", code, str(path), str(threads), str(runs), package_root],
         capture_output=True,
         text=True,
     )
