@@ -11,7 +11,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-LATENCY_ROUNDS = 5  # the default number of rounds the latency functions time
+LATENCY_ROUNDS = 9  # the default number of rounds the latency functions time
+# Invokes a round. At 5 rounds of 50, two same-size files of one architecture read 19% apart
+# in one evaluate; at 9 of 200, 1-2% (benchmarks/README.md, "one process and a file's place").
+LATENCY_RUNS = 200
 
 
 def shrink_area(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -209,7 +212,7 @@ def isolated_latency_ms(
     paths: Sequence[str | Path],
     threads: int,
     rounds: int = LATENCY_ROUNDS,
-    runs: int = 50,
+    runs: int = LATENCY_RUNS,
     time_file=latency_in_own_process_ms,
 ) -> np.ndarray:
     """`(rounds, models)` milliseconds like `interleaved_latency_ms`, but every timing is taken in
