@@ -13,7 +13,8 @@ import numpy as np
 
 LATENCY_ROUNDS = 9  # the default number of rounds the latency functions time
 # Invokes a round. At 5 rounds of 50, two same-size files of one architecture read 19% apart
-# in one evaluate; at 9 of 200, 1-2% (benchmarks/README.md, "one process and a file's place").
+# in one evaluate; at 9 of 200, 1-2% in one run and 14-19% in another: the 2-core VM drifts
+# more than either (benchmarks/README.md, "one process and a file's place").
 LATENCY_RUNS = 200
 
 
