@@ -237,7 +237,7 @@ def _export_models(
 
     # The float model's own IoU, beside the exported one's.
     float_iou = keras_validation_iou(strip_fake_quant(model), validation) if validation else None
-    reports, segmenters, extras = [], [], []
+    reports, extras = [], []
     for mode in modes:
         path = export_tflite(model, folder / f"model_{mode}.tflite", mode, calibration)
         metadata = add_metadata(path, mode)
@@ -254,11 +254,10 @@ def _export_models(
                 "validation_images": len(validation),
             }
         )
-        segmenters.append(segmenter)
         extras.append({"metadata": metadata, "model_card": path.with_suffix(".md").name})
     # Rounds, each mode in a process of its own, in alternating order: a busy moment of the
     # machine does not land on one mode only, and no mode times beside another.
-    paths = [segmenter.model_path for segmenter in segmenters]
+    paths = [report["path"] for report in reports]
     latencies = np.median(isolated_latency_ms(paths, threads), axis=0)
     for report, latency in zip(reports, latencies, strict=True):
         report["latency_ms"] = float(latency)
