@@ -116,3 +116,57 @@ def test_quantization_config_is_validated_before_converting():
     config = QuantizationConfig.for_int8([np.zeros((4, 4, 3))])
     assert config.representative[0].dtype == np.float32
     assert QuantizationConfig.for_float16().representative == ()
+
+
+def _concatenating_model():
+    """Meet's decoder gate in small: a concatenation read only by a global mean, gating one of
+    its branches, and a second concatenation read by a convolution."""
+    import keras
+
+    image = keras.Input((16, 24, 3))
+    left = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(image)
+    right = keras.layers.Conv2D(4, 1, activation="relu")(image)
+    both = keras.layers.Concatenate()([left, right])
+    gate = keras.layers.GlobalAveragePooling2D(keepdims=True)(both)
+    gate = keras.layers.Conv2D(4, 1, activation="sigmoid")(gate)
+    gated = keras.layers.Add()([keras.layers.Multiply()([left, gate]), right])
+    merged = keras.layers.Concatenate()([gated, left])
+    return keras.Model(image, keras.layers.Conv2D(1, 1, activation="sigmoid")(merged))
+
+
+def test_a_concatenation_only_pooled_is_pooled_branch_by_branch(tmp_path):
+    from backdrop.export import convert, pool_branches_first
+    from backdrop.models.tflite_graph import read_tflite
+
+    model = _concatenating_model()
+    rewritten = pool_branches_first(model)
+    images = np.random.default_rng(0).random((3, 16, 24, 3), dtype=np.float32)
+    np.testing.assert_allclose(rewritten(images), model(images), atol=1e-6)
+    # In the file, the pooled concatenation joins two 1x1 means; the one a convolution reads
+    # stays full size; nothing else changes.
+    path = tmp_path / "model.tflite"
+    path.write_bytes(convert(model, "float32"))
+    graph = read_tflite(path)
+    joined = [
+        graph.tensors[op.outputs[0]].shape[1:3]
+        for op in graph.operators
+        if op.kind == "CONCATENATION"
+    ]
+    assert sorted(joined) == [(1, 1), (16, 24)]
+    assert sum(op.kind == "MEAN" for op in graph.operators) == 2
+    segmenter = Segmenter(path, threads=1)
+    frame = (images[0] * 255).astype(np.uint8)
+    expected = model(frame[None].astype(np.float32) / 255)[0, ..., 0]
+    np.testing.assert_allclose(segmenter.raw_probability(frame), expected, atol=1e-4)
+
+
+def test_a_model_without_a_pooled_concatenation_is_returned_as_it_is():
+    import keras
+
+    from backdrop.export import pool_branches_first
+
+    image = keras.Input((8, 8, 3))
+    both = keras.layers.Concatenate()([image, keras.layers.Conv2D(2, 1)(image)])
+    pooled = keras.layers.GlobalAveragePooling2D(keepdims=True)(both)
+    model = keras.Model(image, [pooled, both])  # the concatenation is read twice
+    assert pool_branches_first(model) is model

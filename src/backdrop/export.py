@@ -33,6 +33,53 @@ def _fixed_batch(model: keras.Model) -> keras.Model:
     return keras.Model(inputs, model(inputs), name=model.name)
 
 
+def _pooled_only(
+    layer: keras.layers.Layer, own: set[int], outputs: set[int]
+) -> keras.layers.Layer | None:
+    """The global average pool that alone reads `layer`, a channel concatenation that is not a
+    model output (`outputs`: the ids of the layers that make them); else None."""
+    if not isinstance(layer, keras.layers.Concatenate) or layer.axis not in (-1, 3):
+        return None
+    if id(layer) in outputs:
+        return None
+    consumers = [node.operation for node in layer._outbound_nodes if id(node.operation) in own]
+    if len(consumers) != 1 or not isinstance(consumers[0], keras.layers.GlobalAveragePooling2D):
+        return None
+    return consumers[0] if consumers[0].data_format == "channels_last" else None
+
+
+def pool_branches_first(model: keras.Model) -> keras.Model:
+    """`model` (shared layers and weights) with every channel concatenation that only a global
+    average pool reads pooled branch by branch first, then concatenated: the same values
+    exactly (a channel's mean does not depend on its neighbours), without the full-size copy.
+
+    Meet's decoder has three such (its imported `Concatenate` -> `GlobalAveragePooling2D`):
+    copying them was the whole of the 2% more instructions an invoke that our Meet-architecture
+    export executed against MediaPipe landscape (benchmarks/instruction_count.py,
+    benchmarks/README.md). Unchanged when there is none.
+    """
+    own = {id(layer) for layer in model.layers}
+    outputs = {id(tensor._keras_history.operation) for tensor in model.outputs}
+    pools = {
+        id(layer): pool for layer in model.layers if (pool := _pooled_only(layer, own, outputs))
+    }
+    if not pools:
+        return model
+    pooled = set()  # ids of the tensors that are pooled already
+
+    def call(layer, *args, **kwargs):
+        if id(layer) in pools:
+            branches = [pools[id(layer)](branch) for branch in args[0]]
+            result = keras.layers.Concatenate(axis=-1, name=layer.name)(branches)
+            pooled.add(id(result))
+            return result
+        if isinstance(layer, keras.layers.GlobalAveragePooling2D) and id(args[0]) in pooled:
+            return args[0]
+        return layer(*args, **kwargs)
+
+    return keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
+
+
 @dataclasses.dataclass(frozen=True)
 class QuantizationConfig:
     """How a model is quantized on export (MediaPipe Model Maker's `QuantizationConfig` is the
@@ -106,7 +153,7 @@ def convert(
         source = limit_sigmoid_inputs(model, np.stack(images))
     else:
         source = strip_fake_quant(model)
-    converter = tf.lite.TFLiteConverter.from_keras_model(_fixed_batch(source))
+    converter = tf.lite.TFLiteConverter.from_keras_model(_fixed_batch(pool_branches_first(source)))
     if mode == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
