@@ -106,6 +106,16 @@ def test_recommend_picks_the_fastest_export_that_keeps_the_accuracy():
     assert recommend([_report("float16", 2.0, 300, None, None)])[0] is None
 
 
+def test_float32_does_not_race_a_float16_that_keeps_the_accuracy():
+    # Same arithmetic on a CPU: a float32 timed faster is the machine's drift, not the model.
+    float32, float16 = _report("float32", 1.33, 480, 0.90), _report("float16", 1.69, 300, 0.899)
+    assert recommend([float32, float16, _report("int8", 8.0, 250, 0.895)])[0] == "float16"
+    # float32 stays the pick where float16 loses the accuracy or was not exported.
+    lossy = _report("float16", 1.69, 300, 0.88)
+    assert recommend([float32, lossy])[0] == "float32"
+    assert recommend([float32, _report("int8", 8.0, 250, 0.899)])[0] == "float32"
+
+
 def test_quantization_config_is_validated_before_converting():
     from backdrop.export import QuantizationConfig
 
@@ -158,6 +168,10 @@ def test_a_concatenation_only_pooled_is_pooled_branch_by_branch(tmp_path):
     frame = (images[0] * 255).astype(np.uint8)
     expected = model(frame[None].astype(np.float32) / 255)[0, ..., 0]
     np.testing.assert_allclose(segmenter.raw_probability(frame), expected, atol=1e-4)
+    # int8 keeps the graph as trained: there the branches' means would round differently.
+    int8 = tmp_path / "model_int8.tflite"
+    int8.write_bytes(convert(model, "int8", list(images)))
+    assert sum(op.kind == "MEAN" for op in read_tflite(int8).operators) == 1
 
 
 def test_a_model_without_a_pooled_concatenation_is_returned_as_it_is():
