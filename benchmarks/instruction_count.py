@@ -111,8 +111,10 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|")
     reference = found[0]
-    for i, (path, (height, width), count) in enumerate(zip(paths, shapes, found, strict=True)):
-        name = f"{path.parent.name}/{path.name}" + (" (reference)" if i == 0 else "")
+    short = [f"{path.parent.name}/{path.name}" for path in paths]
+    names = [str(p) if short.count(s) > 1 else s for p, s in zip(paths, short, strict=True)]
+    for i, ((height, width), count) in enumerate(zip(shapes, found, strict=True)):
+        name = names[i] + (" (reference)" if i == 0 else "")
         misses, reference_misses = count[3] + count[4], reference[3] + reference[4]
         print(
             f"| {name} | {height}x{width} | {count[0] / 1e6:.2f} | {count[0] / reference[0]:.3f}x "

