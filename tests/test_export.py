@@ -141,7 +141,8 @@ def _concatenating_model():
     gate = keras.layers.Conv2D(4, 1, activation="sigmoid")(gate)
     gated = keras.layers.Add()([keras.layers.Multiply()([left, gate]), right])
     merged = keras.layers.Concatenate()([gated, left])
-    return keras.Model(image, keras.layers.Conv2D(1, 1, activation="sigmoid")(merged))
+    logits = keras.layers.Conv2D(1, 1)(merged)
+    return keras.Model(image, keras.layers.Activation("sigmoid")(logits))
 
 
 def test_a_concatenation_only_pooled_is_pooled_branch_by_branch(tmp_path):
@@ -184,3 +185,21 @@ def test_a_model_without_a_pooled_concatenation_is_returned_as_it_is():
     pooled = keras.layers.GlobalAveragePooling2D(keepdims=True)(both)
     model = keras.Model(image, [pooled, both])  # the concatenation is read twice
     assert pool_branches_first(model) is model
+
+
+def test_a_float_export_leaves_the_model_as_the_int8_export_finds_it(tmp_path):
+    # The float modes rewrite the graph; the int8 export after them must see the model as
+    # trained (a rewrite sharing its layers once hid the logits' [-8, 8] limit from int8).
+    from backdrop.export import convert
+
+    model = _concatenating_model()
+    logits = model.layers[-2]
+    logits.set_weights([w * 200 for w in logits.get_weights()])  # logits far beyond +-8
+    images = np.random.default_rng(0).random((4, 16, 24, 3), dtype=np.float32)
+    files = [tmp_path / "alone.tflite", tmp_path / "after_float.tflite"]
+    files[0].write_bytes(convert(model, "int8", list(images)))
+    convert(model, "float16")
+    files[1].write_bytes(convert(model, "int8", list(images)))
+    frame = (images[0] * 255).astype(np.uint8)
+    alone, after_float = (Segmenter(f, threads=1).raw_probability(frame) for f in files)
+    np.testing.assert_array_equal(after_float, alone)
