@@ -203,3 +203,34 @@ def test_a_float_export_leaves_the_model_as_the_int8_export_finds_it(tmp_path):
     frame = (images[0] * 255).astype(np.uint8)
     alone, after_float = (Segmenter(f, threads=1).raw_probability(frame) for f in files)
     np.testing.assert_array_equal(after_float, alone)
+
+
+def test_a_transposed_convolution_without_overlap_becomes_depth_to_space(tmp_path):
+    import keras
+
+    from backdrop.export import convert, transposed_as_depth_to_space
+    from backdrop.models.tflite_graph import read_tflite
+
+    image = keras.Input((8, 12, 3))
+    features = keras.layers.Conv2D(6, 3, padding="same", activation="relu")(image)
+    wide = keras.layers.Conv2DTranspose(3, 2, strides=2, activation="relu")(features)
+    overlapping = keras.layers.Conv2DTranspose(4, 3, strides=2, padding="same")(wide)
+    logits = keras.layers.Conv2DTranspose(1, 2, strides=2, padding="same")(overlapping)
+    model = keras.Model(image, keras.layers.Activation("sigmoid")(logits))
+    for layer in model.layers:  # biases too, so their order is checked
+        layer.set_weights([np.random.default_rng(1).normal(size=w.shape) for w in layer.weights])
+    images = np.random.default_rng(0).random((2, 8, 12, 3), dtype=np.float32)
+    np.testing.assert_allclose(
+        transposed_as_depth_to_space(model)(images), model(images), atol=1e-5
+    )
+    path = tmp_path / "model.tflite"
+    path.write_bytes(convert(model, "float16"))
+    kinds = [op.kind for op in read_tflite(path).operators]
+    assert kinds.count("DEPTH_TO_SPACE") == 2 and kinds.count("TRANSPOSE_CONV") == 1
+    frame = (images[0] * 255).astype(np.uint8)
+    expected = model(frame[None].astype(np.float32) / 255)[0, ..., 0]
+    np.testing.assert_allclose(
+        Segmenter(path, threads=1).raw_probability(frame), expected, atol=2e-2
+    )
+    path.write_bytes(convert(model, "int8", list(images)))  # int8 keeps the graph as trained
+    assert "DEPTH_TO_SPACE" not in [op.kind for op in read_tflite(path).operators]

@@ -91,6 +91,77 @@ def _own_copy(model: keras.Model) -> keras.Model:
     return copy
 
 
+@keras.saving.register_keras_serializable(package="backdrop")
+class DepthToSpace(keras.layers.Layer):
+    """TFLite's DEPTH_TO_SPACE: each pixel's `block` x `block` x C channels laid out as a
+    `block` x `block` patch of C channels (`tf.nn.depth_to_space`)."""
+
+    def __init__(self, block: int, **kwargs):
+        super().__init__(**kwargs)
+        self.block = block
+
+    def call(self, inputs):
+        return tf.nn.depth_to_space(inputs, self.block)
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        grow = lambda size: None if size is None else size * self.block  # noqa: E731
+        return (batch, grow(height), grow(width), channels // self.block**2)
+
+    def get_config(self):
+        return {**super().get_config(), "block": self.block}
+
+
+def _patch_stride(layer: keras.layers.Layer) -> int | None:
+    """The stride of `layer` if it is a transposed convolution whose patches do not overlap
+    (kernel = stride, square, no dilation); else None."""
+    if not isinstance(layer, keras.layers.Conv2DTranspose) or layer.data_format != "channels_last":
+        return None
+    stride = tuple(layer.strides)
+    if tuple(layer.kernel_size) != stride or stride[0] != stride[1] or stride[0] < 2:
+        return None
+    if tuple(layer.dilation_rate) != (1, 1) or layer.output_padding is not None:
+        return None
+    return stride[0]
+
+
+def transposed_as_depth_to_space(model: keras.Model) -> keras.Model:
+    """`model` (shared layers otherwise) with every transposed convolution whose kernel equals
+    its stride made a 1x1 convolution to stride^2 times the channels and a DEPTH_TO_SPACE: the
+    same sums (each output pixel is one input pixel times one kernel tap, plus the bias), in an
+    ordinary convolution instead of XNNPACK's transposed one.
+
+    The MediaPipe and Meet architectures end in such a layer (16 channels to the 1-channel
+    logits, 2x2, stride 2). Rewritten, our landscape model executed 0.69x the instructions of
+    MediaPipe landscape an invoke instead of 1.00x (benchmarks/README.md). Unchanged when there
+    is none.
+    """
+    if not any(_patch_stride(layer) for layer in model.layers):
+        return model
+
+    def call(layer, *args, **kwargs):
+        stride = _patch_stride(layer)
+        if stride is None:
+            return layer(*args, **kwargs)
+        kernel, *bias = layer.get_weights()  # kernel: (stride, stride, out, in)
+        outputs, inputs = kernel.shape[2], kernel.shape[3]
+        pointwise = keras.layers.Conv2D(
+            stride * stride * outputs,
+            1,
+            activation=layer.activation,
+            use_bias=layer.use_bias,
+            name=f"{layer.name}_pointwise",
+        )
+        result = pointwise(args[0])
+        # Channel (a * stride + b) * out + o of the 1x1 result lands on pixel (a, b) of its
+        # patch, channel o: tf.nn.depth_to_space's order.
+        flat = kernel.transpose(3, 0, 1, 2).reshape(1, 1, inputs, stride * stride * outputs)
+        pointwise.set_weights([flat, *(np.tile(b, stride * stride) for b in bias)])
+        return DepthToSpace(stride, name=layer.name)(result)
+
+    return keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
+
+
 @dataclasses.dataclass(frozen=True)
 class QuantizationConfig:
     """How a model is quantized on export (MediaPipe Model Maker's `QuantizationConfig` is the
@@ -164,9 +235,10 @@ def convert(
         # (backdrop.training.quantize_aware): over their own range they lost 0.0076 IoU more.
         source = limit_sigmoid_inputs(model, np.stack(images))
     else:
-        # Exact in float. Not in int8, where the branches' means would be rounded apart (not
-        # measured: the 0.9148 once seen was the shared-layer effect `_own_copy` prevents).
-        source = pool_branches_first(strip_fake_quant(model))
+        # Both exact in float. Not in int8: there the branches' means would be rounded apart,
+        # and the rounding ranges learned in training are for the graph as trained (neither
+        # measured; the 0.9148 once seen was the shared-layer effect `_own_copy` prevents).
+        source = transposed_as_depth_to_space(pool_branches_first(strip_fake_quant(model)))
     converter = tf.lite.TFLiteConverter.from_keras_model(_fixed_batch(source))
     if mode == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
