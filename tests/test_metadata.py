@@ -26,13 +26,16 @@ pytestmark = pytest.mark.skipif(
 
 def redness_model(side: int = 128) -> keras.Model:
     """A fixed model whose person probability is how red a neighbourhood is: real, smooth masks
-    on any picture, without training."""
+    on any picture, without training. It ends as MediaPipe's and Meet's models do, in a 2x2
+    transposed convolution of stride 2 (which the float exports write as DEPTH_TO_SPACE)."""
     inputs = keras.Input((side, side, 3))
-    conv = keras.layers.Conv2D(1, 5, padding="same", activation="sigmoid")
-    outputs = conv(inputs)
+    conv = keras.layers.Conv2D(1, 5, strides=2, padding="same")
+    upsample = keras.layers.Conv2DTranspose(1, 2, strides=2, activation="sigmoid")
+    outputs = upsample(conv(inputs))
     kernel = np.zeros((5, 5, 3, 1), np.float32)
     kernel[..., 0, 0], kernel[..., 1, 0], kernel[..., 2, 0] = 0.6, -0.3, -0.3
     conv.set_weights([kernel, np.array([-1.0], np.float32)])
+    upsample.set_weights([np.ones((2, 2, 1, 1), np.float32), np.zeros(1, np.float32)])
     return keras.Model(inputs, outputs)
 
 
