@@ -132,9 +132,9 @@ def transposed_as_depth_to_space(model: keras.Model) -> keras.Model:
     ordinary convolution instead of XNNPACK's transposed one.
 
     The MediaPipe and Meet architectures end in such a layer (16 channels to the 1-channel
-    logits, 2x2, stride 2). Rewritten, our landscape model executed 0.69x the instructions of
-    MediaPipe landscape an invoke instead of 1.00x (benchmarks/README.md). Unchanged when there
-    is none.
+    logits, 2x2, stride 2). Rewritten, both recipe models executed 0.664x the instructions of
+    the MediaPipe file they answer an invoke, where they had executed 0.998x (benchmarks/README.md,
+    "The last layer as DEPTH_TO_SPACE"). Unchanged when there is none.
     """
     if not any(_patch_stride(layer) for layer in model.layers):
         return model
