@@ -18,6 +18,7 @@ from backdrop.tf_setup import import_tensorflow
 tf = import_tensorflow()
 import keras  # noqa: E402
 
+from backdrop.models.tflite_import import DepthToSpace  # noqa: E402
 from backdrop.training.config import EXPORT_MODES  # noqa: E402
 from backdrop.training.quantize_aware import limit_sigmoid_inputs, strip_fake_quant  # noqa: E402
 
@@ -89,27 +90,6 @@ def _own_copy(model: keras.Model) -> keras.Model:
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     return copy
-
-
-@keras.saving.register_keras_serializable(package="backdrop")
-class DepthToSpace(keras.layers.Layer):
-    """TFLite's DEPTH_TO_SPACE: each pixel's `block` x `block` x C channels laid out as a
-    `block` x `block` patch of C channels (`tf.nn.depth_to_space`)."""
-
-    def __init__(self, block: int, **kwargs):
-        super().__init__(**kwargs)
-        self.block = block
-
-    def call(self, inputs):
-        return tf.nn.depth_to_space(inputs, self.block)
-
-    def compute_output_shape(self, input_shape):
-        batch, height, width, channels = input_shape
-        grow = lambda size: None if size is None else size * self.block  # noqa: E731
-        return (batch, grow(height), grow(width), channels // self.block**2)
-
-    def get_config(self):
-        return {**super().get_config(), "block": self.block}
 
 
 def _patch_stride(layer: keras.layers.Layer) -> int | None:

@@ -51,15 +51,30 @@ def _run(path, image: np.ndarray) -> np.ndarray:
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
 
 
-@pytest.mark.parametrize("mode", ["float32", "float16"])
-def test_rebuilt_tiny_graph_matches_its_tflite(tmp_path, mode):
-    """float16 weights arrive as DEQUANTIZE operators, which the reader folds into float32."""
+@pytest.mark.parametrize(
+    "mode, last",
+    [("float32", "DEPTH_TO_SPACE"), ("float16", "DEPTH_TO_SPACE"), (None, "TRANSPOSE_CONV")],
+)
+def test_rebuilt_tiny_graph_matches_its_tflite(tmp_path, mode, last):
+    """float16 weights arrive as DEQUANTIZE operators, which the reader folds into float32.
+    Backdrop's float exports write the last layer as DEPTH_TO_SPACE; TensorFlow's converter
+    alone (mode None) as TRANSPOSE_CONV."""
     keras.utils.set_random_seed(0)
-    path = export_tflite(_tiny_segmenter(), tmp_path / "tiny.tflite", mode)
+    model = _tiny_segmenter()
+    path = tmp_path / "tiny.tflite"
+    if mode is None:
+        import tensorflow as tf
+
+        from backdrop.export import _fixed_batch
+
+        converter = tf.lite.TFLiteConverter.from_keras_model(_fixed_batch(model))
+        path.write_bytes(converter.convert())
+    else:
+        export_tflite(model, path, mode)
     graph = read_tflite(path)
     assert "DEQUANTIZE" not in graph.kinds()
     every_kind = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MEAN", "MUL", "ADD"}
-    every_kind |= {"HARD_SWISH", "RESIZE_BILINEAR", "CONCATENATION", "TRANSPOSE_CONV"}
+    every_kind |= {"HARD_SWISH", "RESIZE_BILINEAR", "CONCATENATION", last}
     assert every_kind <= set(graph.kinds())
     rebuilt = build_from_graph(graph)
     image = np.random.default_rng(0).random((1, 32, 48, 3), dtype=np.float32)
@@ -102,7 +117,9 @@ def test_public_segmenter_is_reproduced_and_exports_without_custom_ops(
     exported = export_tflite(model, tmp_path / "imported.tflite", "float32")
     kinds = collections.Counter(read_tflite(exported).kinds())
     assert not any(kind.startswith("CUSTOM") for kind in kinds)
-    assert kinds["TRANSPOSE_CONV"] == 1
+    assert (
+        kinds["DEPTH_TO_SPACE"] == 1 and "TRANSPOSE_CONV" not in kinds
+    )  # the last layer, rewritten
     image = np.random.default_rng(1).random((1, *KNOWN[relative], 3), dtype=np.float32)
     np.testing.assert_allclose(_run(exported, image), model.predict(image, verbose=0), atol=1e-4)
 

@@ -161,6 +161,7 @@ def _options(schema, op, kind: str) -> dict:
             ("Padding", "StrideH", "StrideW", "FusedActivationFunction"),
         ),
         "MEAN": ("ReducerOptions", ("KeepDims",)),
+        "DEPTH_TO_SPACE": ("DepthToSpaceOptions", ("BlockSize",)),
     }
     if kind not in readers:
         return {}

@@ -6,7 +6,7 @@ CONV_2D -> Conv2D, DEPTHWISE_CONV_2D -> DepthwiseConv2D, FULLY_CONNECTED on a 1x
 Conv2D, AVERAGE_POOL_2D / MEAN over the whole map -> GlobalAveragePooling2D, RESIZE_BILINEAR
 (half-pixel centres) -> UpSampling2D, and MediaPipe's custom Convolution2DTransposeBias ->
 Conv2DTranspose (a built-in TRANSPOSE_CONV in int8; float exports write its 2x2 stride-2 form
-as a 1x1 convolution and DEPTH_TO_SPACE, `backdrop.export`). Float16 weights are widened to
+as a 1x1 convolution and DEPTH_TO_SPACE, which imports as `DepthToSpace`). Float16 weights are widened to
 float32. The rebuilt model follows Backdrop's model contract: float32 RGB in [0, 1] in, a 1-channel
 person probability out (Meet's 2-channel logits become one: softmax(l)[1] = sigmoid(l1 - l0)).
 Layers are named after the TFLite tensors they compute, so a user can find them in both files.
@@ -31,6 +31,30 @@ from backdrop.models.tflite_graph import (
 )
 
 TRANSPOSE_CONV = "CUSTOM:Convolution2DTransposeBias"
+
+
+@keras.saving.register_keras_serializable(package="backdrop")
+class DepthToSpace(keras.layers.Layer):
+    """TFLite's DEPTH_TO_SPACE: each pixel's `block` x `block` x C channels laid out as a
+    `block` x `block` patch of C channels (`tf.nn.depth_to_space`, which converts back to it).
+    Backdrop's float exports end in one (`backdrop.export.transposed_as_depth_to_space`)."""
+
+    def __init__(self, block: int, **kwargs):
+        super().__init__(**kwargs)
+        self.block = block
+
+    def call(self, inputs):
+        from backdrop.tf_setup import import_tensorflow  # only where a model runs
+
+        return import_tensorflow().nn.depth_to_space(inputs, self.block)
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        grow = lambda size: None if size is None else size * self.block  # noqa: E731
+        return (batch, grow(height), grow(width), channels // self.block**2)
+
+    def get_config(self):
+        return {**super().get_config(), "block": self.block}
 
 
 def _name(graph: TFLiteGraph, index: int) -> str:
@@ -200,6 +224,8 @@ def build_from_graph(
             merge = {"ADD": layers.Add, "MUL": layers.Multiply, "CONCATENATION": layers.Concatenate}
             y = merge[kind](name=name)(others)
             y = _activation(y, op.options["FusedActivationFunction"], name)
+        elif kind == "DEPTH_TO_SPACE":
+            y = DepthToSpace(op.options["BlockSize"], name=name)(x)
         elif kind in ("RELU", "RELU6", "LOGISTIC", "HARD_SWISH"):
             activation = {
                 "RELU": "relu",
@@ -212,12 +238,22 @@ def build_from_graph(
             raise TFLiteFormatError(f"{graph.path}: operator {kind} ({name}) is not supported")
         values[op.outputs[0]] = y
     result = values[output]
-    if result.shape[-1] == 1 and graph.operators[-1].kind != "LOGISTIC":
+    if result.shape[-1] == 1 and not _ends_in_sigmoid(graph):
         result = layers.Activation("sigmoid", name="person")(result)
     elif result.shape[-1] != 1:
         raise TFLiteFormatError(f"{graph.path}: the output has {result.shape[-1]} channels")
     stem = Path(graph.path).stem
     return keras.Model(inputs, result, name=f"imported_{stem}".replace("-", "_"))
+
+
+def _ends_in_sigmoid(graph: TFLiteGraph) -> bool:
+    """Whether the output is a LOGISTIC's, perhaps moved by a DEPTH_TO_SPACE after it (the
+    converter puts the sigmoid first in Backdrop's float exports)."""
+    producers = {out: op for op in graph.operators for out in op.outputs}
+    op = producers.get(graph.outputs[0])
+    while op is not None and op.kind == "DEPTH_TO_SPACE":
+        op = producers.get(op.inputs[0])
+    return op is not None and op.kind == "LOGISTIC"
 
 
 def import_segmenter(
