@@ -6,10 +6,11 @@ CONV_2D -> Conv2D, DEPTHWISE_CONV_2D -> DepthwiseConv2D, FULLY_CONNECTED on a 1x
 Conv2D, AVERAGE_POOL_2D / MEAN over the whole map -> GlobalAveragePooling2D, RESIZE_BILINEAR
 (half-pixel centres) -> UpSampling2D, and MediaPipe's custom Convolution2DTransposeBias ->
 Conv2DTranspose (a built-in TRANSPOSE_CONV in int8; float exports write its 2x2 stride-2 form
-as a 1x1 convolution and DEPTH_TO_SPACE, which imports as `DepthToSpace`). Float16 weights are widened to
-float32. The rebuilt model follows Backdrop's model contract: float32 RGB in [0, 1] in, a 1-channel
-person probability out (Meet's 2-channel logits become one: softmax(l)[1] = sigmoid(l1 - l0)).
-Layers are named after the TFLite tensors they compute, so a user can find them in both files.
+as a 1x1 convolution and DEPTH_TO_SPACE, which imports as `DepthToSpace`). Float16 weights are
+widened to float32. The rebuilt model follows Backdrop's model contract: float32 RGB in [0, 1]
+in, a 1-channel person probability out (Meet's 2-channel logits become one: softmax(l)[1] =
+sigmoid(l1 - l0)). Layers are named after the TFLite tensors they compute, so a user can find
+them in both files.
 """
 
 from __future__ import annotations
