@@ -398,7 +398,7 @@ def recommend(reports: list[dict]) -> tuple[str | None, str]:
 
     float32 does not race an eligible float16: float16 stores the same weights in half the
     bytes and runs float32's arithmetic on a CPU (XNNPACK widens the weights once, at load:
-    26.32 million instructions an invoke against float32's 26.35 for one model) and float16's
+    25.76 million instructions an invoke for both, landscape recipe model) and float16's
     on a GPU. Timed against each other they measured the machine's drift: 1.33 ms against 1.69
     ms in one recipe run on the 2-core VM, past `SPEED_TIE` (benchmarks/README.md).
     """
