@@ -312,12 +312,12 @@ def ranges(args) -> None:
     from backdrop import export
     from backdrop.export import keras_validation_iou
     from backdrop.training.checkpoints import load_checkpoint
-    from backdrop.training.quantize_aware import SIGMOID_INPUT_LIMIT, feeds_sigmoid
+    from backdrop.training.quantize_aware import SIGMOID_INPUT_LIMIT, feeds_sigmoid, readers
 
     model = load_checkpoint(args.checkpoint)
     calibration, validation = _records_data(args.checkpoint.parent)
     rounders = _rounders(model)
-    own = {id(layer) for layer in model.layers}
+    consumers = readers(model)
     stored = [_stored_range(layer) for layer in rounders]
     samples = _rounded_inputs(model, rounders, calibration)
     print(f"stored ranges: simulated {keras_validation_iou(model, validation):.4f}", flush=True)
@@ -325,7 +325,7 @@ def ranges(args) -> None:
         for layer, sample, (low, high) in zip(rounders, samples, stored, strict=True):
             if rule == "logits":  # only what feeds a sigmoid, to where the sigmoid saturates
                 bottom, top = low, high
-                if feeds_sigmoid(layer, own):
+                if feeds_sigmoid(layer, consumers):
                     bottom, top = max(low, -SIGMOID_INPUT_LIMIT), min(high, SIGMOID_INPUT_LIMIT)
             else:
                 bottom, top = _clipped_range(sample, low, high, rule)

@@ -20,7 +20,11 @@ import keras  # noqa: E402
 
 from backdrop.models.tflite_import import DepthToSpace  # noqa: E402
 from backdrop.training.config import EXPORT_MODES  # noqa: E402
-from backdrop.training.quantize_aware import limit_sigmoid_inputs, strip_fake_quant  # noqa: E402
+from backdrop.training.quantize_aware import (  # noqa: E402
+    limit_sigmoid_inputs,
+    readers,
+    strip_fake_quant,
+)
 
 # An export that loses more validation IoU than this against the float model is not recommended.
 MAX_IOU_LOSS = 0.01
@@ -35,7 +39,7 @@ def _fixed_batch(model: keras.Model) -> keras.Model:
 
 
 def _pooled_only(
-    layer: keras.layers.Layer, own: set[int], outputs: set[int]
+    layer: keras.layers.Layer, consumers: dict[int, list], outputs: set[int]
 ) -> keras.layers.Layer | None:
     """The global average pool that alone reads `layer`, a channel concatenation that is not a
     model output (`outputs`: the ids of the layers that make them); else None."""
@@ -43,10 +47,10 @@ def _pooled_only(
         return None
     if id(layer) in outputs:
         return None
-    consumers = [node.operation for node in layer._outbound_nodes if id(node.operation) in own]
-    if len(consumers) != 1 or not isinstance(consumers[0], keras.layers.GlobalAveragePooling2D):
+    read_by = consumers[id(layer)]
+    if len(read_by) != 1 or not isinstance(read_by[0], keras.layers.GlobalAveragePooling2D):
         return None
-    return consumers[0] if consumers[0].data_format == "channels_last" else None
+    return read_by[0] if read_by[0].data_format == "channels_last" else None
 
 
 def pool_branches_first(model: keras.Model) -> keras.Model:
@@ -59,10 +63,12 @@ def pool_branches_first(model: keras.Model) -> keras.Model:
     export executed against MediaPipe landscape (benchmarks/instruction_count.py,
     benchmarks/README.md). Unchanged when there is none.
     """
-    own = {id(layer) for layer in model.layers}
+    consumers = readers(model)
     outputs = {id(tensor._keras_history.operation) for tensor in model.outputs}
     pools = {
-        id(layer): pool for layer in model.layers if (pool := _pooled_only(layer, own, outputs))
+        id(layer): pool
+        for layer in model.layers
+        if (pool := _pooled_only(layer, consumers, outputs))
     }
     if not pools:
         return model
@@ -79,17 +85,6 @@ def pool_branches_first(model: keras.Model) -> keras.Model:
         return layer(*args, **kwargs)
 
     return keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
-
-
-def _own_copy(model: keras.Model) -> keras.Model:
-    """`model` rebuilt with layers (and weights) of its own. The graph rewrites below call the
-    layers they are given, which adds nodes to them, and the int8 rules read a layer's
-    consumers from its nodes: on `model` itself, a float export's rewrite hid the logits' limit
-    from the int8 export after it (post-training int8 of the landscape recipe model 0.9148
-    instead of 0.9161)."""
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
-    return copy
 
 
 def _patch_stride(layer: keras.layers.Layer) -> int | None:
@@ -202,7 +197,6 @@ def convert(
         else QuantizationConfig(mode, tuple(representative) if mode == "int8" else ())
     )
     mode = quantization.mode
-    model = _own_copy(model)
     # A quantization-aware model keeps its FakeQuant ops for int8: the converter then quantizes
     # each rounded tensor over the range learned in training, as training rounded it, and
     # calibrates only the rest. Calibrating everything afresh lost 0.0277 validation IoU of
@@ -217,7 +211,8 @@ def convert(
     else:
         # Both exact in float. Not in int8: there the branches' means would be rounded apart,
         # and the rounding ranges learned in training are for the graph as trained (neither
-        # measured; the 0.9148 once seen was the shared-layer effect `_own_copy` prevents).
+        # measured; the 0.9148 once seen came from rules that read consumers off the layers,
+        # where these rewrites add their own: they now read the model's graph, `readers`).
         source = transposed_as_depth_to_space(pool_branches_first(strip_fake_quant(model)))
     converter = tf.lite.TFLiteConverter.from_keras_model(_fixed_batch(source))
     if mode == "float16":

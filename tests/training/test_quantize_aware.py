@@ -93,6 +93,29 @@ def test_rounding_goes_where_the_int8_graph_holds_a_tensor():
     ), "batch norm is frozen, as folded into the int8 convolutions"
 
 
+def test_rounding_follows_the_model_graph_not_other_graphs_on_its_layers():
+    """Graph rewrites and a second `add_fake_quant` call the same layers again, which lists
+    more consumers on each; the rounding must stay where this model's int8 graph has it."""
+    model = build_mobile_segmenter(64, 8, width=0.5, activation="relu6")
+
+    def rounded(quantize_aware):
+        return sorted(layer.name for layer in quantize_aware.layers if isinstance(layer, FakeQuant))
+
+    def limited(quantize_aware):
+        return sorted(
+            layer.name
+            for layer in quantize_aware.layers
+            if isinstance(layer, FakeQuant) and layer.limit == SIGMOID_INPUT_LIMIT
+        )
+
+    first = add_fake_quant(model)
+    keras.models.clone_model(model, clone_function=lambda layer: layer)  # calls them once more
+    second = add_fake_quant(model)
+    assert rounded(second) == rounded(first)
+    assert "stem_fake_quant" not in rounded(second), "convolution, batch norm, ReLU: fused"
+    assert limited(second) == limited(first) == ["logits_fake_quant", "up1_fake_quant"]
+
+
 def test_activation_layers_fuse_as_relu_layers_do():
     """The public models' importer writes a fused ReLU as an `Activation`: TFLite fuses it into
     the convolution or sum before it, so only its output is rounded. Other activations are ops

@@ -22,6 +22,8 @@ split that alone took the square model's int8 from 0.9159 to 0.9235, float 0.927
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from backdrop.tf_setup import import_tensorflow
 
 tf = import_tensorflow()
@@ -106,31 +108,48 @@ class FakeQuant(keras.layers.Layer):
         return {**super().get_config(), "momentum": self.momentum, "limit": self.limit}
 
 
-def _rounds_output(layer: keras.layers.Layer, own: set[int], outputs: set[int]) -> bool:
+def readers(model: keras.Model) -> dict[int, list[keras.layers.Layer]]:
+    """The layers that read each layer's output in `model`, keyed by the id of the layer read.
+
+    Taken from the model's own graph. A layer's `_outbound_nodes` would also list every other
+    model that calls it: a graph rewrite or a second `add_fake_quant` shares the layers, and
+    the rules below would then see consumers that this model does not have.
+    """
+    found = defaultdict(list)
+    for nodes in model._nodes_by_depth.values():
+        for node in nodes:
+            for parent in node.parent_nodes:
+                found[id(parent.operation)].append(node.operation)
+    return found
+
+
+def _rounds_output(
+    layer: keras.layers.Layer, consumers: dict[int, list], outputs: set[int]
+) -> bool:
     """Whether the int8 graph holds `layer`'s output as a quantized tensor.
 
-    `own` holds the ids of the model's layers (a layer may be called in other models too),
-    `outputs` those of the layers that produce the model's outputs.
+    `consumers` is the model's `readers`, `outputs` the ids of the layers that produce the
+    model's outputs.
     """
     if isinstance(layer, (keras.layers.InputLayer, FakeQuant)) or id(layer) in outputs:
         return False  # the input is uint8 already; the output's scale is fixed (1/256)
-    consumers = [node.operation for node in layer._outbound_nodes if id(node.operation) in own]
-    if len(consumers) == 1:
+    read_by = consumers[id(layer)]
+    if len(read_by) == 1:
         for producers, fused in _FUSED:
-            if isinstance(layer, producers) and fused(consumers[0]):
+            if isinstance(layer, producers) and fused(read_by[0]):
                 return False
     return True
 
 
-def feeds_sigmoid(layer: keras.layers.Layer, own: set[int]) -> bool:
+def feeds_sigmoid(layer: keras.layers.Layer, consumers: dict[int, list]) -> bool:
     """Whether `layer`'s output reaches nothing but a sigmoid, directly or through upsampling
-    or rounding (ops that keep the sigmoid's input range)."""
-    consumers = [node.operation for node in layer._outbound_nodes if id(node.operation) in own]
-    if len(consumers) != 1:
+    or rounding (ops that keep the sigmoid's input range); `consumers`: the model's `readers`."""
+    read_by = consumers[id(layer)]
+    if len(read_by) != 1:
         return False
-    consumer = consumers[0]
+    consumer = read_by[0]
     if isinstance(consumer, (layers.UpSampling2D, FakeQuant)):
-        return feeds_sigmoid(consumer, own)
+        return feeds_sigmoid(consumer, consumers)
     return isinstance(consumer, layers.Activation) and (
         getattr(consumer.activation, "__name__", None) == "sigmoid"
     )
@@ -152,10 +171,10 @@ def add_fake_quant(model: keras.Model, momentum: float = 0.99) -> keras.Model:
     will. The result has fewer trainable variables than `model` had, so it needs an optimizer
     of its own.
     """
-    own = {id(layer) for layer in model.layers}
+    consumers = readers(model)
     outputs = {id(tensor._keras_history.operation) for tensor in model.outputs}
-    rounded = {id(layer) for layer in model.layers if _rounds_output(layer, own, outputs)}
-    logits = {id(layer) for layer in model.layers if feeds_sigmoid(layer, own)}
+    rounded = {id(layer) for layer in model.layers if _rounds_output(layer, consumers, outputs)}
+    logits = {id(layer) for layer in model.layers if feeds_sigmoid(layer, consumers)}
 
     def call(layer, *args, **kwargs):
         result = layer(*args, **kwargs)
@@ -192,14 +211,14 @@ def limit_sigmoid_inputs(model: keras.Model, images: np.ndarray) -> keras.Model:
     (as calibration would set it) within the limit. The converter then takes those ranges and
     calibrates the rest.
     """
-    own = {id(layer) for layer in model.layers}
+    consumers = readers(model)
     targets = {
         id(layer)
         for layer in model.layers
-        if feeds_sigmoid(layer, own)
+        if feeds_sigmoid(layer, consumers)
         and (
             isinstance(layer, FakeQuant)
-            or not any(isinstance(node.operation, FakeQuant) for node in layer._outbound_nodes)
+            or not any(isinstance(reader, FakeQuant) for reader in consumers[id(layer)])
         )
     }
     added = []
@@ -213,12 +232,13 @@ def limit_sigmoid_inputs(model: keras.Model, images: np.ndarray) -> keras.Model:
             limited.set_weights(layer.get_weights())
             return result
         limited = FakeQuant(limit=SIGMOID_INPUT_LIMIT, name=f"{layer.name}_fake_quant")
-        added.append((limited, layer))
-        return limited(layer(*args, **kwargs))
+        result = layer(*args, **kwargs)
+        added.append((limited, result))  # the tensor in this graph (`layer.output` is its first)
+        return limited(result)
 
     limited_model = keras.models.clone_model(model, clone_function=_same_layer, call_function=call)
     if added:
-        values = keras.Model(model.inputs, [layer.output for _, layer in added])
+        values = keras.Model(limited_model.inputs, [tensor for _, tensor in added])
         lows, highs = np.full(len(added), np.inf), np.full(len(added), -np.inf)
         for start in range(0, len(images), 16):
             outputs = values([np.asarray(images[start : start + 16])], training=False)
