@@ -55,6 +55,11 @@ def test_refuses_what_cannot_be_averaged(run):
     checkpoint = run / "run" / "epoch-0001.keras"
     with pytest.raises(TrainingError, match="random weights"):
         average_checkpoint(checkpoint, run / "avg.keras")  # its config has no --init-from
+    with pytest.raises(TrainingError, match="no config.json"):
+        average_checkpoint(run / "start.keras", run / "avg.keras")  # no run folder, no --start
+    (run / "notes.tflite").write_bytes(b"not a model")
+    with pytest.raises(TrainingError, match="neither a TFLite model"):
+        average_checkpoint(run / "start.keras", run / "avg.keras", 0.5, run / "notes.tflite")
     _model(3, filters=8).save(run / "other.keras")
     with pytest.raises(TrainingError, match="not the same architecture"):
         average_checkpoint(checkpoint, run / "avg.keras", 0.5, run / "other.keras")
@@ -90,6 +95,11 @@ def test_the_start_is_the_runs_init_from_file(tmp_path, shared_model):
     expected = untouched.predict(image, verbose=0)
     assert np.abs(restored.predict(image, verbose=0) - expected).max() < 1e-5
     assert np.abs(tuned.predict(image, verbose=0) - expected).max() > 1e-2  # it was moved
+    # A checkpoint outside any run folder (e.g. two runs averaged) names its start itself.
+    tuned.save(tmp_path / "loose.keras")
+    average_checkpoint(tmp_path / "loose.keras", tmp_path / "back.keras", 0.0, mediapipe)
+    back = load_checkpoint(tmp_path / "back.keras").predict(image, verbose=0)
+    assert np.abs(back - expected).max() < 1e-5
 
 
 def test_a_run_started_from_a_checkpoint_averages_with_that_checkpoint(run):

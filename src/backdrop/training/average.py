@@ -15,7 +15,7 @@ from pathlib import Path
 from backdrop.outputs import OutputFolder
 from backdrop.tf_setup import import_tensorflow
 from backdrop.training.checkpoints import load_checkpoint, save_model_atomic
-from backdrop.training.config import CONFIG, TrainingError, is_checkpoint
+from backdrop.training.config import CONFIG, TrainConfig, TrainingError, is_checkpoint
 from backdrop.training.run_folder import RunFolder
 
 import_tensorflow()
@@ -50,6 +50,8 @@ def start_model(checkpoint: Path, tuned: keras.Model, start: Path | None) -> ker
     if start is not None and is_checkpoint(start):
         return load_checkpoint(start)
     config = RunFolder(checkpoint.parent).saved_config()
+    if config is None and start is not None:  # e.g. an average of two runs, in no run folder
+        return _public_model(start, tuned)
     if config is None:
         raise TrainingError(
             f"{checkpoint.parent} has no {CONFIG} saying what the run started from; give --start"
@@ -75,6 +77,19 @@ def start_model(checkpoint: Path, tuned: keras.Model, start: Path | None) -> ker
         activation=config.activation,
         init_from=Path(init_from),
     )
+
+
+def _public_model(path: Path, tuned: keras.Model) -> keras.Model:
+    """The public weights at `path` in the architecture they start, at `tuned`'s input size."""
+    from backdrop.models.pretrained import identify_weights
+    from backdrop.models.registry import build_model
+
+    try:
+        architecture = identify_weights(path).architecture
+    except ValueError as error:
+        raise TrainingError(str(error)) from None
+    input_shape = tuple(tuned.input_shape[1:3])
+    return build_model(architecture, input_shape, TrainConfig.filters, init_from=path)
 
 
 def average_checkpoint(
