@@ -266,6 +266,35 @@ def test_limiting_the_logits_adds_a_calibrated_rounding_or_limits_the_learned_on
     assert kept.limit == SIGMOID_INPUT_LIMIT and kept.maximum.numpy() == learned.maximum.numpy()
 
 
+def test_each_added_rounding_is_calibrated_on_the_float_values_of_its_tensor():
+    """Two tensors feed sigmoids, one after the other (a squeeze-excitation gate, then the
+    logits): each range is that of the float model's tensor, not of values that already went
+    through the first, not yet calibrated, rounding; and the layers' first graph (another
+    model's here) plays no part."""
+    image = keras.Input((16, 16, 3))
+    gate_layer = keras.layers.Conv2D(3, 1, name="gate")
+    logits_layer = keras.layers.Conv2D(1, 3, padding="same", name="logits")
+    gate_layer(keras.Input((8, 8, 3)))  # another graph, first
+    gate = gate_layer(image)
+    gated = keras.layers.Multiply()([image, keras.layers.Activation("sigmoid")(gate)])
+    logits = logits_layer(gated)
+    model = keras.Model(image, keras.layers.Activation("sigmoid", name="person")(logits))
+    for layer, scale in ((gate_layer, 3.0), (logits_layer, 4.0)):
+        kernel, bias = layer.get_weights()
+        layer.set_weights([np.full_like(kernel, scale), bias - 2.0])
+    pictures = np.random.default_rng(0).random((8, 16, 16, 3), dtype=np.float32)
+    float_values = keras.Model(image, [gate, logits])(pictures)
+    limited = {
+        layer.name: (float(layer.minimum.numpy()), float(layer.maximum.numpy()))
+        for layer in limit_sigmoid_inputs(model, pictures).layers
+        if isinstance(layer, FakeQuant)
+    }
+    assert set(limited) == {"gate_fake_quant", "logits_fake_quant"}
+    for name, values in zip(("gate", "logits"), float_values, strict=True):
+        expected = (float(np.min(values)), float(np.max(values)))
+        np.testing.assert_allclose(limited[f"{name}_fake_quant"], expected, rtol=1e-5)
+
+
 def test_int8_export_keeps_the_sigmoid_exact_where_the_logits_are_wide():
     """Rounded over their own range (-100 to 100: steps of 0.78), the logits would move the
     sigmoid by up to 0.1 near 0.5; within [-8, 8] the int8 output stays within 0.02."""

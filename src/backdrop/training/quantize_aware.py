@@ -232,13 +232,19 @@ def limit_sigmoid_inputs(model: keras.Model, images: np.ndarray) -> keras.Model:
             limited.set_weights(layer.get_weights())
             return result
         limited = FakeQuant(limit=SIGMOID_INPUT_LIMIT, name=f"{layer.name}_fake_quant")
-        result = layer(*args, **kwargs)
-        added.append((limited, result))  # the tensor in this graph (`layer.output` is its first)
-        return limited(result)
+        added.append((limited, layer))
+        return limited(layer(*args, **kwargs))
 
     limited_model = keras.models.clone_model(model, clone_function=_same_layer, call_function=call)
     if added:
-        values = keras.Model(limited_model.inputs, [tensor for _, tensor in added])
+        # Each tensor's values in `model`'s own graph: not `layer.output` (the layer's first
+        # graph, maybe another model's), nor the new graph (through roundings not set yet).
+        produced = {
+            id(node.operation): node.outputs[0]
+            for nodes in model._nodes_by_depth.values()
+            for node in nodes
+        }
+        values = keras.Model(model.inputs, [produced[id(layer)] for _, layer in added])
         lows, highs = np.full(len(added), np.inf), np.full(len(added), -np.inf)
         for start in range(0, len(images), 16):
             outputs = values([np.asarray(images[start : start + 16])], training=False)
