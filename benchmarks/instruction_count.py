@@ -98,7 +98,10 @@ def main() -> None:
     paths = [Path(args.reference), *(Path(m) for m in args.models)]
     try:
         shapes = [(s.height, s.width) for s in (Segmenter(p, args.threads) for p in paths)]
-        found = [per_invoke(p, args.threads, args.invokes, args.warm) for p in paths]
+        found = []
+        for number, path in enumerate(paths, 1):  # progress on stderr: 1-3 min a model
+            print(f"[{number}/{len(paths)}] {path} under valgrind", file=sys.stderr, flush=True)
+            found.append(per_invoke(path, args.threads, args.invokes, args.warm))
     except SegmenterError as error:
         parser.error(str(error))
     print(
