@@ -104,8 +104,7 @@ fit() {  # FOLDER INIT_FROM EPOCHS LEARNING_RATE [OPTION...]: one run (continues
 }
 
 train() {  # NAME INIT_FROM WEIGHT SEEDS [OPTION...]: distil into one public model, average, round
-    local folder="$1" start="$2" weight="$3" seeds="$4"
-    folder="$RUN/$folder"
+    local folder="$RUN/$1" start="$2" weight="$3" seeds="$4"
     shift 4
     fit "$folder" "$start" "$EPOCHS" "$LEARNING_RATE" "$@"
     # The last epoch, not best.keras: nothing measured below picks it.
