@@ -108,18 +108,21 @@ class FakeQuant(keras.layers.Layer):
         return {**super().get_config(), "momentum": self.momentum, "limit": self.limit}
 
 
-def readers(model: keras.Model) -> dict[int, list[keras.layers.Layer]]:
-    """The layers that read each layer's output in `model`, keyed by the id of the layer read.
+def _own_nodes(model: keras.Model):
+    """The nodes (layer calls) of `model`'s own graph. A layer's `_inbound_nodes` and
+    `_outbound_nodes` also hold every other graph that calls it: a graph rewrite or a second
+    `add_fake_quant` shares the layers, and what is read from those lists would then describe
+    calls this model does not make."""
+    return (node for nodes in model._nodes_by_depth.values() for node in nodes)
 
-    Taken from the model's own graph. A layer's `_outbound_nodes` would also list every other
-    model that calls it: a graph rewrite or a second `add_fake_quant` shares the layers, and
-    the rules below would then see consumers that this model does not have.
-    """
+
+def readers(model: keras.Model) -> dict[int, list[keras.layers.Layer]]:
+    """The layers that read each layer's output in `model`, keyed by the id of the layer read,
+    from the model's own graph (`_own_nodes`)."""
     found = defaultdict(list)
-    for nodes in model._nodes_by_depth.values():
-        for node in nodes:
-            for parent in node.parent_nodes:
-                found[id(parent.operation)].append(node.operation)
+    for node in _own_nodes(model):
+        for parent in node.parent_nodes:
+            found[id(parent.operation)].append(node.operation)
     return found
 
 
@@ -239,11 +242,7 @@ def limit_sigmoid_inputs(model: keras.Model, images: np.ndarray) -> keras.Model:
     if added:
         # Each tensor's values in `model`'s own graph: not `layer.output` (the layer's first
         # graph, maybe another model's), nor the new graph (through roundings not set yet).
-        produced = {
-            id(node.operation): node.outputs[0]
-            for nodes in model._nodes_by_depth.values()
-            for node in nodes
-        }
+        produced = {id(node.operation): node.outputs[0] for node in _own_nodes(model)}
         values = keras.Model(model.inputs, [produced[id(layer)] for _, layer in added])
         lows, highs = np.full(len(added), np.inf), np.full(len(added), -np.inf)
         for start in range(0, len(images), 16):
