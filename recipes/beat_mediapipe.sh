@@ -4,7 +4,8 @@
 # the ground truth blended in, and averaged with the model each started from; then both are
 # evaluated beside MediaPipe general, MediaPipe landscape and Google Meet in ONE `backdrop
 # evaluate` run on data never trained on: the validation splits of picsart_selfies and
-# human_seg_vikram and the held-out DAVIS sequence.
+# human_seg_vikram and the held-out DAVIS sequence, each model's IoU also given picture by picture
+# against each reference's, with a bootstrap interval (`--reference`).
 #
 #   bash recipes/beat_mediapipe.sh [RUN_DIR] [EPOCHS]
 #
@@ -156,6 +157,9 @@ train landscape "$MODELS/meet_segmentation/segm_full_v679.tflite" "$LANDSCAPE_AV
     "$RUN/landscape/last/model_float16.tflite" \
     "$ANCHORS/selfie_segmentation_landscape.tflite" \
     "$MODELS/meet_segmentation/segm_full_v679.tflite" \
+    --reference "$ANCHORS/selfie_segmentation.tflite" \
+    --reference "$ANCHORS/selfie_segmentation_landscape.tflite" \
+    --reference "$MODELS/meet_segmentation/segm_full_v679.tflite" \
     --data "portrait:$DATA/picsart_selfies" "portrait:$DATA/human_seg_vikram" \
     "davis:$DATA/davis2016_people" --split validation -o "$RUN/evaluation" -q
 echo "recipe wall time: $(( ($(date +%s) - started) / 60 )) min"

@@ -176,6 +176,16 @@ def _evaluate_parser(subparsers) -> None:
         help="only the samples of this split (the hash split of prepare)",
     )
     parser.add_argument("--validation-fraction", type=float, default=0.1)
+    parser.add_argument(
+        "--reference",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="a .tflite to compare every other model with, picture by picture: the mean IoU "
+        "difference on each dataset with a 95%% bootstrap interval over pictures (video frames "
+        "in blocks of 10) and the pictures won and lost; evaluated too if not among the models "
+        "(repeatable)",
+    )
     parser.add_argument("--threads", type=positive_int, default=2)
     parser.add_argument(
         "-o",
@@ -192,8 +202,8 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     from backdrop.evaluation.evaluate import (
         EvaluationError,
         evaluate,
+        format_report,
         format_skips,
-        format_table,
         parse_data_spec,
         update_model_cards,
         write_results,
@@ -201,19 +211,22 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     from backdrop.outputs import OutputFolder
 
     readers = [parse_data_spec(spec, args.mask_encoding) for spec in args.data]
-    inputs = [path for reader in readers for path in reader.input_paths()] + args.models
+    listed = {Path(path).resolve() for path in args.models}
+    models = args.models + [path for path in args.reference if Path(path).resolve() not in listed]
+    inputs = [path for reader in readers for path in reader.input_paths()] + models
     with OutputFolder(args.output, "evaluate", "--output folder", inputs) as output:
         json_path, table_path, grid_path = output.claim(
             "evaluation.json", "evaluation.md", "grid.png"
         )
         results = evaluate(
-            args.models,
+            models,
             readers,
             args.threads,
             args.split,
             args.validation_fraction,
             grid_path=grid_path,
             progress=not args.quiet,
+            references=args.reference,
         )
         skips = format_skips(results)
         if not any(dataset["images"] for dataset in results["models"][0]["datasets"].values()):
@@ -223,7 +236,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
             )
         write_results(results, output.root)
     cards = update_model_cards(results)
-    print(format_table(results))
+    print(format_report(results))
     if cards:
         print(f"\nmodel cards updated: {', '.join(str(card) for card in cards)}")
     if skips:

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from backdrop.data.readers.base import Reader
 from backdrop.data.split import split_samples
+from backdrop.evaluation.differences import format_differences, paired_differences
 from backdrop.evaluation.metrics import THRESHOLD, boundary_iou, flicker, iou
 from backdrop.outputs import write_atomic
 
@@ -75,6 +76,7 @@ class ModelScores:
             "mean_iou": float(np.mean(self.ious)) if self.ious else float("nan"),
             "boundary_iou": float(np.mean(self.boundary_ious)) if self.ious else float("nan"),
             "flicker": float(np.mean(self.flickers)) if self.flickers else None,
+            "image_ious": [float(value) for value in self.ious],
         }
 
 
@@ -96,23 +98,32 @@ def evaluate(
     grid_path: str | Path | None = None,
     grid_rows: int = 6,
     progress: bool = True,
+    references: Sequence[str | Path] = (),
 ) -> dict:
     """Evaluates every model on every dataset, the same images for all.
 
     IoU is computed at the original resolution: probability resized back (bilinear) and
     thresholded at 0.5, ignore pixels left out, averaged over images. Latency is the median of
     rounds over all the models, each timed in a fresh process of its own on the same threads, in
-    alternating order (`isolated_latency_ms`).
+    alternating order (`isolated_latency_ms`). Each model is also compared with each of
+    `references` (paths among `model_paths`) picture by picture (`paired_differences`).
 
     Returns:
-        `{"models": [{"model", "size_bytes", "latency_ms", "datasets": {name: summary}}], ...}`.
+        `{"models": [{"model", "size_bytes", "latency_ms", "datasets": {name: summary}}],
+        "sequences": {name: [video of each picture, or None]}, "differences": [...], ...}`; a
+        summary holds the per-image IoU (`image_ious`) in the order of `sequences`.
     """
     from backdrop.runtime.segmenter import Segmenter, isolated_latency_ms
 
     names = dataset_labels(readers)  # before any work: two of the same data is an error
+    evaluated = {Path(path).resolve() for path in model_paths}
+    for reference in references:
+        if Path(reference).resolve() not in evaluated:
+            raise ValueError(f"reference {reference} is not one of the models to evaluate")
     segmenters = [Segmenter(path, threads) for path in model_paths]
     scores = {(m, r): ModelScores() for m in range(len(segmenters)) for r in range(len(readers))}
     truth_flicker: dict[int, list[float]] = {}
+    image_sequences: list[list[str | None]] = [[] for _ in readers]  # each picture's video
     grid: list[np.ndarray] = []
     for r, reader in enumerate(readers):
         sequences: dict[str, list] = {}
@@ -125,6 +136,7 @@ def evaluate(
             truth = sample.mask >= THRESHOLD
             valid = np.ones_like(truth) if sample.ignore is None else ~sample.ignore
             predictions = [segmenter(sample.image) >= THRESHOLD for segmenter in segmenters]
+            image_sequences[r].append(sequence)
             for m, prediction in enumerate(predictions):
                 scores[(m, r)].ious.append(iou(prediction, truth, valid))
                 scores[(m, r)].boundary_ious.append(boundary_iou(prediction, truth, valid))
@@ -142,7 +154,7 @@ def evaluate(
     # Rounds: a busy moment of the machine slows every model, not one. Each model in a process of
     # its own: in one process, three copies of one file read up to 25% apart on the 2-core VM.
     latencies = np.median(isolated_latency_ms(model_paths, threads), axis=0)
-    return {
+    results = {
         "threads": threads,
         "split": split or "all",
         "models": [
@@ -155,10 +167,13 @@ def evaluate(
             }
             for m, segmenter in enumerate(segmenters)
         ],
+        "sequences": {names[r]: image_sequences[r] for r in range(len(readers))},
         "ground_truth_flicker": {names[r]: float(np.mean(v)) for r, v in truth_flicker.items()},
         "masks": {names[r]: reader.masks_read_as() for r, reader in enumerate(readers)},
         "skipped": {names[r]: reader.skipped for r, reader in enumerate(readers)},
     }
+    results["differences"] = paired_differences(results, list(dict.fromkeys(references)))
+    return results
 
 
 def _grid_row(image: np.ndarray, truth: np.ndarray, predictions: list[np.ndarray]) -> np.ndarray:
@@ -211,9 +226,16 @@ def format_skips(results: dict, shown: int = 3) -> str:
     return f"skipped {len(reasons)} pictures: " + "; ".join(reasons[:shown]) + more
 
 
+def format_report(results: dict) -> str:
+    """The table, then each model's differences from each reference (if any were given)."""
+    paths = [entry["model"] for entry in results["models"]]
+    labels = dict(zip(paths, model_labels(paths), strict=True))
+    return format_table(results) + format_differences(results, labels)
+
+
 def write_results(results: dict, folder: Path) -> None:
     write_atomic(folder / "evaluation.json", json.dumps(results, indent=2))
-    write_atomic(folder / "evaluation.md", format_table(results) + "\n")
+    write_atomic(folder / "evaluation.md", format_report(results) + "\n")
 
 
 def update_model_cards(results: dict) -> list[Path]:
