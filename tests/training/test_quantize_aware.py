@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import warnings
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from backdrop.cli import main
 from backdrop.models.mobile_segmenter import build_mobile_segmenter
 from backdrop.training.loop import TrainConfig, export_after_training, load_checkpoint, train
 from backdrop.training.quantize_aware import (
     SIGMOID_INPUT_LIMIT,
     FakeQuant,
     add_fake_quant,
+    clip_ranges,
     has_fake_quant,
     limit_sigmoid_inputs,
     strip_fake_quant,
@@ -163,7 +167,7 @@ def test_strip_shares_the_weights_and_undoes_the_rounding():
 
 
 @pytest.mark.slow
-def test_last_epochs_train_with_rounding_resume_and_export(synthetic_records, tmp_path):  # noqa: F811
+def test_last_epochs_train_with_rounding_resume_and_export(synthetic_records, tmp_path, capsys):  # noqa: F811
     config = small_config(
         synthetic_records,
         tmp_path / "run",
@@ -194,6 +198,20 @@ def test_last_epochs_train_with_rounding_resume_and_export(synthetic_records, tm
     assert has_fake_quant(best), "best is chosen among the rounding epochs, the ones to ship"
     (report,) = export_after_training(dataclasses.replace(config, epochs=4))
     assert report["mode"] == "int8" and 0 <= report["validation_iou_exported"] <= 1
+
+    # Ranges measured again on the calibration pictures, less their tails: another int8 file.
+    export = ["export", str(tmp_path / "run" / "epoch-0004.keras"), "-r", str(synthetic_records)]
+    clipped = tmp_path / "clipped"
+    assert main([*export, "--modes", "int8", "--int8-range-tail", "1e-3", "-o", str(clipped)]) == 0
+    contract = json.loads((clipped / "model_int8.tflite.json").read_text())
+    assert contract["int8_range_tail"] == 1e-3
+    assert (clipped / "model_int8.tflite").read_bytes() != Path(report["path"]).read_bytes()
+    plain = tmp_path / "plain" / "plain.keras"  # no rounding epochs
+    plain.parent.mkdir()
+    strip_fake_quant(last).save(plain)
+    export[1] = str(plain)
+    assert main([*export, "--int8-range-tail", "1e-4", "-o", str(tmp_path / "no")]) == 1
+    assert "applies to checkpoints of rounding epochs" in capsys.readouterr().err
 
 
 def test_config_checks_the_rounding_epochs():
@@ -230,6 +248,47 @@ def test_int8_export_quantizes_rounded_tensors_over_their_learned_ranges():
     assert sum(np.isclose(kept, learned, rtol=1e-3)) >= 5
     assert not any(np.isclose(recalibrated, learned, rtol=1e-3))
     assert len(convert(quantize_aware, "float32")) == len(convert(model, "float32"))
+
+
+def _outlier_model() -> keras.Model:
+    """Each pixel's channel mean, rounded (a convolution), then tanh."""
+    inputs = keras.Input((16, 16, 3))
+    mean = keras.layers.Conv2D(
+        1, 1, kernel_initializer=keras.initializers.Constant(1 / 3), name="mean"
+    )(inputs)
+    return keras.Model(inputs, keras.layers.Activation("tanh")(mean))
+
+
+def test_clipped_ranges_leave_out_the_rare_extremes_of_each_tensor():
+    pictures = np.random.default_rng(0).random((32, 16, 16, 3), dtype=np.float32)
+    pictures[3, 5, 5] = 50.0  # a range up to this one pixel rounds in steps of 0.2
+    quantize_aware = add_fake_quant(_outlier_model())
+    quantize_aware(pictures, training=True)  # the first batch sets the learned range
+    (learned,) = [layer for layer in quantize_aware.layers if isinstance(layer, FakeQuant)]
+    assert learned.maximum.numpy() == pytest.approx(50.0, rel=1e-3)
+
+    (clipped,) = [
+        layer
+        for layer in clip_ranges(quantize_aware, pictures, 1e-3).layers
+        if isinstance(layer, FakeQuant)
+    ]
+    values = np.delete(pictures.mean(axis=-1).ravel(), 3 * 256 + 5 * 16 + 5)
+    low, high = np.quantile(values, [1e-3, 1 - 1e-3])
+    assert clipped.minimum.numpy() == pytest.approx(low, abs=0.01)
+    assert clipped.maximum.numpy() == pytest.approx(high, abs=0.01)
+    assert learned.maximum.numpy() == pytest.approx(50.0, rel=1e-3), "the model is left as it was"
+    assert clipped.name == learned.name and clipped.limit is learned.limit
+    (everything,) = [
+        layer
+        for layer in clip_ranges(quantize_aware, pictures, 0.0).layers
+        if isinstance(layer, FakeQuant)
+    ]
+    assert everything.maximum.numpy() == pytest.approx(50.0, rel=1e-3), "small tensors: every value"
+
+    model = _outlier_model()
+    assert clip_ranges(model, pictures) is model, "nothing rounded, nothing to clip"
+    with pytest.raises(ValueError, match="tail"):
+        clip_ranges(quantize_aware, pictures, 0.5)
 
 
 def _wide_logits_model() -> keras.Model:

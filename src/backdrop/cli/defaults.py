@@ -28,3 +28,16 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
     return value
+
+
+def tail_share(text: str) -> float:
+    """An argparse type: a share of values left out at each end, in [0, 0.5)."""
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 0.5:
+        raise argparse.ArgumentTypeError(f"expected a share in [0, 0.5), got {text!r}")
+    return value

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from backdrop.cli.data import add_mask_encoding_argument
-from backdrop.cli.defaults import positive_int
+from backdrop.cli.defaults import positive_int, tail_share
 from backdrop.training.config import EXPORT_MODES
 
 
@@ -36,12 +36,23 @@ def _export_parser(subparsers) -> None:
         "-o", "--output", help="folder for the models (default: beside the checkpoint)"
     )
     parser.add_argument(
+        "--int8-range-tail",
+        type=tail_share,
+        metavar="SHARE",
+        help="for a checkpoint of rounding epochs (--quantize-aware-epochs): measure each "
+        "rounded tensor's int8 range again on the calibration pictures, leaving this share of "
+        "its values out at each end (e.g. 1e-4), instead of the range learned in training "
+        "(default)",
+    )
+    parser.add_argument(
         "--threads", type=positive_int, default=2, help="threads for the latency figure"
     )
     parser.set_defaults(handler=_run_export)
 
 
 def _run_export(args: argparse.Namespace) -> None:
+    import numpy as np
+
     from backdrop.export import export_models, format_reports
     from backdrop.model_card import training_data
     from backdrop.training.config import TrainConfig
@@ -54,7 +65,19 @@ def _run_export(args: argparse.Namespace) -> None:
     model = load_checkpoint(source)
     shape = tuple(model.input_shape[1:3])
     config = TrainConfig(checkpoints=source.parent, records=args.records, input_shape=shape)
+    extra = {"checkpoint": str(source), "model": model.name}
+    if args.int8_range_tail is not None:
+        from backdrop.training.quantize_aware import clip_ranges, has_fake_quant
+
+        if not has_fake_quant(model):
+            raise ValueError(
+                f"--int8-range-tail applies to checkpoints of rounding epochs; {source} has none "
+                "(train with --quantize-aware-epochs, or leave the option out)"
+            )
+        extra["int8_range_tail"] = args.int8_range_tail
     calibration, validation = export_data(config)
+    if args.int8_range_tail is not None:
+        model = clip_ranges(model, np.stack(calibration), args.int8_range_tail)
     reports = export_models(
         model,
         Path(args.output or source.parent),
@@ -62,7 +85,7 @@ def _run_export(args: argparse.Namespace) -> None:
         calibration,
         validation,
         args.threads,
-        extra={"checkpoint": str(source), "model": model.name},
+        extra=extra,
         training=training_data(Path(args.records)),
     )
     print(format_reports(reports))
