@@ -6,6 +6,8 @@ never saw that rounding loses accuracy to it, a little at every layer. `add_fake
 8 bits over a moving-average range and passes gradients straight through, so fine-tuning lets
 the weights settle where rounding costs little. The int8 export keeps the layers: the converter
 quantizes each of those tensors over the range learned here and calibrates only the others.
+`clip_ranges` measures those ranges again on calibration pictures, less each tensor's extreme
+tails (`backdrop export --int8-range-tail`).
 `strip_fake_quant` takes them out again (the weights are shared, nothing is copied) for the
 float exports and the float model's own validation IoU.
 
