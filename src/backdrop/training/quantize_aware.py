@@ -210,6 +210,16 @@ def strip_fake_quant(model: keras.Model) -> keras.Model:
     return keras.models.clone_model(model, clone_function=_same_layer, call_function=call)
 
 
+def _values_in_batches(model: keras.Model, tensors: list, images: np.ndarray, batch: int = 16):
+    """Yields, for each batch of `images`, the values of `tensors` (of `model`'s graph, at
+    inference) as one array each."""
+    values = keras.Model(model.inputs, tensors)
+    for start in range(0, len(images), batch):
+        outputs = values([np.asarray(images[start : start + batch])], training=False)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        yield [np.asarray(output) for output in outputs]
+
+
 def limit_sigmoid_inputs(model: keras.Model, images: np.ndarray) -> keras.Model:
     """`model` (shared layers and weights) with every tensor that feeds a sigmoid rounded over
     at most [-8, 8], for its int8 export.
@@ -248,13 +258,11 @@ def limit_sigmoid_inputs(model: keras.Model, images: np.ndarray) -> keras.Model:
         # Each tensor's values in `model`'s own graph: not `layer.output` (the layer's first
         # graph, maybe another model's), nor the new graph (through roundings not set yet).
         produced = {id(node.operation): node.outputs[0] for node in _own_nodes(model)}
-        values = keras.Model(model.inputs, [produced[id(layer)] for _, layer in added])
+        tensors = [produced[id(layer)] for _, layer in added]
         lows, highs = np.full(len(added), np.inf), np.full(len(added), -np.inf)
-        for start in range(0, len(images), 16):
-            outputs = values([np.asarray(images[start : start + 16])], training=False)
-            outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-            lows = np.minimum(lows, [float(ops.min(output)) for output in outputs])
-            highs = np.maximum(highs, [float(ops.max(output)) for output in outputs])
+        for outputs in _values_in_batches(model, tensors, images):
+            lows = np.minimum(lows, [float(np.min(output)) for output in outputs])
+            highs = np.maximum(highs, [float(np.max(output)) for output in outputs])
         for (limited, _), low, high in zip(added, lows, highs, strict=True):
             limited.minimum.assign(low)
             limited.maximum.assign(high)
@@ -277,14 +285,12 @@ def clip_ranges(model: keras.Model, images: np.ndarray, tail: float = RANGE_TAIL
     rounded = [node for node in _own_nodes(model) if isinstance(node.operation, FakeQuant)]
     if not rounded:
         return model
-    values = keras.Model(model.inputs, [node.input_tensors[0] for node in rounded])
+    tensors = [node.input_tensors[0] for node in rounded]
     rng = np.random.default_rng(0)
     samples = [[] for _ in rounded]
-    for start in range(0, len(images), 16):
-        outputs = values([np.asarray(images[start : start + 16])], training=False)
-        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    for outputs in _values_in_batches(model, tensors, images):
         for sample, output in zip(samples, outputs, strict=True):
-            flat = np.asarray(output).ravel()
+            flat = output.ravel()
             if flat.size > _SAMPLES_PER_BATCH:
                 flat = flat[rng.integers(flat.size, size=_SAMPLES_PER_BATCH)]
             sample.append(flat)
