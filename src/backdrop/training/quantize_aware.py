@@ -270,6 +270,25 @@ def limit_sigmoid_inputs(model: keras.Model, images: np.ndarray) -> keras.Model:
     return limited_model
 
 
+def tail_ranges(
+    model: keras.Model, tensors: list, images: np.ndarray, tail: float
+) -> list[tuple[float, float]]:
+    """`(low, high)` of each of `tensors` (of `model`'s graph) on `images`: the `tail` and
+    1 - `tail` quantiles of a seeded sample of its values (`_SAMPLES_PER_BATCH` a batch)."""
+    rng = np.random.default_rng(0)
+    samples = [[] for _ in tensors]
+    for outputs in _values_in_batches(model, tensors, images):
+        for sample, output in zip(samples, outputs, strict=True):
+            flat = output.ravel()
+            if flat.size > _SAMPLES_PER_BATCH:
+                flat = flat[rng.integers(flat.size, size=_SAMPLES_PER_BATCH)]
+            sample.append(flat)
+    return [
+        tuple(float(value) for value in np.quantile(np.concatenate(sample), [tail, 1.0 - tail]))
+        for sample in samples
+    ]
+
+
 def clip_ranges(model: keras.Model, images: np.ndarray, tail: float = RANGE_TAIL) -> keras.Model:
     """`model` (shared layers and weights) with each `FakeQuant` copied, its range set to the
     values its tensor takes on `images` less the `tail` share at each end, for the int8 export.
@@ -285,19 +304,8 @@ def clip_ranges(model: keras.Model, images: np.ndarray, tail: float = RANGE_TAIL
     rounded = [node for node in _own_nodes(model) if isinstance(node.operation, FakeQuant)]
     if not rounded:
         return model
-    tensors = [node.input_tensors[0] for node in rounded]
-    rng = np.random.default_rng(0)
-    samples = [[] for _ in rounded]
-    for outputs in _values_in_batches(model, tensors, images):
-        for sample, output in zip(samples, outputs, strict=True):
-            flat = output.ravel()
-            if flat.size > _SAMPLES_PER_BATCH:
-                flat = flat[rng.integers(flat.size, size=_SAMPLES_PER_BATCH)]
-            sample.append(flat)
-    ranges = {
-        id(node.operation): np.quantile(np.concatenate(sample), [tail, 1.0 - tail])
-        for node, sample in zip(rounded, samples, strict=True)
-    }
+    measured = tail_ranges(model, [node.input_tensors[0] for node in rounded], images, tail)
+    ranges = {id(node.operation): limits for node, limits in zip(rounded, measured, strict=True)}
 
     def call(layer, *args, **kwargs):
         if id(layer) not in ranges:

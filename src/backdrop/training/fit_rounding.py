@@ -1,0 +1,183 @@
+"""`backdrop fit-int8`: int8 rounding fitted to the float model itself, its kernels held.
+
+The rounding epochs (`backdrop train --quantize-aware-epochs`) train every weight with int8
+rounding simulated, on the training labels: the weights move, and the int8 file then differs
+from the float model it started from more by that move than by the rounding. On the square
+recipe model, the rounding checkpoint's own float weights lose 0.0104 / 0.0267 IoU on the
+portrait / DAVIS validation sets against the float model, its int8 file 0.0119 / 0.0304
+(benchmarks/README.md, "int8: fitted to the float model").
+
+Here no kernel moves. A copy of the float model gets rounding layers (`add_fake_quant`), each
+range starting at its tensor's float values less the extreme `RANGE_TAIL` at each end; then only
+the biases (and batch norm offsets) and a scale on each end of each range are fitted, so that the
+rounded model's person probability matches the float model's own on the training pictures
+(binary cross-entropy against the float probability: no labels, nothing to drift towards).
+Biases absorb the mean shift rounding puts into each layer; the scales move each range to where
+its rounding costs the output least.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from tqdm import tqdm
+
+from backdrop.tf_setup import import_tensorflow
+from backdrop.training.quantize_aware import (
+    RANGE_TAIL,
+    FakeQuant,
+    _own_nodes,
+    _same_layer,
+    add_fake_quant,
+    has_fake_quant,
+    tail_ranges,
+)
+
+tf = import_tensorflow()
+import keras  # noqa: E402
+from keras import layers, ops  # noqa: E402
+
+BIAS_LEARNING_RATE = 1e-4
+RANGE_LEARNING_RATE = 1e-3  # of each range end's scale (1 = where it started)
+PASSES = 3
+
+
+class _FittedRange(keras.layers.Layer):
+    """Rounds to 8 bits over a range whose two ends are fitted, as a scale of where each started
+    (gradients reach the ends through TensorFlow's fake-quant op); the `FakeQuant` it stands in
+    for gets the result."""
+
+    def __init__(self, low: float, high: float, limit: float | None, **kwargs):
+        super().__init__(**kwargs)
+        self.low, self.high, self.limit = low, high, limit
+
+    def build(self, input_shape):
+        self.low_scale = self.add_weight(shape=(), initializer="ones", name="low_scale")
+        self.high_scale = self.add_weight(shape=(), initializer="ones", name="high_scale")
+
+    def rounding_range(self):
+        low = ops.minimum(self.low * self.low_scale, 0.0)
+        high = ops.maximum(self.high * self.high_scale, low + 1e-3)
+        if self.limit is not None:
+            low, high = ops.maximum(low, -self.limit), ops.minimum(high, self.limit)
+        return low, high
+
+    def call(self, inputs):
+        low, high = self.rounding_range()
+        return tf.quantization.fake_quant_with_min_max_vars(inputs, low, high, num_bits=8)
+
+
+def _offsets(model: keras.Model) -> list:
+    """The variables fitted besides the ranges: each convolution's bias, each batch norm's
+    offset."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization) and layer.center:
+            found.append(layer.beta)
+        elif getattr(layer, "use_bias", False) and getattr(layer, "bias", None) is not None:
+            if isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D, layers.Conv2DTranspose)):
+                found.append(layer.bias)
+    return found
+
+
+def mask_agreement(first: keras.Model, second: keras.Model, images: np.ndarray) -> float:
+    """Mean over `images` of the IoU of the two models' person masks (at 0.5); 1 when both are
+    empty."""
+    scores = []
+    for start in range(0, len(images), 25):
+        batch = images[start : start + 25]
+        a = np.asarray(first(batch, training=False))[..., 0] >= 0.5
+        b = np.asarray(second(batch, training=False))[..., 0] >= 0.5
+        union = np.count_nonzero(a | b, axis=(1, 2))
+        both = np.count_nonzero(a & b, axis=(1, 2))
+        scores += list(np.where(union == 0, 1.0, both / np.maximum(union, 1)))
+    return float(np.mean(scores))
+
+
+def fit_rounding(
+    model: keras.Model,
+    batches: Iterable,
+    steps: int,
+    calibration: np.ndarray,
+    passes: int = PASSES,
+    progress: bool = True,
+    range_rate: float = RANGE_LEARNING_RATE,
+    bias_rate: float = BIAS_LEARNING_RATE,
+) -> keras.Model:
+    """A rounding checkpoint of `model` whose biases and int8 ranges are fitted to `model`'s own
+    probability; its kernels are `model`'s. `model` is left as it was.
+
+    Args:
+        model: A float model (no rounding layers).
+        batches: `(images, anything)` batches of training pictures in [0, 1], iterated again
+            when they run out; `steps` of them are one pass.
+        calibration: `(N, H, W, 3)` pictures in [0, 1] where the ranges start.
+        range_rate, bias_rate: Adam's learning rates for the ranges' scales and the biases.
+
+    Returns:
+        A model with `FakeQuant` layers (ranges set) that `backdrop export --modes int8`
+        converts with those ranges.
+    """
+    if has_fake_quant(model):
+        raise ValueError(
+            "fit-int8 starts from a float checkpoint; this one has rounding layers already "
+            "(a --quantize-aware-epochs run): give the checkpoint that run started from"
+        )
+    if passes < 1 or steps < 1:
+        raise ValueError(f"passes and steps must be at least 1, got {passes} and {steps}")
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    rounded_model = add_fake_quant(copy)
+    rounded = [node for node in _own_nodes(rounded_model) if isinstance(node.operation, FakeQuant)]
+    # Each range starts where its tensor's float values lie (in the float graph: a rounding
+    # not yet set would distort what comes after it).
+    produced = {id(node.operation): node.outputs[0] for node in _own_nodes(copy)}
+    tensors = [produced[id(node.input_tensors[0]._keras_history.operation)] for node in rounded]
+    starts = tail_ranges(copy, tensors, calibration, RANGE_TAIL)
+    fitted = {}
+
+    def call(layer, *args, **kwargs):
+        if id(layer) not in fitted:
+            return layer(*args, **kwargs)
+        return fitted[id(layer)](args[0])
+
+    for node, (low, high) in zip(rounded, starts, strict=True):
+        layer = node.operation
+        fitted[id(layer)] = _FittedRange(low, high, layer.limit, name=f"{layer.name}_fitted")
+    trainee = keras.models.clone_model(
+        rounded_model, clone_function=_same_layer, call_function=call
+    )
+    scales = [v for fit in fitted.values() for v in (fit.low_scale, fit.high_scale)]
+    offsets = _offsets(copy)
+    range_optimizer = keras.optimizers.Adam(range_rate)
+    offset_optimizer = keras.optimizers.Adam(bias_rate)
+
+    @tf.function
+    def step(images):
+        target = model(images, training=False)
+        with tf.GradientTape() as tape:
+            rounded_probability = trainee(images, training=False)
+            loss = tf.reduce_mean(keras.losses.binary_crossentropy(target, rounded_probability))
+        gradients = tape.gradient(loss, scales + offsets)
+        range_optimizer.apply_gradients(zip(gradients[: len(scales)], scales, strict=True))
+        offset_optimizer.apply_gradients(zip(gradients[len(scales) :], offsets, strict=True))
+        return loss
+
+    pictures = iter(batches)
+    for number in range(passes):
+        bar = tqdm(range(steps), desc=f"fit-int8 pass {number + 1}/{passes}", disable=not progress)
+        for _ in bar:
+            try:
+                images, _ = next(pictures)
+            except StopIteration:  # a dataset that does not repeat: go round again
+                pictures = iter(batches)
+                images, _ = next(pictures)
+            bar.set_postfix(loss=f"{float(step(images)):.4f}")
+    for node in rounded:
+        layer = node.operation
+        low, high = (float(value) for value in fitted[id(layer)].rounding_range())
+        layer.minimum.assign(low)
+        layer.maximum.assign(high)
+        layer.seen.assign(1.0)
+    return rounded_model
