@@ -24,6 +24,9 @@ pictures every export scores itself on, named in its `.tflite.json`):
                 what feeds a sigmoid, within [-8, 8]), no training: simulated and int8-file IoU
                 on the records' validation split. Every int8 export limits the logits since
                 that rule's finding, so the int8 files now all have that limit.
+    agreement   How close each .tflite's masks are to a reference's (the float file), without
+                labels: the mean IoU of the two masks, on the records' validation split of a run
+                and on each `--data` set's validation split.
     int16x8     TFLite's 16x8 mode (int16 activations, int8 weights, float in and out; hard-swish
                 stays float, which the mode lacks) of a float checkpoint, calibrated as the int8
                 export is: how much of the int8 loss is the 256 activation levels.
@@ -40,6 +43,8 @@ pictures every export scores itself on, named in its `.tflite.json`):
     .venv/bin/python benchmarks/int8_diagnostics.py sensitivity RUN/square/int8/epoch-0006.keras
     .venv/bin/python benchmarks/int8_diagnostics.py ranges RUN/square/int8/epoch-0006.keras -o /tmp/sq
     .venv/bin/python benchmarks/int8_diagnostics.py int16x8 RUN/square/averaged.keras -o /tmp/square
+    .venv/bin/python benchmarks/int8_diagnostics.py agreement RUN/square/model_float16.tflite \\
+        RUN/square/int8/model_int8.tflite --run RUN/square --data portrait:../shared/datasets/ccp_fashion
 """
 
 from __future__ import annotations
@@ -379,6 +384,35 @@ def int16x8(args) -> None:
         _scores_by_set({"int16x8": Segmenter(path, THREADS)}, args.data)
 
 
+def agreement(args) -> None:
+    from backdrop.evaluation.metrics import THRESHOLD, iou
+    from backdrop.runtime.segmenter import Segmenter
+
+    reference = Segmenter(args.reference, THREADS)
+    models = [Segmenter(path, THREADS) for path in args.models]
+
+    def report(name: str, pictures, predict) -> None:
+        scores = [[] for _ in models]
+        for picture in pictures:
+            masks = [predict(segmenter, picture) >= THRESHOLD for segmenter in (reference, *models)]
+            for values, mask in zip(scores, masks[1:], strict=True):
+                values.append(iou(mask, masks[0], np.ones(mask.shape, bool)))
+        for path, values in zip(args.models, scores, strict=True):
+            print(f"{name} ({len(values)} pictures): agreement {np.mean(values):.4f} {path}")
+
+    if args.run:  # at the input size, as the export scores itself
+        _, validation = _records_data(args.run)
+        pictures = [image for image, _ in validation]
+        report(
+            "records' validation",
+            pictures,
+            lambda segmenter, image: segmenter.raw_probability(image),
+        )
+    for spec in args.data:  # at each picture's size, as evaluate scores
+        pictures = (sample.image for sample, _ in _validation_pictures(spec))
+        report(spec, pictures, lambda segmenter, image: segmenter(image))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -429,7 +463,16 @@ def main() -> None:
     command.add_argument("--data", nargs="*", default=[], help=data_help)
     command.set_defaults(handler=int16x8)
 
+    command = commands.add_parser("agreement", help="masks against a reference's, no labels")
+    command.add_argument("reference", type=Path, help="the .tflite compared with (the float file)")
+    command.add_argument("models", nargs="+", type=Path, help="the .tflite files compared")
+    command.add_argument("--run", type=Path, help="a run folder: its records' validation split")
+    command.add_argument("--data", nargs="*", default=[], help=data_help)
+    command.set_defaults(handler=agreement)
+
     args = parser.parse_args()
+    if args.command == "agreement" and not (args.run or args.data):
+        parser.error("agreement needs --run or --data (where to compare)")
     if getattr(args, "save", False) and not args.output:
         parser.error(
             "ranges --save needs -o OUTPUT: the checkpoints are saved as OUTPUT_RULE.keras"
