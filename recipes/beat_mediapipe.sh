@@ -59,10 +59,7 @@ AVERAGE_WEIGHT=${AVERAGE_WEIGHT:-0.5}
 LANDSCAPE_AVERAGE_WEIGHT=${LANDSCAPE_AVERAGE_WEIGHT:-0.7}
 SQUARE_SEEDS=${SQUARE_SEEDS:-1}
 LANDSCAPE_SEEDS=${LANDSCAPE_SEEDS:-2}
-QAT_EPOCHS=${QAT_EPOCHS:-6}
-QAT_LEARNING_RATE=${QAT_LEARNING_RATE:-2e-5}
-SQUARE_INT8_RANGE_TAIL=${SQUARE_INT8_RANGE_TAIL-1e-4}
-LANDSCAPE_INT8_RANGE_TAIL=${LANDSCAPE_INT8_RANGE_TAIL-}
+INT8_PASSES=${INT8_PASSES:-3}
 DATA=${BACKDROP_DATA:-../shared/datasets}
 ANCHORS=${BACKDROP_ANCHORS:-../shared/anchors}
 MODELS=${BACKDROP_MODELS:-../shared/models}
@@ -111,11 +108,10 @@ fit() {  # FOLDER INIT_FROM EPOCHS LEARNING_RATE [OPTION...]: one run (continues
         --background-probability 0.3 -o "$folder" --export none "$@" "${restore[@]}"
 }
 
-train() {  # NAME INIT_FROM WEIGHT SEEDS TAIL [OPTION...]: distil into one public model, average,
-    # round (TAIL: the rounding step's --int8-range-tail, "" for the ranges learned in training)
-    local folder="$RUN/$1" start="$2" weight="$3" seeds="$4" tail=()
-    [ -n "$5" ] && tail=(--int8-range-tail "$5")
-    shift 5
+train() {  # NAME INIT_FROM WEIGHT SEEDS [OPTION...]: distil into one public model, average,
+    # fit its int8
+    local folder="$RUN/$1" start="$2" weight="$3" seeds="$4"
+    shift 4
     fit "$folder" "$start" "$EPOCHS" "$LEARNING_RATE" "$@"
     # The last epoch, not best.keras: nothing measured below picks it.
     local last="$folder/epoch-$(printf %04d "$EPOCHS").keras" lasts=() tuned
@@ -135,30 +131,29 @@ train() {  # NAME INIT_FROM WEIGHT SEEDS TAIL [OPTION...]: distil into one publi
     "$BIN/backdrop" export "$folder/averaged.keras" -r "$RUN/records" \
         --modes float32 float16 int8 -o "$folder"
     "$BIN/backdrop" export "$last" -r "$RUN/records" --modes float16 -o "$folder/last"
-    # The rounding run continues (--restore) only from this very average: after a change of
-    # weight or a retrained student, it starts afresh and the old one is kept aside.
+    # The int8 step is fitted again only for this very average: after a change of weight or a
+    # retrained student (or a change of the step), the old folder is kept aside.
     local stamp
-    stamp="$(sha256sum "${lasts[@]}" | cut -c1-16 | tr '\n' ' ')weight $weight"
+    stamp="$(sha256sum "${lasts[@]}" | cut -c1-16 | tr '\n' ' ')weight $weight fit-int8 $INT8_PASSES"
     if [ -d "$folder/int8" ] && [ "$(cat "$folder/int8/started_from" 2> /dev/null)" != "$stamp" ]
     then
         local aside
         aside="$folder/int8.replaced-$(date +%Y%m%d-%H%M%S)"
-        echo "$folder/int8 was rounded from another average: moved to $aside" >&2
+        echo "$folder/int8 was made from another average or step: moved to $aside" >&2
         mv "$folder/int8" "$aside"
     fi
     mkdir -p "$folder/int8"
     echo "$stamp" > "$folder/int8/started_from"
-    fit "$folder/int8" "$folder/averaged.keras" "$QAT_EPOCHS" "$QAT_LEARNING_RATE" \
-        --quantize-aware-epochs "$QAT_EPOCHS" "$@"
-    "$BIN/backdrop" export "$folder/int8/epoch-$(printf %04d "$QAT_EPOCHS").keras" \
-        -r "$RUN/records" --modes int8 "${tail[@]}" -o "$folder/int8"
+    [ -f "$folder/int8/fitted.keras" ] || "$BIN/backdrop" fit-int8 "$folder/averaged.keras" \
+        -r "$RUN/records" --passes "$INT8_PASSES" -o "$folder/int8/fitted.keras" -q
+    "$BIN/backdrop" export "$folder/int8/fitted.keras" -r "$RUN/records" --modes int8 \
+        -o "$folder/int8"
 }
-train square "$ANCHORS/selfie_segmentation.tflite" "$AVERAGE_WEIGHT" "$SQUARE_SEEDS" \
-    "$SQUARE_INT8_RANGE_TAIL"
+train square "$ANCHORS/selfie_segmentation.tflite" "$AVERAGE_WEIGHT" "$SQUARE_SEEDS"
 # Landscape: Meet's model, not MediaPipe's landscape one (closer to the goal, benchmarks/README.md),
 # with crops shaped like the frames: portrait selfies squeezed into 144x256 as the runtime does.
 train landscape "$MODELS/meet_segmentation/segm_full_v679.tflite" "$LANDSCAPE_AVERAGE_WEIGHT" \
-    "$LANDSCAPE_SEEDS" "$LANDSCAPE_INT8_RANGE_TAIL" --crop-aspect frame
+    "$LANDSCAPE_SEEDS" --crop-aspect frame
 
 "$BIN/backdrop" evaluate \
     "$RUN"/square/{model_float16,int8/model_int8,model_int8}.tflite \
