@@ -12,8 +12,11 @@ range starting at its tensor's float values less the extreme `RANGE_TAIL` at eac
 the biases (and batch norm offsets) and a scale on each end of each range are fitted, so that the
 rounded model's person probability matches the float model's own on the training pictures
 (binary cross-entropy against the float probability: no labels, nothing to drift towards).
-Biases absorb the mean shift rounding puts into each layer; the scales move each range to where
-its rounding costs the output least.
+Biases absorb the mean shift rounding puts into each layer; a range end moves only where its
+clipping costs the output (TensorFlow's fake-quant gradient reaches the ends from the clipped
+values alone). On the recipe's models most of the gain over the rounding epochs is the start
+(the float weights, ranges at the tails of their values); the fit adds a little (same
+section).
 """
 
 from __future__ import annotations
