@@ -167,7 +167,7 @@ def test_strip_shares_the_weights_and_undoes_the_rounding():
 
 
 @pytest.mark.slow
-def test_last_epochs_train_with_rounding_resume_and_export(synthetic_records, tmp_path, capsys):  # noqa: F811
+def test_last_epochs_train_with_rounding_resume_and_export(synthetic_records, tmp_path):  # noqa: F811
     config = small_config(
         synthetic_records,
         tmp_path / "run",
@@ -206,12 +206,18 @@ def test_last_epochs_train_with_rounding_resume_and_export(synthetic_records, tm
     contract = json.loads((clipped / "model_int8.tflite.json").read_text())
     assert contract["int8_range_tail"] == 1e-3
     assert (clipped / "model_int8.tflite").read_bytes() != Path(report["path"]).read_bytes()
+    # A float checkpoint gets rounding layers over its tensors' values less the tails: another
+    # int8 file than post-training calibration's over the whole range.
     plain = tmp_path / "plain" / "plain.keras"  # no rounding epochs
     plain.parent.mkdir()
     strip_fake_quant(last).save(plain)
     export[1] = str(plain)
-    assert main([*export, "--int8-range-tail", "1e-4", "-o", str(tmp_path / "no")]) == 1
-    assert "applies to checkpoints of rounding epochs" in capsys.readouterr().err
+    for name, tail in (("whole", []), ("tails", ["--int8-range-tail", "1e-4"])):
+        assert main([*export, "--modes", "int8", *tail, "-o", str(tmp_path / name)]) == 0
+    whole, tails = (tmp_path / name / "model_int8.tflite" for name in ("whole", "tails"))
+    assert whole.read_bytes() != tails.read_bytes()
+    contract = json.loads(tails.with_suffix(".tflite.json").read_text())
+    assert contract["int8_range_tail"] == 1e-4
 
 
 def test_config_checks_the_rounding_epochs():
@@ -375,3 +381,20 @@ def test_int8_export_keeps_the_sigmoid_exact_where_the_logits_are_wide():
     output = (interpreter.get_tensor(target["index"]).astype(np.float32) - zero_point) * scale
     expected = model.predict(image[None].astype(np.float32) / 255, verbose=0)
     assert np.abs(output - expected).max() < 0.02
+
+
+def test_a_float_model_rounded_over_its_values_less_the_tails():
+    from backdrop.training.quantize_aware import tail_rounded
+
+    model = _wide_logits_model()
+    pictures = np.random.default_rng(0).random((8, 16, 16, 3), dtype=np.float32)
+    rounded = tail_rounded(model, pictures, 0.01)
+    (layer,) = [layer for layer in rounded.layers if isinstance(layer, FakeQuant)]
+    logits = keras.Model(model.inputs, model.get_layer("logits").output)(pictures).numpy()
+    low, high = np.quantile(logits, [0.01, 0.99])
+    assert layer.minimum.numpy() == pytest.approx(low, rel=0.05)
+    assert layer.maximum.numpy() == pytest.approx(high, rel=0.05)
+    assert layer.limit == SIGMOID_INPUT_LIMIT and layer.seen.numpy() == 1.0
+    np.testing.assert_array_equal(strip_fake_quant(rounded)(pictures), model(pictures))
+    with pytest.raises(ValueError, match="rounding layers already"):
+        tail_rounded(rounded, pictures)

@@ -39,10 +39,11 @@ def _export_parser(subparsers) -> None:
         "--int8-range-tail",
         type=tail_share,
         metavar="SHARE",
-        help="for a checkpoint of rounding epochs (--quantize-aware-epochs): measure each "
-        "rounded tensor's int8 range again on the calibration pictures, leaving this share of "
-        "its values out at each end (e.g. 1e-4), instead of the range learned in training "
-        "(default)",
+        help="measure each rounded tensor's int8 range on the calibration pictures, leaving "
+        "this share of its values out at each end (e.g. 1e-4): for a checkpoint of rounding "
+        "epochs (--quantize-aware-epochs) instead of the range learned in training, for a "
+        "float one instead of the whole range calibration would take (default: no tails left "
+        "out)",
     )
     parser.add_argument(
         "--threads", type=positive_int, default=2, help="threads for the latency figure"
@@ -67,17 +68,13 @@ def _run_export(args: argparse.Namespace) -> None:
     config = TrainConfig(checkpoints=source.parent, records=args.records, input_shape=shape)
     extra = {"checkpoint": str(source), "model": model.name}
     if args.int8_range_tail is not None:
-        from backdrop.training.quantize_aware import clip_ranges, has_fake_quant
-
-        if not has_fake_quant(model):
-            raise ValueError(
-                f"--int8-range-tail applies to checkpoints of rounding epochs; {source} has none "
-                "(train with --quantize-aware-epochs, or leave the option out)"
-            )
         extra["int8_range_tail"] = args.int8_range_tail
     calibration, validation = export_data(config)
     if args.int8_range_tail is not None:
-        model = clip_ranges(model, np.stack(calibration), args.int8_range_tail)
+        from backdrop.training.quantize_aware import clip_ranges, has_fake_quant, tail_rounded
+
+        measure = clip_ranges if has_fake_quant(model) else tail_rounded
+        model = measure(model, np.stack(calibration), args.int8_range_tail)
     reports = export_models(
         model,
         Path(args.output or source.parent),

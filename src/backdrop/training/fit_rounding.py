@@ -14,9 +14,9 @@ rounded model's person probability matches the float model's own on the training
 (binary cross-entropy against the float probability: no labels, nothing to drift towards).
 Biases absorb the mean shift rounding puts into each layer; a range end moves only where its
 clipping costs the output (TensorFlow's fake-quant gradient reaches the ends from the clipped
-values alone). On the recipe's models most of the gain over the rounding epochs is the start
-(the float weights, ranges at the tails of their values); the fit adds a little (same
-section).
+values alone). On the recipe's square model the whole gain over the rounding epochs is the
+start (`tail_rounded`: the float weights, each range at the tails of its values); the fit
+itself adds nothing the validation sets resolve (same section).
 """
 
 from __future__ import annotations
@@ -32,9 +32,8 @@ from backdrop.training.quantize_aware import (
     FakeQuant,
     _own_nodes,
     _same_layer,
-    add_fake_quant,
     has_fake_quant,
-    tail_ranges,
+    tail_rounded,
 )
 
 tf = import_tensorflow()
@@ -131,23 +130,23 @@ def fit_rounding(
         raise ValueError(f"passes and steps must be at least 1, got {passes} and {steps}")
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
-    rounded_model = add_fake_quant(copy)
+    rounded_model = tail_rounded(copy, calibration, RANGE_TAIL)  # where each range starts
     rounded = [node for node in _own_nodes(rounded_model) if isinstance(node.operation, FakeQuant)]
-    # Each range starts where its tensor's float values lie (in the float graph: a rounding
-    # not yet set would distort what comes after it).
-    produced = {id(node.operation): node.outputs[0] for node in _own_nodes(copy)}
-    tensors = [produced[id(node.input_tensors[0]._keras_history.operation)] for node in rounded]
-    starts = tail_ranges(copy, tensors, calibration, RANGE_TAIL)
-    fitted = {}
+    fitted = {
+        id(node.operation): _FittedRange(
+            float(node.operation.minimum.numpy()),
+            float(node.operation.maximum.numpy()),
+            node.operation.limit,
+            name=f"{node.operation.name}_fitted",
+        )
+        for node in rounded
+    }
 
     def call(layer, *args, **kwargs):
         if id(layer) not in fitted:
             return layer(*args, **kwargs)
         return fitted[id(layer)](args[0])
 
-    for node, (low, high) in zip(rounded, starts, strict=True):
-        layer = node.operation
-        fitted[id(layer)] = _FittedRange(low, high, layer.limit, name=f"{layer.name}_fitted")
     trainee = keras.models.clone_model(
         rounded_model, clone_function=_same_layer, call_function=call
     )

@@ -289,6 +289,29 @@ def tail_ranges(
     ]
 
 
+def tail_rounded(model: keras.Model, images: np.ndarray, tail: float = RANGE_TAIL) -> keras.Model:
+    """A float `model` (shared layers and weights) with rounding layers whose ranges are its
+    tensors' float values on `images` less the `tail` share at each end: post-training int8
+    without each tensor's extreme values, for the int8 export (`backdrop export
+    --int8-range-tail` of a float checkpoint) and as `backdrop fit-int8`'s start. Freezes
+    `model`'s batch norm as `add_fake_quant` does.
+    """
+    if has_fake_quant(model):
+        raise ValueError("the model has rounding layers already; clip_ranges measures those")
+    if not 0.0 <= tail < 0.5:
+        raise ValueError(f"tail must be in [0, 0.5), got {tail}")
+    rounded_model = add_fake_quant(model)
+    rounded = [node for node in _own_nodes(rounded_model) if isinstance(node.operation, FakeQuant)]
+    # Measured in the float graph: a rounding not yet set would distort what comes after it.
+    produced = {id(node.operation): node.outputs[0] for node in _own_nodes(model)}
+    tensors = [produced[id(node.input_tensors[0]._keras_history.operation)] for node in rounded]
+    for node, (low, high) in zip(rounded, tail_ranges(model, tensors, images, tail), strict=True):
+        node.operation.minimum.assign(low)
+        node.operation.maximum.assign(high)
+        node.operation.seen.assign(1.0)
+    return rounded_model
+
+
 def clip_ranges(model: keras.Model, images: np.ndarray, tail: float = RANGE_TAIL) -> keras.Model:
     """`model` (shared layers and weights) with each `FakeQuant` copied, its range set to the
     values its tensor takes on `images` less the `tail` share at each end, for the int8 export.
