@@ -67,14 +67,13 @@ def _run_export(args: argparse.Namespace) -> None:
     shape = tuple(model.input_shape[1:3])
     config = TrainConfig(checkpoints=source.parent, records=args.records, input_shape=shape)
     extra = {"checkpoint": str(source), "model": model.name}
-    if args.int8_range_tail is not None:
-        extra["int8_range_tail"] = args.int8_range_tail
     calibration, validation = export_data(config)
     if args.int8_range_tail is not None:
         from backdrop.training.quantize_aware import clip_ranges, has_fake_quant, tail_rounded
 
         measure = clip_ranges if has_fake_quant(model) else tail_rounded
         model = measure(model, np.stack(calibration), args.int8_range_tail)
+        extra["int8_range_tail"] = args.int8_range_tail
     reports = export_models(
         model,
         Path(args.output or source.parent),

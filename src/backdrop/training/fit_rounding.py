@@ -32,13 +32,14 @@ from backdrop.training.quantize_aware import (
     FakeQuant,
     _own_nodes,
     _same_layer,
+    bounded_range,
     has_fake_quant,
     tail_rounded,
 )
 
 tf = import_tensorflow()
 import keras  # noqa: E402
-from keras import layers, ops  # noqa: E402
+from keras import layers  # noqa: E402
 
 BIAS_LEARNING_RATE = 1e-4
 RANGE_LEARNING_RATE = 1e-3  # of each range end's scale (1 = where it started)
@@ -59,11 +60,7 @@ class _FittedRange(keras.layers.Layer):
         self.high_scale = self.add_weight(shape=(), initializer="ones", name="high_scale")
 
     def rounding_range(self):
-        low = ops.minimum(self.low * self.low_scale, 0.0)
-        high = ops.maximum(self.high * self.high_scale, low + 1e-3)
-        if self.limit is not None:
-            low, high = ops.maximum(low, -self.limit), ops.minimum(high, self.limit)
-        return low, high
+        return bounded_range(self.low * self.low_scale, self.high * self.high_scale, self.limit)
 
     def call(self, inputs):
         low, high = self.rounding_range()
@@ -86,14 +83,16 @@ def _offsets(model: keras.Model) -> list:
 def mask_agreement(first: keras.Model, second: keras.Model, images: np.ndarray) -> float:
     """Mean over `images` of the IoU of the two models' person masks (at 0.5); 1 when both are
     empty."""
+    from backdrop.evaluation.metrics import THRESHOLD, iou
+
     scores = []
     for start in range(0, len(images), 25):
         batch = images[start : start + 25]
-        a = np.asarray(first(batch, training=False))[..., 0] >= 0.5
-        b = np.asarray(second(batch, training=False))[..., 0] >= 0.5
-        union = np.count_nonzero(a | b, axis=(1, 2))
-        both = np.count_nonzero(a & b, axis=(1, 2))
-        scores += list(np.where(union == 0, 1.0, both / np.maximum(union, 1)))
+        masks = [
+            np.asarray(model(batch, training=False))[..., 0] >= THRESHOLD
+            for model in (first, second)
+        ]
+        scores += [iou(a, b, np.ones(a.shape, bool)) for a, b in zip(*masks, strict=True)]
     return float(np.mean(scores))
 
 

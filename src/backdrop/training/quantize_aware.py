@@ -60,6 +60,16 @@ _FUSED = (
 )
 
 
+def bounded_range(low, high, limit: float | None):
+    """`(low, high)` as int8 rounds over it: with 0 in it (TFLite's asymmetric int8), within
+    [-limit, limit] if there is a limit, at least 1e-3 wide."""
+    low = ops.minimum(low, 0.0)
+    if limit is not None:
+        low = ops.maximum(low, -limit)
+        high = ops.minimum(high, limit)
+    return low, ops.maximum(high, low + 1e-3)
+
+
 @keras.saving.register_keras_serializable(package="backdrop")
 class FakeQuant(keras.layers.Layer):
     """Rounds a tensor to 8 bits over its moving-average range; gradients pass straight through.
@@ -97,14 +107,10 @@ class FakeQuant(keras.layers.Layer):
         return tf.quantization.fake_quant_with_min_max_vars(inputs, low, high, num_bits=8)
 
     def rounding_range(self):
-        """The range the tensor is rounded over: the stored one with 0 in it, within the limit,
-        at least 1e-3 wide."""
-        low = ops.minimum(ops.stop_gradient(self.minimum), 0.0)
-        high = ops.stop_gradient(self.maximum)
-        if self.limit is not None:
-            low = ops.maximum(low, -self.limit)
-            high = ops.minimum(high, self.limit)
-        return low, ops.maximum(high, low + 1e-3)
+        """The range the tensor is rounded over: the stored one, bounded (`bounded_range`)."""
+        return bounded_range(
+            ops.stop_gradient(self.minimum), ops.stop_gradient(self.maximum), self.limit
+        )
 
     def compute_output_shape(self, input_shape):
         return input_shape
