@@ -58,14 +58,15 @@ THREADS = 2
 VALIDATION_FRACTION = 0.1  # backdrop evaluate's default
 
 
-def _validation_pictures(spec: str):
-    """Yields (sample, person IoU of `frame -> probability`) over the validation split of one
-    `FORMAT:PATH` set, as `backdrop evaluate --split validation` splits and scores it."""
+def _validation_pictures(spec: str, split: str = "validation"):
+    """Yields (sample, person IoU of `frame -> probability`) over the validation split (or
+    `split`) of one `FORMAT:PATH` set, as `backdrop evaluate --split validation` splits and
+    scores it."""
     from backdrop.data.split import split_samples
     from backdrop.evaluation.evaluate import parse_data_spec
     from backdrop.evaluation.metrics import THRESHOLD, iou
 
-    for _, sample in split_samples(parse_data_spec(spec), "validation", VALIDATION_FRACTION):
+    for _, sample in split_samples(parse_data_spec(spec), split, VALIDATION_FRACTION):
         truth = sample.mask >= THRESHOLD
         valid = np.ones(truth.shape, bool) if sample.ignore is None else ~sample.ignore
 
@@ -409,7 +410,7 @@ def agreement(args) -> None:
             lambda segmenter, image: segmenter.raw_probability(image),
         )
     for spec in args.data:  # at each picture's size, as evaluate scores
-        pictures = (sample.image for sample, _ in _validation_pictures(spec))
+        pictures = (sample.image for sample, _ in _validation_pictures(spec, args.split))
         report(spec, pictures, lambda segmenter, image: segmenter(image))
 
 
@@ -468,6 +469,12 @@ def main() -> None:
     command.add_argument("models", nargs="+", type=Path, help="the .tflite files compared")
     command.add_argument("--run", type=Path, help="a run folder: its records' validation split")
     command.add_argument("--data", nargs="*", default=[], help=data_help)
+    command.add_argument(
+        "--split",
+        choices=("validation", "train"),
+        default="validation",
+        help="the --data sets' split scored (train: pictures no judged set holds)",
+    )
     command.set_defaults(handler=agreement)
 
     args = parser.parse_args()
