@@ -121,3 +121,20 @@ def test_a_full_disk_during_training_is_one_line(workspace, tmp_path, capsys):
         assert not state.exists() or json.loads(state.read_text())["epoch"] >= 0
     finally:
         subprocess.run(["umount", str(mount)])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["export", "gone.keras", "-r", "records", "--modes", "float32"],
+        ["fit-int8", "gone.keras", "-r", "records", "-o", "fitted.keras"],
+        ["average", "gone.keras", "-o", "averaged.keras"],
+    ],
+)
+def test_a_missing_checkpoint_outside_training_names_no_training_flag(workspace, capsys, args):
+    """The missing-file error once told every command to start over with
+    --remove-all-previous-results, a flag only `train` has."""
+    assert main(args) == 1
+    line = one_line_error(capsys, "gone.keras")
+    assert "--remove-all-previous-results" not in line
+    assert not any((workspace / name).exists() for name in ("fitted.keras", "averaged.keras"))

@@ -162,10 +162,10 @@ def test_restore_errors_are_clear(synthetic_records, tmp_path):
             {"epoch": 1, "checkpoint": "epoch-0001.keras", "best_val_iou": 0.5, "best_epoch": 1}
         )
     )
-    with pytest.raises(TrainingError, match="corrupt or unreadable"):
+    with pytest.raises(TrainingError, match="corrupt or unreadable.*--remove-all-previous"):
         train(small_config(synthetic_records, folder), restore=True, verbose=0)
     (folder / "epoch-0001.keras").unlink()
-    with pytest.raises(TrainingError, match="is missing"):
+    with pytest.raises(TrainingError, match="is missing; point state.json"):
         train(small_config(synthetic_records, folder), restore=True, verbose=0)
 
 

@@ -32,19 +32,17 @@ def save_model_atomic(model: keras.Model, path: Path) -> None:
     os.replace(temporary, path)
 
 
-def load_checkpoint(path: Path) -> keras.Model:
-    """Loads a checkpoint with its optimizer state; a missing or corrupt file is a clear error."""
+def load_checkpoint(path: Path, remedy: str = "") -> keras.Model:
+    """Loads a checkpoint with its optimizer state; a missing or corrupt file is a clear error,
+    ending with `remedy` (what the caller's user can do about it) where one is given."""
+    ending = f"; {remedy}" if remedy else ""
     if not path.is_file():
-        raise TrainingError(
-            f"checkpoint {path} is missing; start over with --remove-all-previous-results"
-        )
+        raise TrainingError(f"checkpoint {path} is missing{ending}")
     try:
         return keras.saving.load_model(path, compile=True)
     except Exception as error:  # noqa: BLE001 - any failure to load means the file is unusable
         raise TrainingError(
-            f"checkpoint {path} is corrupt or unreadable ({type(error).__name__}: {error}); "
-            "delete it and point state.json at an earlier epoch-*.keras, or start over with "
-            "--remove-all-previous-results"
+            f"checkpoint {path} is corrupt or unreadable ({type(error).__name__}: {error}){ending}"
         ) from None
 
 

@@ -43,6 +43,11 @@ __all__ = [
 ]
 
 FINAL_LEARNING_RATE = 0.05  # of the peak, where the cosine schedule ends
+# What --restore's user can do when the checkpoint state.json names is missing or unreadable.
+RESUME_REMEDY = (
+    "point state.json at an earlier epoch-*.keras of the run, or start over with "
+    "--remove-all-previous-results"
+)
 
 
 def _folder_examples(config: TrainConfig) -> tuple[list[bytes], list[bytes]]:
@@ -229,7 +234,7 @@ def _train(config, run, folder, state, restore, verbose, callbacks) -> dict:
     steps_per_epoch = math.ceil(count / (config.batch_size * strategy.num_replicas_in_sync))
     with strategy.scope():
         if restore:
-            model = load_checkpoint(run.root / state["checkpoint"])
+            model = load_checkpoint(run.root / state["checkpoint"], RESUME_REMEDY)
         else:
             model = _initial_model(config)
             schedule = keras.optimizers.schedules.CosineDecay(
