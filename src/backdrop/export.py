@@ -316,6 +316,7 @@ def export_models(
     threads: int = 2,
     extra: dict | None = None,
     training: dict | None = None,
+    mode_extra: dict[str, dict] | None = None,
 ) -> list[dict]:
     """Exports `model` in each mode to `folder/model_MODE.tflite` with TFLite metadata (for
     MediaPipe Tasks and Android Studio), its contract (`.tflite.json`) and a model card (`.md`).
@@ -325,6 +326,8 @@ def export_models(
         validation: `(image uint8 (H, W, 3), target (H, W, 2))` pairs at the input size; the
             float and exported models' validation IoU on them goes into each contract.
         training: What the model card says about the training data (`model_card.training_data`).
+        extra: Written into every mode's contract; `mode_extra[MODE]` into MODE's only (how its
+            int8 ranges were set means nothing to a float file).
 
     Returns:
         One report per mode: path, size in bytes, latency in ms, float and exported IoU.
@@ -333,12 +336,20 @@ def export_models(
     with OutputFolder(folder, "export", "--output folder") as outputs:
         outputs.claim(*names)  # before the slow conversion: a file in the way fails at once
         return _export_models(
-            model, outputs.root, modes, calibration, validation, threads, extra, training
+            model,
+            outputs.root,
+            modes,
+            calibration,
+            validation,
+            threads,
+            extra,
+            training,
+            mode_extra or {},
         )
 
 
 def _export_models(
-    model, folder: Path, modes, calibration, validation, threads, extra, training
+    model, folder: Path, modes, calibration, validation, threads, extra, training, mode_extra
 ) -> list[dict]:
     from backdrop.model_card import model_card
     from backdrop.runtime.segmenter import Segmenter, isolated_latency_ms
@@ -380,6 +391,7 @@ def _export_models(
             "recommendation": reason,
             **more,
             **(extra or {}),
+            **mode_extra.get(report["mode"], {}),
         }
         write_atomic(contract_path, json.dumps(contract_data, indent=2))
         write_atomic(path.with_suffix(".md"), model_card(contract_data, training))

@@ -212,12 +212,16 @@ def test_last_epochs_train_with_rounding_resume_and_export(synthetic_records, tm
     plain.parent.mkdir()
     strip_fake_quant(last).save(plain)
     export[1] = str(plain)
-    for name, tail in (("whole", []), ("tails", ["--int8-range-tail", "1e-4"])):
-        assert main([*export, "--modes", "int8", *tail, "-o", str(tmp_path / name)]) == 0
+    assert main([*export, "--modes", "int8", "-o", str(tmp_path / "whole")]) == 0
+    tail = ["--int8-range-tail", "1e-4"]
+    assert main([*export, "--modes", "float16", "int8", *tail, "-o", str(tmp_path / "tails")]) == 0
     whole, tails = (tmp_path / name / "model_int8.tflite" for name in ("whole", "tails"))
     assert whole.read_bytes() != tails.read_bytes()
     contract = json.loads(tails.with_suffix(".tflite.json").read_text())
     assert contract["int8_range_tail"] == 1e-4
+    # The float file beside it has no int8 ranges to describe.
+    contract = json.loads((tmp_path / "tails" / "model_float16.tflite.json").read_text())
+    assert "int8_range_tail" not in contract
 
 
 def test_config_checks_the_rounding_epochs():

@@ -68,12 +68,13 @@ def _run_export(args: argparse.Namespace) -> None:
     config = TrainConfig(checkpoints=source.parent, records=args.records, input_shape=shape)
     extra = {"checkpoint": str(source), "model": model.name}
     calibration, validation = export_data(config)
+    mode_extra = {}
     if args.int8_range_tail is not None:
         from backdrop.training.quantize_aware import clip_ranges, has_fake_quant, tail_rounded
 
         measure = clip_ranges if has_fake_quant(model) else tail_rounded
         model = measure(model, np.stack(calibration), args.int8_range_tail)
-        extra["int8_range_tail"] = args.int8_range_tail
+        mode_extra["int8"] = {"int8_range_tail": args.int8_range_tail}
     reports = export_models(
         model,
         Path(args.output or source.parent),
@@ -83,6 +84,7 @@ def _run_export(args: argparse.Namespace) -> None:
         args.threads,
         extra=extra,
         training=training_data(Path(args.records)),
+        mode_extra=mode_extra,
     )
     print(format_reports(reports))
 
