@@ -9,7 +9,7 @@ from backdrop.cli.data import add_mask_encoding_argument
 from backdrop.cli.defaults import defaults_of, positive_int
 from backdrop.data import CROP_ASPECTS
 from backdrop.models.registry import MOBILE_ACTIVATIONS, MODEL_NAMES
-from backdrop.training.config import DISTRIBUTE, EXPORT_MODES, TrainConfig
+from backdrop.training.config import DISTRIBUTE, EXPORT_MODES, FIT_INT8_PASSES, TrainConfig
 
 DEFAULT = defaults_of(TrainConfig)  # every flag's default is the config's
 
@@ -383,7 +383,7 @@ def _fit_int8_parser(subparsers) -> None:
     parser.add_argument(
         "--passes",
         type=positive_int,
-        default=3,
+        default=FIT_INT8_PASSES,
         help="passes over the training pictures (default: %(default)s)",
     )
     parser.add_argument("--seed", type=int, default=0, help="shuffling seed (default: 0)")

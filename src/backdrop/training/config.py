@@ -22,6 +22,7 @@ CONFIG = "config.json"
 # TFLite export modes (backdrop.export), and "none" for no export after training.
 EXPORT_MODES = ("float32", "float16", "int8")
 DISTRIBUTE = ("auto", "none", "mirrored", "multiworker")
+FIT_INT8_PASSES = 3  # `backdrop fit-int8`'s passes over the training pictures (here: no TensorFlow)
 
 
 class TrainingError(RuntimeError):

@@ -27,6 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from backdrop.tf_setup import import_tensorflow
+from backdrop.training.config import FIT_INT8_PASSES
 from backdrop.training.quantize_aware import (
     RANGE_TAIL,
     FakeQuant,
@@ -43,7 +44,6 @@ from keras import layers  # noqa: E402
 
 BIAS_LEARNING_RATE = 1e-4
 RANGE_LEARNING_RATE = 1e-3  # of each range end's scale (1 = where it started)
-PASSES = 3
 
 
 class _FittedRange(keras.layers.Layer):
@@ -101,7 +101,7 @@ def fit_rounding(
     batches: Iterable,
     steps: int,
     calibration: np.ndarray,
-    passes: int = PASSES,
+    passes: int = FIT_INT8_PASSES,
     progress: bool = True,
     range_rate: float = RANGE_LEARNING_RATE,
     bias_rate: float = BIAS_LEARNING_RATE,
