@@ -148,3 +148,21 @@ def test_evaluate_writes_its_table_into_the_model_card(exported, tmp_path, tiny_
     card = model.with_suffix(".md").read_text()
     assert "Not measured yet" not in card and "tiny_float32.tflite" in card
     assert card.count("## Limitations") == 1 and card.split("## Limitations")[0] != before
+
+
+def test_the_same_model_gets_the_same_bytes(tmp_path):
+    """labels.txt, packed after the model as a zip entry, carried the clock's date: one
+    checkpoint exported twice gave two files (the recipe's int8 files differed in two bytes)."""
+    import time
+
+    from backdrop.export import add_metadata, export_tflite
+
+    plain = export_tflite(redness_model(32), tmp_path / "plain.tflite", "float32", [])
+    files = []
+    for copy in ("first", "second"):
+        files.append(tmp_path / f"{copy}.tflite")
+        files[-1].write_bytes(plain.read_bytes())
+        assert add_metadata(files[-1], "float32") is not None
+        time.sleep(2.1)  # zip dates count in 2 s steps
+    assert files[0].read_bytes() == files[1].read_bytes()
+    assert files[0].read_bytes() != plain.read_bytes(), "the metadata was written"

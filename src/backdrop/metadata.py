@@ -16,7 +16,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from unittest import mock
 
 MEDIAPIPE_VERSION = "0.10.21"
 HELPER_VENV = Path(__file__).resolve().parents[2] / ".venv-mediapipe"
@@ -90,6 +92,21 @@ def write_metadata(model: str | Path, info: dict) -> None:
         raise MetadataError(f"MediaPipe's metadata writer failed on {model}: {last}")
 
 
+class _ZipEpoch:
+    """The clock `zipfile` reads while the writer packs labels.txt after the model: every
+    entry dated 1980-01-01 (zip's first date), so the same model and metadata give the same
+    bytes. With the real clock the export of one checkpoint differed run to run in the two
+    date bytes of labels.txt."""
+
+    @staticmethod
+    def time() -> float:
+        return 0.0
+
+    @staticmethod
+    def localtime(seconds: float | None = None) -> time.struct_time:
+        return time.struct_time((1980, 1, 1, 0, 0, 0, 1, 1, 0))
+
+
 def _write(model: Path, info: dict) -> None:
     """In the writer's interpreter: MediaPipe's image segmenter writer, plus the general fields
     its `create` leaves out (version, author, licence, our description)."""
@@ -113,7 +130,10 @@ def _write(model: Path, info: dict) -> None:
         author=info["author"],
         licenses=info["licenses"],
     )
-    data, _ = writer.populate()
+    import zipfile
+
+    with mock.patch.object(zipfile, "time", _ZipEpoch):
+        data, _ = writer.populate()
     temporary = model.with_name(f".{model.name}.tmp{model.suffix}")
     temporary.write_bytes(data)
     os.replace(temporary, model)
