@@ -36,13 +36,13 @@ test: $(STAMP) $(MEDIAPIPE_STAMP)
 	$(BIN)/python -m pytest -q --durations=10
 
 # Issue 6: train the mobile segmenter on ../shared/datasets and compare it with MediaPipe (about 50 min).
-mobile: $(STAMP)
+mobile: $(STAMP) $(MEDIAPIPE_STAMP)
 	bash recipes/mobile_vs_mediapipe.sh
 
 # Issue 14: MediaPipe's general (square) and Meet's (landscape) segmenters distilled from
 # MediaPipe + RVM on ../shared/datasets, averaged with their own weights, evaluated beside
 # MediaPipe and Meet (about 1 h 40 min on 2 cores; 97 min from a fresh clone).
-beat: $(STAMP)
+beat: $(STAMP) $(MEDIAPIPE_STAMP)
 	bash recipes/beat_mediapipe.sh
 
 lint: $(STAMP)

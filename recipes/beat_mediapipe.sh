@@ -63,7 +63,9 @@ DATA=${BACKDROP_DATA:-../shared/datasets}
 ANCHORS=${BACKDROP_ANCHORS:-../shared/anchors}
 MODELS=${BACKDROP_MODELS:-../shared/models}
 BIN=.venv/bin
-[ -x "$BIN/backdrop" ] || make .venv/.installed  # same set-up as make demo
+# The same set-up as make demo: Backdrop's venv, and MediaPipe's for the files' TFLite metadata.
+[ -x "$BIN/backdrop" ] || make .venv/.installed
+[ -f .venv-mediapipe/.installed ] || make .venv-mediapipe/.installed
 mkdir -p "$RUN/backgrounds"
 started=$(date +%s)
 
