@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 from unittest import mock
 
@@ -130,8 +131,6 @@ def _write(model: Path, info: dict) -> None:
         author=info["author"],
         licenses=info["licenses"],
     )
-    import zipfile
-
     with mock.patch.object(zipfile, "time", _ZipEpoch):
         data, _ = writer.populate()
     temporary = model.with_name(f".{model.name}.tmp{model.suffix}")
