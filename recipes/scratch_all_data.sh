@@ -23,8 +23,7 @@ DATA=${BACKDROP_DATA:-../shared/datasets}
 ANCHORS=${BACKDROP_ANCHORS:-../shared/anchors}
 BIN=.venv/bin
 # The same set-up as make demo: Backdrop's venv, and MediaPipe's for the files' TFLite metadata.
-[ -x "$BIN/backdrop" ] || make .venv/.installed
-[ -f .venv-mediapipe/.installed ] || make .venv-mediapipe/.installed
+make --no-print-directory .venv/.installed .venv-mediapipe/.installed
 mkdir -p "$RUN/backgrounds"
 started=$(date +%s)
 
