@@ -354,7 +354,8 @@ def int16x8(args) -> None:
     import contextlib
     import io
 
-    from backdrop.export import _fixed_batch, calibration_images
+    from backdrop.export import calibration_images
+    from backdrop.graph_rewrites import fixed_batch
     from backdrop.tf_setup import import_tensorflow
     from backdrop.training import quantize_aware
     from backdrop.training.checkpoints import load_checkpoint
@@ -363,7 +364,7 @@ def int16x8(args) -> None:
     model = quantize_aware.strip_fake_quant(load_checkpoint(args.checkpoint))
     calibration, validation = _records_data(args.checkpoint.parent)
     images = calibration_images(calibration)
-    converter = tf.lite.TFLiteConverter.from_keras_model(_fixed_batch(model))
+    converter = tf.lite.TFLiteConverter.from_keras_model(fixed_batch(model))
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([image[None]] for image in images)
     ops = tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8

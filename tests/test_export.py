@@ -146,7 +146,8 @@ def _concatenating_model():
 
 
 def test_a_concatenation_only_pooled_is_pooled_branch_by_branch(tmp_path):
-    from backdrop.export import convert, pool_branches_first
+    from backdrop.export import convert
+    from backdrop.graph_rewrites import pool_branches_first
     from backdrop.models.tflite_graph import read_tflite
 
     model = _concatenating_model()
@@ -178,7 +179,7 @@ def test_a_concatenation_only_pooled_is_pooled_branch_by_branch(tmp_path):
 def test_a_model_without_a_pooled_concatenation_is_returned_as_it_is():
     import keras
 
-    from backdrop.export import pool_branches_first
+    from backdrop.graph_rewrites import pool_branches_first
 
     image = keras.Input((8, 8, 3))
     both = keras.layers.Concatenate()([image, keras.layers.Conv2D(2, 1)(image)])
@@ -208,7 +209,8 @@ def test_a_float_export_leaves_the_model_as_the_int8_export_finds_it(tmp_path):
 def test_a_transposed_convolution_without_overlap_becomes_depth_to_space(tmp_path):
     import keras
 
-    from backdrop.export import convert, transposed_as_depth_to_space
+    from backdrop.export import convert
+    from backdrop.graph_rewrites import transposed_as_depth_to_space
     from backdrop.models.tflite_graph import read_tflite
 
     image = keras.Input((8, 12, 3))

@@ -65,9 +65,9 @@ def test_rebuilt_tiny_graph_matches_its_tflite(tmp_path, mode, last):
     if mode is None:
         import tensorflow as tf
 
-        from backdrop.export import _fixed_batch
+        from backdrop.graph_rewrites import fixed_batch
 
-        converter = tf.lite.TFLiteConverter.from_keras_model(_fixed_batch(model))
+        converter = tf.lite.TFLiteConverter.from_keras_model(fixed_batch(model))
         path.write_bytes(converter.convert())
     else:
         export_tflite(model, path, mode)

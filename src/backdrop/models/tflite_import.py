@@ -38,7 +38,7 @@ TRANSPOSE_CONV = "CUSTOM:Convolution2DTransposeBias"
 class DepthToSpace(keras.layers.Layer):
     """TFLite's DEPTH_TO_SPACE: each pixel's `block` x `block` x C channels laid out as a
     `block` x `block` patch of C channels (`tf.nn.depth_to_space`, which converts back to it).
-    Backdrop's float exports end in one (`backdrop.export.transposed_as_depth_to_space`)."""
+    Backdrop's float exports end in one (`backdrop.graph_rewrites.transposed_as_depth_to_space`)."""
 
     def __init__(self, block: int, **kwargs):
         super().__init__(**kwargs)
