@@ -17,13 +17,8 @@ from backdrop.cli.report import _report_parser
 from backdrop.cli.serve import _serve_parser
 from backdrop.cli.ship import _evaluate_parser, _export_parser, _segment_parser
 from backdrop.cli.teach import _pseudo_label_parser
-from backdrop.cli.train import (
-    _average_parser,
-    _fit_int8_parser,
-    _train_parser,
-    parse_shape,
-    run_train,
-)
+from backdrop.cli.train import _train_parser, parse_shape, run_train
+from backdrop.cli.weights import _average_parser, _fit_int8_parser
 
 __all__ = ["main", "parse_shape", "run_cli", "run_prepare", "run_supervisely", "run_train"]
 
