@@ -44,6 +44,25 @@ def test_models_that_share_a_file_name_are_labelled_with_their_folder():
     ]
 
 
+def test_models_whose_folders_share_a_name_too_are_labelled_from_further_up():
+    paths = [
+        "run/square/int8/model_int8.tflite",
+        "run/landscape/int8/model_int8.tflite",
+        "run/square/model_int8.tflite",
+        "run/landscape/last/model_float16.tflite",
+        "run/square/last/model_float16.tflite",
+        "run/square/model_float16.tflite",
+    ]
+    assert model_labels(paths) == [
+        "square/int8/model_int8.tflite",
+        "landscape/int8/model_int8.tflite",
+        "square/model_int8.tflite",
+        "landscape/last/model_float16.tflite",
+        "square/last/model_float16.tflite",
+        "square/model_float16.tflite",
+    ]
+
+
 def test_two_coco_splits_of_one_folder_are_two_datasets(tmp_path):
     (tmp_path / "annotations").mkdir()
     for split in ("train2017", "val2017"):

@@ -187,12 +187,17 @@ def _grid_row(image: np.ndarray, truth: np.ndarray, predictions: list[np.ndarray
 
 
 def model_labels(paths: Sequence[str]) -> list[str]:
-    """Each model's file name, with its folder where two models share a name."""
-    names = [Path(path).name for path in paths]
-    return [
-        f"{Path(path).parent.name}/{name}" if names.count(name) > 1 else name
-        for path, name in zip(paths, names, strict=True)
-    ]
+    """Each model's file name, with as many of its folders as tell it from the other models
+    ("square/int8/model_int8.tflite" beside "landscape/int8/model_int8.tflite")."""
+    parts = [Path(path).parts for path in paths]
+    labels = []
+    for index, own in enumerate(parts):
+        for count in range(1, len(own) + 1):
+            suffix = own[-count:]
+            if not any(i != index and other[-count:] == suffix for i, other in enumerate(parts)):
+                break
+        labels.append("/".join(suffix))
+    return labels
 
 
 def format_table(results: dict) -> str:
