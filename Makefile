@@ -41,7 +41,8 @@ mobile: $(STAMP) $(MEDIAPIPE_STAMP)
 
 # Issue 14: MediaPipe's general (square) and Meet's (landscape) segmenters distilled from
 # MediaPipe + RVM on ../shared/datasets, averaged with their own weights, evaluated beside
-# MediaPipe and Meet (85 min on 2 cores from a fresh clone, nothing beside it; 97-122 min with other work).
+# MediaPipe and Meet (85 min on 2 cores from a fresh clone with nothing beside it; 97-122 min
+# with other work beside it).
 beat: $(STAMP) $(MEDIAPIPE_STAMP)
 	bash recipes/beat_mediapipe.sh
 
