@@ -243,7 +243,7 @@ def _label(teacher: Teacher, config: LabelConfig, readers, record: dict, progres
         for reader in readers:
             samples = split_samples(reader, split, config.validation_fraction)
             for _, sample in tqdm(samples, desc=reader.source, disable=not progress):
-                name = _safe_name(f"{reader.root.name}_{sample.name}")
+                name = dataset_label_name(reader.root, sample.name)
                 if (output / "masks" / f"{name}.png").is_file():
                     run["already_labelled"] += 1
                 else:
@@ -256,9 +256,11 @@ def _label(teacher: Teacher, config: LabelConfig, readers, record: dict, progres
     return run
 
 
-def _safe_name(name: str) -> str:
-    """`name` as one file name: path separators and spaces become underscores."""
-    return "".join("_" if c in "/\\: " else c for c in printable(name))
+def dataset_label_name(root: Path, sample_name: str) -> str:
+    """The file stem a `--data` sample is labelled under: its dataset folder's name and its own,
+    as one file name (path separators and spaces become underscores). prepare then splits the
+    label by "pseudo/STEM"."""
+    return "".join("_" if c in "/\\: " else c for c in printable(f"{root.name}_{sample_name}"))
 
 
 def _frame(videos: dict, positions: dict, path: Path, index: int) -> np.ndarray:
