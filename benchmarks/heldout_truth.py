@@ -36,10 +36,17 @@ def main() -> None:
     from backdrop.teachers.label import dataset_label_name
 
     record = json.loads((args.labels / "pseudo_labels.json").read_text())
-    runs = [run for run in record["runs"] if run.get("datasets")]
-    if not runs:
+    # Each dataset with the split pseudo-label took of it (train, or all: None).
+    datasets = {
+        spec: None if run["split"] == "all" else run["split"]
+        for run in record["runs"]
+        for spec in run.get("datasets", [])
+    }
+    if not datasets:
         parser.error(f"{args.labels} labelled no dataset (pseudo-label --data): nothing held out")
-    for spec in dict.fromkeys(spec for run in runs for spec in run["datasets"]):
+    # prepare splits each label by "SOURCE/NAME", SOURCE the one its reader gives the folder.
+    source = parse_data_spec(f"portrait:{args.labels}").source
+    for spec, labelled_split in datasets.items():
         reader = parse_data_spec(spec)
         if hasattr(reader, "sequences"):
             print(f"{spec}: video, left out")
@@ -48,9 +55,9 @@ def main() -> None:
         (folder / "images").mkdir(parents=True, exist_ok=True)
         (folder / "masks").mkdir(parents=True, exist_ok=True)
         count = 0
-        for _, sample in split_samples(reader, "train", args.validation_fraction):
+        for _, sample in split_samples(reader, labelled_split, args.validation_fraction):
             name = dataset_label_name(reader.root, sample.name)
-            if split_of(f"pseudo/{name}", args.validation_fraction) != "validation":
+            if split_of(f"{source}/{name}", args.validation_fraction) != "validation":
                 continue
             Image.fromarray(sample.image).save(folder / "images" / f"{name}.png")
             mask = (sample.mask > 0.5).astype(np.uint8) * 255
