@@ -21,19 +21,29 @@ DATA_LICENCES = {
 }
 
 
-# `backdrop evaluate` replaces what lies between these with its table.
+# `backdrop evaluate` writes its tables between these, one section per data and split.
 EVALUATION_START = "<!-- backdrop evaluate: start -->"
 EVALUATION_END = "<!-- backdrop evaluate: end -->"
+EVALUATION_HEADING = "### Beside reference models, on other data"
+MEASURED_ON = "Measured by `backdrop evaluate` on "
 
 
 def with_evaluation(card: str, table: str, data: str) -> str:
-    """`card` with its evaluation section replaced by `table` (markdown)."""
+    """`card` with `table` (markdown) as its evaluation on `data`: replacing the section an
+    earlier evaluation on the same `data` wrote, else after the sections on other data (an
+    evaluation on held-out folders does not erase the one on the judged sets)."""
     head, start, rest = card.partition(EVALUATION_START)
-    _, end, tail = rest.partition(EVALUATION_END)
+    region, end, tail = rest.partition(EVALUATION_END)
     if not start or not end:
         return card
-    section = f"\n### Beside reference models, on other data\nMeasured by `backdrop evaluate` on {data}:\n\n{table}\n"
-    return head + start + section + end + tail
+    line = f"{MEASURED_ON}{data}:"
+    sections: dict[str, str] = {}  # measured-on line: the section's text, in the card's order
+    for block in region.split(f"\n{MEASURED_ON}")[1:]:
+        first, _, body = block.partition("\n")
+        sections[MEASURED_ON + first] = body.strip("\n")
+    sections[line] = table.strip("\n")
+    body = "\n\n".join(f"{key}\n\n{text}" for key, text in sections.items())
+    return f"{head}{start}\n{EVALUATION_HEADING}\n{body}\n{end}{tail}"
 
 
 def training_data(records: Path | None, folders: tuple[Path, ...] = ()) -> dict:
@@ -129,7 +139,7 @@ surveillance, identifying people, or safety-critical decisions.
 The validation split comes from the same datasets as training.
 
 {EVALUATION_START}
-### Beside reference models, on other data
+{EVALUATION_HEADING}
 Not measured yet: `backdrop evaluate {name} selfie_segmentation.tflite --data portrait:DIR`
 writes its table here (MediaPipe's and Meet's segmenters are the usual references).
 {EVALUATION_END}

@@ -245,13 +245,14 @@ def write_results(results: dict, folder: Path) -> None:
 
 def update_model_cards(results: dict) -> list[Path]:
     """Writes this evaluation into the model card beside each evaluated model that has one
-    written by Backdrop (`model_card.with_evaluation`); returns the cards updated. A card whose
+    written by Backdrop (`model_card.with_evaluation`: one section per data and split, so an
+    evaluation on other data keeps the earlier one); returns the cards updated. A card whose
     folder another run holds is left as it is."""
     from backdrop.model_card import with_evaluation
     from backdrop.outputs import OutputError, OutputFolder
 
     table = format_table(results)
-    data = ", ".join(f"`{name}`" for name in results["masks"])
+    data = ", ".join(f"`{name}`" for name in results["masks"]) + f", split {results['split']}"
     updated = []
     for entry in results["models"]:
         card = Path(entry["model"]).with_suffix(".md")
