@@ -81,6 +81,29 @@ def test_rebuilt_tiny_graph_matches_its_tflite(tmp_path, mode, last):
     np.testing.assert_allclose(rebuilt.predict(image, verbose=0), _run(path, image), atol=1e-5)
 
 
+def test_extra_blocks_go_after_the_deepest_add_and_start_as_the_identity(tmp_path):
+    keras.utils.set_random_seed(0)
+    path = export_tflite(_tiny_segmenter(), tmp_path / "tiny.tflite", "float32")
+    graph = read_tflite(path)
+    plain, grown = build_from_graph(graph), build_from_graph(graph, extra_blocks=2)
+    names = [layer.name for layer in grown.layers]
+    first = names.index("extra_block_0_expand")
+    assert grown.get_layer(names[first - 1]).__class__.__name__ == "Add"
+    assert grown.get_layer("extra_block_1_add").output.shape[1:3] == (8, 12)  # 1/4, the deepest
+    image = np.random.default_rng(0).random((1, 32, 48, 3), dtype=np.float32)
+    expected = plain.predict(image, verbose=0)
+    np.testing.assert_allclose(grown.predict(image, verbose=0), expected, atol=1e-6)
+    project = grown.get_layer("extra_block_1_project")
+    project.set_weights([w + 0.1 for w in project.get_weights()])
+    assert np.abs(grown.predict(image, verbose=0) - expected).max() > 1e-3  # on the path
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 48, 3))
+    no_add = keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(inputs))
+    graph = read_tflite(export_tflite(no_add, tmp_path / "no_add.tflite", "float32"))
+    with pytest.raises(TFLiteFormatError, match="no residual ADD"):
+        build_from_graph(graph, extra_blocks=1)
+
+
 def test_unknown_tflite_is_one_line_naming_what_was_expected(tmp_path, tiny_models):
     with pytest.raises(TFLiteFormatError) as error:
         import_segmenter(tiny_models["float32"])

@@ -373,6 +373,60 @@ def test_init_from_mediapipe_starts_from_its_weights_and_trains(
     assert reports and (tmp_path / "run" / "model_float32.tflite").is_file()
 
 
+@pytest.mark.integration
+def test_extra_blocks_train_restore_and_average_back_to_the_file(
+    synthetic_records, tmp_path, anchor_model
+):
+    """A larger model from MediaPipe's file: it starts as the file's function, trains, keeps its
+    blocks on --restore, and averages with a start whose blocks are off (weight 0: the file's
+    function again; weight w: each block's output scaled by w)."""
+    from backdrop.cli import build_parser
+    from backdrop.cli.train import _architecture
+    from backdrop.models.tflite_import import import_segmenter
+    from backdrop.training.average import average_checkpoint
+    from backdrop.training.checkpoints import load_checkpoint
+
+    path = anchor_model()
+    config = small_config(
+        synthetic_records,
+        tmp_path / "run",
+        model="mediapipe_selfie",
+        init_from=path,
+        extra_blocks=2,
+        epochs=1,
+        learning_rate=1e-3,
+    )
+    train(config, verbose=0)
+    checkpoint = tmp_path / "run" / "epoch-0001.keras"
+    tuned = keras.models.load_model(checkpoint)
+    plain = import_segmenter(path, (64, 64))
+    assert len(tuned.weights) == len(plain.weights) + 2 * 6  # 2 blocks, 3 kernels and 3 biases each
+    project = tuned.get_layer("extra_block_1_project").get_weights()[0]
+    assert np.abs(project).max() > 0  # it trained away from its zero start
+    restored = build_parser().parse_args(["train", "-o", str(tmp_path / "run"), "--restore"])
+    assert _architecture(restored)["extra_blocks"] == 2
+
+    image = np.random.default_rng(0).random((1, 64, 64, 3), dtype=np.float32)
+    back = load_checkpoint(average_checkpoint(checkpoint, tmp_path / "w0.keras", 0.0))
+    expected = plain.predict(image, verbose=0)
+    np.testing.assert_allclose(back.predict(image, verbose=0), expected, atol=1e-5)
+    assert np.abs(tuned.predict(image, verbose=0) - expected).max() > 1e-3  # it was moved
+    half = load_checkpoint(average_checkpoint(checkpoint, tmp_path / "w5.keras", 0.5))
+    for name in ("extra_block_1_expand", "extra_block_1_depthwise", "extra_block_1_project"):
+        scale = 0.5 if name.endswith("project") else 1.0
+        for ours, theirs in zip(
+            half.get_layer(name).get_weights(), tuned.get_layer(name).get_weights(), strict=True
+        ):
+            np.testing.assert_allclose(ours, scale * theirs, rtol=1e-6, atol=1e-7)
+
+
+def test_extra_blocks_only_grow_public_segmenters(tmp_path):
+    with pytest.raises(ValueError, match="extra blocks are added to mediapipe_selfie"):
+        TrainConfig(checkpoints=tmp_path, model="mobile_segmenter", extra_blocks=1)
+    with pytest.raises(ValueError, match="extra_blocks must be >= 0"):
+        TrainConfig(checkpoints=tmp_path, model="meet_segmenter", extra_blocks=-1)
+
+
 def test_init_from_an_unknown_file_is_one_line_from_the_cli(tmp_path, tiny_models, capsys):
     from backdrop.cli import main
 

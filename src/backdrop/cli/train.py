@@ -176,6 +176,15 @@ def _train_parser(subparsers) -> None:
         help="mobile_segmenter's activation; relu6 bounds every range, which int8 likes "
         f"(default: {DEFAULT('activation')}{restored})",
     )
+    model.add_argument(
+        "--extra-blocks",
+        type=int,
+        metavar="N",
+        help="a larger model from a public segmenter's file: N inverted-residual blocks added "
+        "at its deepest resolution, each starting as the identity (its projection zero), so "
+        "training starts from the file's exact function; `backdrop average` takes their start "
+        f"as that (default: {DEFAULT('extra_blocks')}{restored})",
+    )
     fit = parser.add_argument_group("training")
     fit.add_argument(
         "-o",
@@ -250,9 +259,9 @@ def _train_parser(subparsers) -> None:
 
 
 def _architecture(args: argparse.Namespace) -> dict:
-    """--model, --input, --filters, --depth, --width and --activation: as given, else (with
-    --restore or -l) the run's own from its config.json, else what the --init-from file implies,
-    else the defaults."""
+    """--model, --input, --filters, --depth, --width, --activation and --extra-blocks: as given,
+    else (with --restore or -l) the run's own from its config.json, else what the --init-from
+    file implies, else the defaults."""
     from backdrop.training.config import is_checkpoint
     from backdrop.training.run_folder import RunFolder, checkpoint_run
 
@@ -263,6 +272,7 @@ def _architecture(args: argparse.Namespace) -> dict:
         "depth": args.depth,
         "width": args.width,
         "activation": args.activation,
+        "extra_blocks": args.extra_blocks,
     }
     continued = args.restore or args.generate_tflite_only
     run = RunFolder(args.checkpoints).saved_config() if continued else None

@@ -176,8 +176,46 @@ def _resize(x, graph, op: Operator, name: str):
     return layers.UpSampling2D(size, interpolation="bilinear", name=name)(x)
 
 
+EXTRA_BLOCK = "extra_block"  # layer-name prefix of the blocks `extra_blocks` adds
+EXTRA_EXPANSION = 4
+
+
+def _deepest_add(graph: TFLiteGraph) -> int | None:
+    """The index of the last ADD at the graph's deepest (smallest) resolution: the end of the
+    encoder's last residual stage, where `extra_blocks` go."""
+    adds = [(i, op) for i, op in enumerate(graph.operators) if op.kind == "ADD"]
+    if not adds:
+        return None
+    area = lambda op: int(np.prod(graph.tensor(op.outputs[0]).shape[1:3]))  # noqa: E731
+    smallest = min(area(op) for _, op in adds)
+    return [i for i, op in adds if area(op) == smallest][-1]
+
+
+def extra_block(x, index: int):
+    """One inverted-residual block added to an imported segmenter: a 1x1 expansion by
+    `EXTRA_EXPANSION`, hard-swish, a 3x3 depthwise, hard-swish and a 1x1 projection that starts
+    at zero, added to `x`: the block starts as the identity, so the model keeps the file's exact
+    function until training moves the projection."""
+    name = f"{EXTRA_BLOCK}_{index}"
+    channels = x.shape[-1]
+    y = layers.Conv2D(channels * EXTRA_EXPANSION, 1, name=f"{name}_expand")(x)
+    y = layers.Activation("hard_swish", name=f"{name}_expand_hard_swish")(y)
+    y = layers.DepthwiseConv2D(3, padding="same", name=f"{name}_depthwise")(y)
+    y = layers.Activation("hard_swish", name=f"{name}_depthwise_hard_swish")(y)
+    y = layers.Conv2D(channels, 1, kernel_initializer="zeros", name=f"{name}_project")(y)
+    return layers.Add(name=f"{name}_add")([x, y])
+
+
+def is_zero_start(layer_name: str) -> bool:
+    """Whether the layer is an extra block's projection, whose start (`extra_block`) is zero."""
+    return layer_name.startswith(EXTRA_BLOCK) and layer_name.endswith("_project")
+
+
 def build_from_graph(
-    graph: TFLiteGraph, input_shape: tuple[int, int] | None = None, person_only: bool = True
+    graph: TFLiteGraph,
+    input_shape: tuple[int, int] | None = None,
+    person_only: bool = True,
+    extra_blocks: int = 0,
 ) -> keras.Model:
     """The Keras model computing `graph`, at `input_shape` (default: the file's).
 
@@ -186,6 +224,8 @@ def build_from_graph(
         input_shape: `(height, width)`; another size than the file's works when every
             down-sampling step divides it (the graph has no fixed-size operators left).
         person_only: Fold a 2-channel logit output into a 1-channel person probability.
+        extra_blocks: Inverted-residual blocks (`extra_block`) inserted after the last ADD at
+            the deepest resolution: a larger model that starts with the file's exact function.
 
     Raises:
         TFLiteFormatError: an operator or option the importer does not translate.
@@ -196,7 +236,10 @@ def build_from_graph(
     values = {graph.inputs[0]: inputs}
     output = graph.outputs[0]
     two_channel = graph.tensor(output).shape[-1] == 2
-    for op in graph.operators:
+    deepen = _deepest_add(graph) if extra_blocks else None
+    if extra_blocks and deepen is None:
+        raise TFLiteFormatError(f"{graph.path}: no residual ADD to put extra blocks after")
+    for position, op in enumerate(graph.operators):
         name = _name(graph, op.outputs[0])
         # The data input: the first one that is not a constant (TRANSPOSE_CONV's is third).
         data = [i for i in op.inputs if i >= 0 and graph.tensor(i).data is None]
@@ -237,6 +280,9 @@ def build_from_graph(
             y = layers.Activation(activation, name=name)(x)
         else:
             raise TFLiteFormatError(f"{graph.path}: operator {kind} ({name}) is not supported")
+        if position == deepen:
+            for index in range(extra_blocks):
+                y = extra_block(y, index)
         values[op.outputs[0]] = y
     result = values[output]
     if result.shape[-1] == 1 and not _ends_in_sigmoid(graph):
@@ -258,12 +304,16 @@ def _ends_in_sigmoid(graph: TFLiteGraph) -> bool:
 
 
 def import_segmenter(
-    path: str | Path, input_shape: tuple[int, int] | None = None, family: str | None = None
+    path: str | Path,
+    input_shape: tuple[int, int] | None = None,
+    family: str | None = None,
+    extra_blocks: int = 0,
 ) -> keras.Model:
     """A known public segmenter's `.tflite` as a trainable Keras model (see the module doc).
 
     Args:
         family: The registered architecture the file must be ("mediapipe_selfie", ...), if any.
+        extra_blocks: Identity-starting blocks to add (`build_from_graph`).
 
     Raises:
         TFLiteFormatError: the file is not one of `KNOWN_SEGMENTERS`, or not of `family` (one
@@ -279,7 +329,7 @@ def import_segmenter(
     if input_shape is not None:
         input_shape = (input_shape, input_shape) if isinstance(input_shape, int) else input_shape
     try:
-        return build_from_graph(graph, input_shape)
+        return build_from_graph(graph, input_shape, extra_blocks=extra_blocks)
     except ValueError as error:  # shapes that do not fit another input size
         if isinstance(error, TFLiteFormatError):
             raise
@@ -290,21 +340,27 @@ def import_segmenter(
         ) from None
 
 
-def _build_family(family: str, input_shape, init_from) -> keras.Model:
+def _build_family(family: str, input_shape, init_from, extra_blocks: int = 0) -> keras.Model:
     if not init_from:
         raise TFLiteFormatError(
             f"the {family} architecture is rebuilt from its .tflite file: pass --init-from with "
             "one of: " + expected_segmenters(family)
         )
-    return import_segmenter(init_from, input_shape, family)
+    return import_segmenter(init_from, input_shape, family, extra_blocks)
 
 
-def build_mediapipe_selfie(input_shape=None, filters: int = 16, init_from=None) -> keras.Model:
-    """MediaPipe's selfie segmenter (general or landscape), rebuilt from `init_from`; `filters`
-    is unused (the file fixes every width)."""
-    return _build_family("mediapipe_selfie", input_shape, init_from)
+def build_mediapipe_selfie(
+    input_shape=None, filters: int = 16, init_from=None, extra_blocks: int = 0
+) -> keras.Model:
+    """MediaPipe's selfie segmenter (general or landscape), rebuilt from `init_from`, with
+    `extra_blocks` identity-starting blocks at its deepest resolution; `filters` is unused (the
+    file fixes every width)."""
+    return _build_family("mediapipe_selfie", input_shape, init_from, extra_blocks)
 
 
-def build_meet_segmenter(input_shape=None, filters: int = 16, init_from=None) -> keras.Model:
-    """Google Meet's segmenter (full or lite), rebuilt from `init_from`; `filters` is unused."""
-    return _build_family("meet_segmenter", input_shape, init_from)
+def build_meet_segmenter(
+    input_shape=None, filters: int = 16, init_from=None, extra_blocks: int = 0
+) -> keras.Model:
+    """Google Meet's segmenter (full or lite), rebuilt from `init_from`, with `extra_blocks` as
+    `build_mediapipe_selfie`'s; `filters` is unused."""
+    return _build_family("meet_segmenter", input_shape, init_from, extra_blocks)

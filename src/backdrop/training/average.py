@@ -68,15 +68,30 @@ def start_model(checkpoint: Path, tuned: keras.Model, start: Path | None) -> ker
 
     if start is None:
         config.check_init_from()  # the file is still there and starts this architecture
-    return build_model(
+    begin = build_model(
         config.model,
         tuple(tuned.input_shape[1:3]),
         config.filters,
         depth=config.depth,
         width=config.width,
         activation=config.activation,
+        extra_blocks=config.extra_blocks,
         init_from=Path(init_from),
     )
+    return _blocks_as_tuned(begin, tuned)
+
+
+def _blocks_as_tuned(begin: keras.Model, tuned: keras.Model) -> keras.Model:
+    """`begin` with its extra blocks' inner weights taken from `tuned`. A block starts as the
+    identity because its projection is zero, whatever its other weights: of all the starts that
+    give the file's function, this is the one nearest `tuned`, so the average scales each
+    block's output instead of mixing in random initial weights."""
+    from backdrop.models.tflite_import import EXTRA_BLOCK, is_zero_start
+
+    for layer in begin.layers:
+        if layer.name.startswith(EXTRA_BLOCK) and not is_zero_start(layer.name):
+            layer.set_weights(tuned.get_layer(layer.name).get_weights())
+    return begin
 
 
 def _public_model(path: Path, tuned: keras.Model) -> keras.Model:
@@ -88,8 +103,15 @@ def _public_model(path: Path, tuned: keras.Model) -> keras.Model:
         architecture = identify_weights(path).architecture
     except ValueError as error:
         raise TrainingError(str(error)) from None
+    from backdrop.models.tflite_import import EXTRA_BLOCK
+
     input_shape = tuple(tuned.input_shape[1:3])
-    return build_model(architecture, input_shape, TrainConfig.filters, init_from=path)
+    names = [layer.name for layer in tuned.layers]
+    blocks = sum(1 for name in names if name.startswith(EXTRA_BLOCK) and name.endswith("_add"))
+    begin = build_model(
+        architecture, input_shape, TrainConfig.filters, extra_blocks=blocks, init_from=path
+    )
+    return _blocks_as_tuned(begin, tuned)
 
 
 def average_checkpoint(

@@ -30,7 +30,8 @@ class TrainingError(RuntimeError):
 
 
 # The settings that fix a model's weights: a run restored or started from a checkpoint keeps them.
-ARCHITECTURE = ("model", "input_shape", "filters", "depth", "width", "activation")
+ARCHITECTURE = ("model", "input_shape", "filters", "depth", "width", "activation", "extra_blocks")
+GROWABLE_MODELS = ("mediapipe_selfie", "meet_segmenter")  # those that take extra_blocks
 
 
 def is_checkpoint(path: Path) -> bool:
@@ -53,6 +54,8 @@ class TrainConfig:
         depth: Down-sampling steps of the U-Net.
         width: Channel multiplier of the mobile segmenter's encoder.
         activation: The mobile segmenter's activation: "relu", "relu6" or "hard_swish".
+        extra_blocks: Identity-starting blocks added to a public segmenter rebuilt from its
+            file (`backdrop.models.tflite_import.extra_block`).
         quantize_aware_epochs: The last epochs (of `epochs`) simulate int8 rounding
             (`backdrop.training.quantize_aware`), for a better int8 export.
         epochs: Total epochs, counting those of a restored run.
@@ -90,6 +93,7 @@ class TrainConfig:
     depth: int = 4
     width: float = 1.0
     activation: str = "relu"
+    extra_blocks: int = 0
     quantize_aware_epochs: int = 0
     epochs: int = 100
     batch_size: int = 8
@@ -164,6 +168,13 @@ class TrainConfig:
             )
         if self.width <= 0:
             raise ValueError("width must be > 0")
+        if self.extra_blocks < 0:
+            raise ValueError(f"extra_blocks must be >= 0, got {self.extra_blocks}")
+        if self.extra_blocks and self.model not in GROWABLE_MODELS:
+            raise ValueError(
+                f"extra blocks are added to {' and '.join(GROWABLE_MODELS)} models only (public "
+                f"segmenters rebuilt from their files), not {self.model}"
+            )
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.activation not in MOBILE_ACTIVATIONS:
@@ -224,7 +235,7 @@ class TrainConfig:
                 raise TrainingError(
                     f"--init-from {self.init_from} is a checkpoint of another architecture "
                     f"({'; '.join(changed)}); leave --model, --input, --filters, --depth, "
-                    "--width and --activation out to take its own"
+                    "--width, --activation and --extra-blocks out to take its own"
                 )
             return
         from backdrop.models.pretrained import identify_weights

@@ -149,6 +149,7 @@ def _initial_model(config: TrainConfig) -> keras.Model:
         depth=config.depth,
         width=config.width,
         activation=config.activation,
+        extra_blocks=config.extra_blocks,
         init_from=config.init_from,
     )
 
