@@ -411,6 +411,11 @@ def test_extra_blocks_train_restore_and_average_back_to_the_file(
     expected = plain.predict(image, verbose=0)
     np.testing.assert_allclose(back.predict(image, verbose=0), expected, atol=1e-5)
     assert np.abs(tuned.predict(image, verbose=0) - expected).max() > 1e-3  # it was moved
+    tuned.save(tmp_path / "loose.keras")  # in no run folder: the blocks are counted
+    loose = average_checkpoint(tmp_path / "loose.keras", tmp_path / "back.keras", 0.0, path)
+    np.testing.assert_allclose(
+        load_checkpoint(loose).predict(image, verbose=0), expected, atol=1e-5
+    )
     half = load_checkpoint(average_checkpoint(checkpoint, tmp_path / "w5.keras", 0.5))
     for name in ("extra_block_1_expand", "extra_block_1_depthwise", "extra_block_1_project"):
         scale = 0.5 if name.endswith("project") else 1.0
