@@ -149,17 +149,19 @@ def test_evaluate_writes_its_table_into_the_model_card(exported, tmp_path, tiny_
     assert "Not measured yet" not in card and "tiny_float32.tflite" in card
     assert card.count("## Limitations") == 1 and card.split("## Limitations")[0] != before
 
-    # Other data adds its own section; the same data and split again replaces its own.
+    # Other data adds its own section; the same data and split again replaces its own; another
+    # validation fraction is other pictures, so a section of its own.
     other = fixtures.make_portrait(tmp_path / "q", count=6)
     second = ["evaluate", str(model), "--data", f"portrait:{other}", "--split", "validation"]
-    second += ["--validation-fraction", "0.5"]
-    assert main([*second, "-o", str(tmp_path / "e2"), "-q"]) == 0
+    assert main([*second, "--validation-fraction", "0.5", "-o", str(tmp_path / "e2"), "-q"]) == 0
     assert main([*args, "-o", str(tmp_path / "e3"), "-q"]) == 0
+    assert main([*second, "--validation-fraction", "0.3", "-o", str(tmp_path / "e4"), "-q"]) == 0
     card = model.with_suffix(".md").read_text()
     sections = card.split("Measured by `backdrop evaluate` on ")[1:]
-    assert len(sections) == 2
+    assert len(sections) == 3
     assert sections[0].startswith(f"`portrait:{portrait}`, split all:")
-    assert sections[1].startswith(f"`portrait:{other}`, split validation:")
+    assert sections[1].startswith(f"`portrait:{other}`, split validation of 0.5:")
+    assert sections[2].startswith(f"`portrait:{other}`, split validation of 0.3:")
     assert card.count("## Limitations") == 1 and card.count("### Beside reference models") == 1
     assert sections[0].count("tiny_float32.tflite") == 1, "the first section was replaced"
 

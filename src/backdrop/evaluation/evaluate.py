@@ -157,6 +157,7 @@ def evaluate(
     results = {
         "threads": threads,
         "split": split or "all",
+        "validation_fraction": validation_fraction if split else None,
         "models": [
             {
                 "model": str(segmenter.model_path),
@@ -203,7 +204,7 @@ def model_labels(paths: Sequence[str]) -> list[str]:
 def format_table(results: dict) -> str:
     """A markdown table: one row per model and dataset."""
     lines = [
-        f"threads: {results['threads']}, split: {results['split']}",
+        f"threads: {results['threads']}, split: {_split(results)}",
         "",
         "| model | input | data | images | mean IoU | boundary IoU | flicker | latency ms | size KiB |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -243,6 +244,13 @@ def write_results(results: dict, folder: Path) -> None:
     write_atomic(folder / "evaluation.md", format_report(results) + "\n")
 
 
+def _split(results: dict) -> str:
+    """ "all", or the split and the validation fraction that drew it ("validation of 0.1"):
+    another fraction is other pictures (results written before 2026-11-29 name no fraction)."""
+    fraction = results.get("validation_fraction")
+    return results["split"] if fraction is None else f"{results['split']} of {fraction:g}"
+
+
 def update_model_cards(results: dict) -> list[Path]:
     """Writes this evaluation into the model card beside each evaluated model that has one
     written by Backdrop (`model_card.with_evaluation`: one section per data and split, so an
@@ -252,7 +260,7 @@ def update_model_cards(results: dict) -> list[Path]:
     from backdrop.outputs import OutputError, OutputFolder
 
     table = format_table(results)
-    data = ", ".join(f"`{name}`" for name in results["masks"]) + f", split {results['split']}"
+    data = ", ".join(f"`{name}`" for name in results["masks"]) + f", split {_split(results)}"
     updated = []
     for entry in results["models"]:
         card = Path(entry["model"]).with_suffix(".md")
