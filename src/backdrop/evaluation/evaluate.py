@@ -245,8 +245,9 @@ def write_results(results: dict, folder: Path) -> None:
 
 
 def _split(results: dict) -> str:
-    """ "all", or the split and the validation fraction that drew it ("validation of 0.1"):
-    another fraction is other pictures (results written before 2026-11-29 name no fraction)."""
+    """The split as reports name it: all, or the split and the validation fraction that drew
+    it ("validation of 0.1"), as another fraction is other pictures (results written before
+    2026-11-29 name no fraction)."""
     fraction = results.get("validation_fraction")
     return results["split"] if fraction is None else f"{results['split']} of {fraction:g}"
 
