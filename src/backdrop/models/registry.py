@@ -20,6 +20,8 @@ MODELS = {
 MODEL_NAMES = tuple(MODELS)
 # The mobile segmenter's activations, named here so configs and the CLI need no Keras.
 MOBILE_ACTIVATIONS = ("relu", "relu6", "hard_swish")
+# The models rebuilt from a public file, which take `extra_blocks` (tflite_import).
+GROWABLE_MODELS = ("mediapipe_selfie", "meet_segmenter")
 
 
 def get_model_builder(name: str) -> Callable:

@@ -211,6 +211,12 @@ def is_zero_start(layer_name: str) -> bool:
     return layer_name.startswith(EXTRA_BLOCK) and layer_name.endswith("_project")
 
 
+def count_extra_blocks(model: keras.Model) -> int:
+    """How many `extra_block`s `model` holds (the `extra_blocks` it was built with)."""
+    names = [layer.name for layer in model.layers]
+    return sum(1 for name in names if name.startswith(EXTRA_BLOCK) and name.endswith("_add"))
+
+
 def build_from_graph(
     graph: TFLiteGraph,
     input_shape: tuple[int, int] | None = None,

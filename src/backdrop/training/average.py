@@ -103,11 +103,10 @@ def _public_model(path: Path, tuned: keras.Model) -> keras.Model:
         architecture = identify_weights(path).architecture
     except ValueError as error:
         raise TrainingError(str(error)) from None
-    from backdrop.models.tflite_import import EXTRA_BLOCK
+    from backdrop.models.tflite_import import count_extra_blocks
 
     input_shape = tuple(tuned.input_shape[1:3])
-    names = [layer.name for layer in tuned.layers]
-    blocks = sum(1 for name in names if name.startswith(EXTRA_BLOCK) and name.endswith("_add"))
+    blocks = count_extra_blocks(tuned)
     begin = build_model(
         architecture, input_shape, TrainConfig.filters, extra_blocks=blocks, init_from=path
     )

@@ -16,7 +16,7 @@ from backdrop.data import (
     WHOLE_FRAME_PROBABILITY,
 )
 from backdrop.data.masks import MaskEncoding
-from backdrop.models.registry import MOBILE_ACTIVATIONS, MODEL_NAMES
+from backdrop.models.registry import GROWABLE_MODELS, MOBILE_ACTIVATIONS, MODEL_NAMES
 
 CONFIG = "config.json"
 # TFLite export modes (backdrop.export), and "none" for no export after training.
@@ -31,7 +31,6 @@ class TrainingError(RuntimeError):
 
 # The settings that fix a model's weights: a run restored or started from a checkpoint keeps them.
 ARCHITECTURE = ("model", "input_shape", "filters", "depth", "width", "activation", "extra_blocks")
-GROWABLE_MODELS = ("mediapipe_selfie", "meet_segmenter")  # those that take extra_blocks
 
 
 def is_checkpoint(path: Path) -> bool:
