@@ -1,11 +1,11 @@
-"""Where each model's mask errs: IoU at other thresholds, missed and extra person, and inputs
-resampled as the training crops are.
+"""Where each model's masks err: IoU at other thresholds, missed and extra person.
 
 Runs each model on each dataset's pictures as `backdrop evaluate` does (the runtime's
 `Segmenter`, probability back at the picture's size, ignore pixels left out) and reports, per
 model and dataset, the mean over pictures of:
 - the person IoU at each of `--thresholds` (evaluate's is 0.5): a model whose best threshold is
-  below 0.5 leaves out person (its probabilities are too low there), above 0.5 adds background;
+  below 0.5 leaves out person (its probabilities are too low there), above 0.5 takes in
+  background;
 - the missed person (`missed`: person pixels predicted background) and the extra person
   (`extra`: background predicted person), each as a share of the picture's person pixels, at 0.5;
 - with `--training-input SIDE`, the IoU at 0.5 when the model's input is made as a training
