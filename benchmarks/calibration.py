@@ -43,7 +43,7 @@ def main() -> None:
     from backdrop.data.prepare import downscale
     from backdrop.data.split import split_samples
     from backdrop.evaluation.evaluate import dataset_labels, model_labels, parse_data_spec
-    from backdrop.evaluation.metrics import THRESHOLD, iou
+    from backdrop.evaluation.metrics import THRESHOLD, iou, truth_and_valid
     from backdrop.runtime.segmenter import Segmenter
 
     readers = [parse_data_spec(spec) for spec in args.data]
@@ -58,8 +58,7 @@ def main() -> None:
         dataset = reader.root.name
         scores = {name: {"iou": [], "missed": [], "extra": [], "training": []} for name in names}
         for _, sample in split_samples(reader, args.split, 0.1):
-            truth = sample.mask >= THRESHOLD
-            valid = np.ones_like(truth) if sample.ignore is None else ~sample.ignore
+            truth, valid = truth_and_valid(sample.mask, sample.ignore)
             person = max(int((truth & valid).sum()), 1)
             small = downscale(sample, args.training_input).image if args.training_input else None
             for name, segmenter in zip(names, segmenters, strict=True):

@@ -64,11 +64,10 @@ def _validation_pictures(spec: str, split: str = "validation"):
     scores it."""
     from backdrop.data.split import split_samples
     from backdrop.evaluation.evaluate import parse_data_spec
-    from backdrop.evaluation.metrics import THRESHOLD, iou
+    from backdrop.evaluation.metrics import THRESHOLD, iou, truth_and_valid
 
     for _, sample in split_samples(parse_data_spec(spec), split, VALIDATION_FRACTION):
-        truth = sample.mask >= THRESHOLD
-        valid = np.ones(truth.shape, bool) if sample.ignore is None else ~sample.ignore
+        truth, valid = truth_and_valid(sample.mask, sample.ignore)
 
         def score(predict, sample=sample, truth=truth, valid=valid) -> float:
             return iou(predict(sample.image) >= THRESHOLD, truth, valid)

@@ -46,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     from backdrop.data.split import split_samples
     from backdrop.evaluation.evaluate import parse_data_spec
-    from backdrop.evaluation.metrics import THRESHOLD, iou
+    from backdrop.evaluation.metrics import THRESHOLD, iou, truth_and_valid
     from backdrop.teachers import load_teacher
 
     paths = {name: path for name, path in TFLITE_TEACHERS.items() if path.is_file()}
@@ -74,8 +74,7 @@ def main() -> None:
                 started = time.perf_counter()
                 probabilities[name] = teacher(sample.image)
                 seconds[name] += time.perf_counter() - started
-            truth = sample.mask >= THRESHOLD
-            valid = np.ones(truth.shape, bool) if sample.ignore is None else ~sample.ignore
+            truth, valid = truth_and_valid(sample.mask, sample.ignore)
             for row in rows:
                 mean = np.mean([probabilities[name] for name in row], axis=0)
                 scores[row].setdefault(column, []).append(iou(mean >= THRESHOLD, truth, valid))

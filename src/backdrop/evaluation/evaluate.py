@@ -17,7 +17,7 @@ from tqdm import tqdm
 from backdrop.data.readers.base import Reader
 from backdrop.data.split import split_samples
 from backdrop.evaluation.differences import format_differences, paired_differences
-from backdrop.evaluation.metrics import THRESHOLD, boundary_iou, flicker, iou
+from backdrop.evaluation.metrics import THRESHOLD, boundary_iou, flicker, iou, truth_and_valid
 from backdrop.outputs import write_atomic
 
 DATA_FORMATS = ("portrait", "davis", "coco", "voc", "supervisely")
@@ -133,8 +133,7 @@ def evaluate(
             unit="img",
             disable=not progress,
         ):
-            truth = sample.mask >= THRESHOLD
-            valid = np.ones_like(truth) if sample.ignore is None else ~sample.ignore
+            truth, valid = truth_and_valid(sample.mask, sample.ignore)
             predictions = [segmenter(sample.image) >= THRESHOLD for segmenter in segmenters]
             image_sequences[r].append(sequence)
             for m, prediction in enumerate(predictions):

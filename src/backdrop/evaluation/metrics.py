@@ -14,6 +14,13 @@ THRESHOLD = 0.5  # probability at and above which a pixel is person
 BOUNDARY_SHARE = 0.02  # boundary band width, as a share of the image diagonal (Cheng et al.)
 
 
+def truth_and_valid(mask: np.ndarray, ignore: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """A sample's `(H, W)` mask and ignore mask (or None) as what every metric here scores:
+    the bool person truth (`mask >= THRESHOLD`) and the bool pixels scored (not ignored)."""
+    truth = mask >= THRESHOLD
+    return truth, np.ones(truth.shape, bool) if ignore is None else ~ignore
+
+
 def iou(prediction: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> float:
     """IoU of two bool masks over `valid` pixels; 1.0 when both are empty."""
     union = np.count_nonzero((prediction | truth) & valid)
