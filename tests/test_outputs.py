@@ -130,3 +130,104 @@ def test_a_second_writer_is_refused_naming_the_holder_and_a_killed_one_frees_it(
         holder.wait()
     with OutputFolder(tmp_path, "train") as outer, OutputFolder(tmp_path, "export") as inner:
         assert inner is outer
+
+
+def tamper(folder, names: list) -> None:
+    """Writes a manifest into `folder` that claims `names`, as a downloaded folder might."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {name: {"command": "prepare", "run": "elsewhere"} for name in names}
+    manifest = {"format": "backdrop-manifest-v1", "writer": {}, "files": files}
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+
+
+def sacrificial(tmp_path) -> dict:
+    """Files and a tree outside the output folder that a tampered manifest aims at."""
+    victim = tmp_path / "victim"
+    (victim / "tree").mkdir(parents=True)
+    (victim / "file.txt").write_text("precious")
+    (victim / "tree" / "inside.txt").write_text("precious too")
+    return {"victim": victim, "paths": sorted(victim.rglob("*"))}
+
+
+def tampered_names(tmp_path) -> list[tuple[str, list]]:
+    """(case, names) of every kind of manifest name that leaves the folder."""
+    victim = tmp_path / "victim"
+    return [
+        ("absolute file", [str(victim / "file.txt")]),
+        ("absolute tree", [f"{victim / 'tree'}/"]),
+        ("dot-dot file", ["../victim/file.txt"]),
+        ("dot-dot tree", ["../victim/tree/"]),
+        ("dot-dot inside", ["sub/../../victim/file.txt"]),
+        ("through a symlinked parent", ["link/file.txt"]),
+        ("tree through a symlinked parent", ["link/tree/"]),
+        ("empty part", ["a//b"]),
+        ("dot part", ["./file.txt"]),
+        ("the manifest itself", [MANIFEST]),
+        ("empty", [""]),
+        ("NUL", ["a\0b"]),
+        ("a good name beside a bad one", ["mine.txt", "../victim/file.txt"]),
+    ]
+
+
+@pytest.mark.parametrize("requested", [True, False])
+def test_a_tampered_manifest_is_refused_as_a_whole_and_deletes_nothing(tmp_path, requested):
+    target = sacrificial(tmp_path)
+    for case, names in tampered_names(tmp_path):
+        out = tmp_path / f"out-{len(case)}-{case.replace(' ', '-')}"
+        out.mkdir()
+        (out / "link").symlink_to(target["victim"], target_is_directory=True)
+        (out / "mine.txt").write_text("written by an earlier run")
+        tamper(out, names)
+        with pytest.raises(OutputError, match="refused as a whole and nothing was deleted") as info:
+            with OutputFolder(out, "prepare", "--destination (-d)") as folder:
+                folder.remove_all(requested)
+        assert str(out / MANIFEST) in str(info.value) and "\n" not in str(info.value), case
+        assert sorted(target["victim"].rglob("*")) == target["paths"], case
+        assert (target["victim"] / "file.txt").read_text() == "precious", case
+        assert (out / "mine.txt").exists(), f"{case}: a good name is not deleted either"
+
+
+def test_a_manifest_of_the_wrong_shape_is_one_line(tmp_path):
+    for text in ["[]", '{"format": "backdrop-manifest-v1", "files": []}', "null", '"x"']:
+        out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
+        out.mkdir()
+        (out / MANIFEST).write_text(text)
+        with pytest.raises(OutputError, match="is unreadable"):
+            OutputFolder(out, "test").__enter__()
+    non_string = tmp_path / "numbers"
+    non_string.mkdir()
+    (non_string / MANIFEST).write_text(
+        json.dumps({"format": "backdrop-manifest-v1", "files": {"1": {}, "2/": {}}})
+    )
+    with OutputFolder(non_string, "test") as folder:  # plain names, even if odd, are names
+        assert folder.owns("1") and folder.owns("2/x")
+
+
+def test_a_parent_turned_symlink_after_the_manifest_was_read_is_not_followed(tmp_path):
+    target = sacrificial(tmp_path)
+    out = tmp_path / "out"
+    with OutputFolder(out, "test") as folder:
+        folder.claim("sub/")
+        (out / "sub" / "file.txt").write_text("mine")
+        folder.claim("sub/file.txt")
+        # Between the read and the deletion, sub/ becomes a link to the victim.
+        (out / "sub" / "file.txt").unlink()
+        (out / "sub").rmdir()
+        (out / "sub").symlink_to(target["victim"], target_is_directory=True)
+        with pytest.raises(OutputError, match="passes through the symlink"):
+            folder.remove("sub/file.txt")
+        with pytest.raises(OutputError, match="passes through the symlink"):
+            folder.path("sub/file.txt")  # nor written through
+        folder.remove("sub/")  # the link itself goes; what it points at stays
+    assert not (out / "sub").exists()
+    assert sorted(target["victim"].rglob("*")) == target["paths"]
+
+
+def test_temporaries_of_a_name_with_glob_characters_are_only_its_own(tmp_path):
+    with OutputFolder(tmp_path, "test") as folder:
+        folder.path("*")
+        (tmp_path / "*").write_text("x")
+        other = tmp_path / ".a.tmp"
+        other.write_text("someone's")
+        folder.remove("*")
+    assert other.exists()

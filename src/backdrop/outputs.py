@@ -13,12 +13,19 @@ the writer holding the folder now. The rules:
 
 A hidden temporary `.NAME.tmp` or `.NAME.tmp.EXT` (see `temporary_path`) belongs to whoever owns
 NAME. TensorFlow-free.
+
+A manifest is untrusted input: folders are copied, shared and downloaded with theirs. Every name in
+it must be a plain relative path (no absolute path, no `..`, `.` or empty part, no backslash or
+NUL, not the manifest itself) that resolves inside the folder without passing through a symlinked
+parent; a manifest holding any other name is refused as a whole, in one line naming it, and
+nothing is deleted. The parents are checked again just before each deletion.
 """
 
 from __future__ import annotations
 
 import datetime
 import errno
+import glob
 import json
 import os
 import re
@@ -71,6 +78,29 @@ def write_atomic(path: Path, data: bytes | str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
+
+
+def unsafe_name(root: Path, name: object) -> str | None:
+    """Why `name`, read from the manifest of `root`, is not a name Backdrop could have written
+    there (a plain relative path, `NAME/` for a subfolder, inside `root` with no symlinked
+    parent); None when it is one."""
+    if not isinstance(name, str) or not name:
+        return "which is not a file name"
+    if "\0" in name or (os.sep == "\\" and "\\" in name):
+        return "which holds a NUL (or, on Windows, a backslash)"
+    parts = name[:-1].split("/") if name.endswith("/") else name.split("/")
+    if name.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        return "which is not a plain relative path inside the folder"
+    if parts == [MANIFEST]:
+        return "the manifest itself"
+    parent = Path(root)
+    for part in parts[:-1]:
+        parent = parent / part
+        if parent.is_symlink():
+            return f"which passes through the symlink {parent}"
+        if parent.exists() and not parent.is_dir():
+            return f"which passes through the file {parent}"
+    return None
 
 
 def check_removable(folder: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
@@ -195,14 +225,30 @@ class OutputFolder:
             return {}
         try:
             manifest = json.loads(text)
+            if not isinstance(manifest, dict):
+                raise ValueError("not a JSON object")
             if manifest.get("format") != MANIFEST_FORMAT:
                 raise ValueError(f"format is {manifest.get('format')!r}")
-            return manifest
-        except (ValueError, AttributeError) as error:
+            files = manifest.get("files", {})
+            if not isinstance(files, dict):
+                raise ValueError("its files are not a JSON object")
+            if not isinstance(manifest.get("writer", {}), dict):
+                raise ValueError("its writer is not a JSON object")
+        except ValueError as error:
             raise OutputError(
                 f"{self.manifest} is unreadable ({error}); Backdrop cannot tell what it wrote in "
                 f"{self.root}: move that folder's contents away or choose another {self.option}"
             ) from None
+        for name in files:
+            problem = unsafe_name(self.root, name)
+            if problem:
+                raise OutputError(
+                    f"{self.manifest} names {name!r}, {problem}: the manifest is refused as a "
+                    f"whole and nothing was deleted; Backdrop writes only plain paths inside "
+                    f"its folder, so this one was edited or came from elsewhere: move that "
+                    f"folder's contents away or choose another {self.option}"
+                )
+        return manifest
 
     def _save(self) -> None:
         writer = {
@@ -236,6 +282,11 @@ class OutputFolder:
         not write or an input."""
         path = self.root / name
         self._check_not_input(path)
+        problem = unsafe_name(self.root, name)
+        if problem is None and name.endswith("/") and path.is_symlink():
+            problem = f"a subfolder that is the symlink {path}"
+        if problem:
+            raise OutputError(f"refusing to write {path}: {problem}; choose another {self.option}")
         if (path.exists() or path.is_symlink()) and not self.owns(name):
             raise OutputError(
                 f"{path} is in the way: Backdrop did not write it (it is not in {self.manifest}); "
@@ -258,7 +309,7 @@ class OutputFolder:
         Raises:
             OutputError: one of them exists and Backdrop did not write it, or it is an input.
         """
-        paths = [self.check(name.rstrip("/")) for name in names]
+        paths = [self.check(name) for name in names]
         new = [name for name in names if name not in self.files]
         for name in new:
             self.files[name] = {"command": self.command, "run": self.run}
@@ -277,13 +328,17 @@ class OutputFolder:
         """Deletes a claimed file or subfolder and its temporaries; anything else is refused."""
         if name not in self.files:
             raise OutputError(f"refusing to delete {self.root / name}: Backdrop did not write it")
+        problem = unsafe_name(self.root, name)  # again: a parent may have changed since
+        if problem:
+            raise OutputError(f"refusing to delete {self.root / name}: {problem}")
         path = self.root / name.rstrip("/")
         if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
+            shutil.rmtree(path)  # never follows a symlink inside the tree
         else:
             path.unlink(missing_ok=True)
-        for temporary in path.parent.glob(f".{path.name}.tmp*"):
-            temporary.unlink(missing_ok=True)
+        for temporary in path.parent.glob(f".{glob.escape(path.name)}.tmp*"):
+            if not temporary.is_dir() or temporary.is_symlink():
+                temporary.unlink(missing_ok=True)
         del self.files[name]
         self._save()
 

@@ -469,3 +469,31 @@ def test_a_full_disk_during_prepare_is_one_line(tmp_path, capsys):
         assert not (mount / "r" / "metadata.json").exists()
     finally:
         subprocess.run(["umount", str(mount)])
+
+
+def test_a_tampered_manifest_deletes_nothing_through_prepare_or_train(records, tmp_path, capsys):
+    from tests.test_outputs import sacrificial, tamper
+
+    portrait = fixtures.make_portrait(tmp_path / "p", count=3)
+    target = sacrificial(tmp_path)
+    victim = target["victim"]
+    commands = [
+        ["prepare", "--portrait", str(portrait), "-q", "--remove-all-previous-results", "-d"],
+        ["prepare", "--portrait", str(portrait), "-q", "-d"],  # clears leftovers: no metadata
+        ["train", "-r", str(records), *TINY_TRAINING, "--remove-all-previous-results", "-o"],
+    ]
+    for index, command in enumerate(commands):
+        for names in (
+            [str(victim / "file.txt")],
+            ["../victim/tree/"],
+            ["link/file.txt"],
+            [f"{victim}/"],
+        ):
+            out = tmp_path / f"out{index}-{len(names[0])}"
+            out.mkdir()
+            (out / "link").symlink_to(victim, target_is_directory=True)
+            tamper(out, names)
+            assert main([*command, str(out)]) == 1
+            one_line_error(capsys, str(out / MANIFEST), "nothing was deleted")
+            assert sorted(victim.rglob("*")) == target["paths"], (command, names)
+            assert (victim / "file.txt").read_text() == "precious"
