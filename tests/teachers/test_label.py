@@ -208,3 +208,58 @@ def test_cli_labels_a_dataset_with_an_ensemble(tmp_path, tiny_models, capsys):
     args = ["--data", f"portrait:{dataset}", "--truth-weight", "2"]
     assert main(["pseudo-label", *models, *args, "-o", out]) == 1
     assert "--truth-weight must be in [0, 1]" in capsys.readouterr().err
+
+
+SLOW_FIRST_RUN = """
+import sys, time
+from pathlib import Path
+from backdrop.teachers import TFLiteTeacher
+from backdrop.teachers.label import LabelConfig, pseudo_label
+
+class Slow(TFLiteTeacher):
+    def __call__(self, image):
+        time.sleep(0.05)
+        return super().__call__(image)
+
+pseudo_label(Slow(Path(sys.argv[1])), LabelConfig((Path(sys.argv[2]),), Path(sys.argv[3])))
+"""
+
+
+def test_a_first_run_killed_part_way_resumes(tmp_path, tiny_models, capsys):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pictures, _ = make_inputs(tmp_path, pictures=200, frames=1)
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLOW_FIRST_RUN, str(tiny_models["float32"]), str(pictures), out],
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list((out / "masks").glob("*.png"))) < 3:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    labelled = len(list((out / "masks").glob("*.png")))
+    assert 3 <= labelled < 200, "killed part-way through its first run"
+    assert main(["pseudo-label", str(tiny_models["float32"]), str(pictures), "-o", str(out)]) == 0
+    assert f"({labelled} already labelled" in capsys.readouterr().out
+    runs = json.loads((out / RECORD).read_text())["runs"]
+    assert "finished" not in runs[0] and runs[1]["finished"], "the killed run shows unfinished"
+    assert len(list((out / "masks").glob("*.png"))) == 200
+
+
+def test_a_record_of_the_wrong_shape_is_one_line(tmp_path, tiny_models, capsys):
+    pictures, _ = make_inputs(tmp_path)
+    for index, text in enumerate(["[]", "{", '{"runs": [1]}', '{"teacher": 1, "runs": []}']):
+        out = tmp_path / f"out{index}"
+        out.mkdir()
+        (out / RECORD).write_text(text)
+        code = main(["pseudo-label", str(tiny_models["float32"]), str(pictures), "-o", str(out)])
+        err = capsys.readouterr().err
+        assert code == 1 and "Traceback" not in err and str(out) in err, text
+        assert err.count("\n") == 1, err

@@ -141,8 +141,16 @@ def _read_record(output: Path, teacher: dict) -> dict:
                 "choose another -o"
             )
         return {"format": "backdrop-pseudo-labels-v1", "teacher": teacher, "runs": []}
-    record = json.loads(path.read_text())
-    previous = record.get("teacher", {})
+    try:
+        record = json.loads(path.read_bytes())
+        if not isinstance(record, dict) or not isinstance(record.get("runs"), list):
+            raise ValueError("not a pseudo-label record")
+        if not all(isinstance(run, dict) for run in record["runs"]):
+            raise ValueError("a run that is not a JSON object")
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is unreadable ({error}); choose another -o") from None
+    previous = record.get("teacher")
+    previous = previous if isinstance(previous, dict) else {}
     same = previous.get("sha256") == teacher["sha256"] and previous.get("settings") == json.loads(
         json.dumps(teacher["settings"])
     )
@@ -198,7 +206,7 @@ def _label(teacher: Teacher, config: LabelConfig, readers, record: dict, progres
     from tqdm import tqdm
 
     output = config.output
-    run = {
+    run: dict = {
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "inputs": [str(p) for p in config.inputs],
         "every": config.every,
@@ -225,6 +233,10 @@ def _label(teacher: Teacher, config: LabelConfig, readers, record: dict, progres
     items = list(_work(config))
     videos: dict[Path, Iterator[np.ndarray]] = {}
     positions: dict[Path, int] = {}
+    # The record (teacher, settings, this run unfinished) is written before the first label, so a
+    # run killed in its first minutes leaves a folder its rerun recognises and resumes.
+    record["runs"].append(run)
+    write_atomic(output / RECORD, json.dumps(record, indent=2))
     try:
         for name, path, frame_index in tqdm(items, desc="pseudo-label", disable=not progress):
             if (output / "masks" / f"{name}.png").is_file():
@@ -251,7 +263,6 @@ def _label(teacher: Teacher, config: LabelConfig, readers, record: dict, progres
             run["skipped"] += [f"{file}: {reason}" for file, reason in reader.skipped]
     finally:
         run["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-        record["runs"].append(run)
         write_atomic(output / RECORD, json.dumps(record, indent=2))
     return run
 
