@@ -236,3 +236,85 @@ def test_a_transposed_convolution_without_overlap_becomes_depth_to_space(tmp_pat
     )
     path.write_bytes(convert(model, "int8", list(images)))  # int8 keeps the graph as trained
     assert "DEPTH_TO_SPACE" not in [op.kind for op in read_tflite(path).operators]
+
+
+KILLED_EXPORT = """
+import os, sys, time
+from pathlib import Path
+import keras
+import backdrop.export as export
+import backdrop.metadata as metadata
+
+stage, path = sys.argv[1], Path(sys.argv[2])
+inputs = keras.Input((16, 16, 3))
+model = keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(inputs))
+
+
+def stop(*_):
+    print("ready", flush=True)
+    time.sleep(600)
+
+
+replace = os.replace
+if stage == "metadata":  # killed while the metadata is written
+    metadata.write_metadata = stop
+    export.write_metadata = stop
+else:  # killed after the contract is written, before the model takes its name
+    os.replace = lambda a, b: stop() if str(b) == str(path) else replace(a, b)
+export.export_tflite(model, path, "float32", metadata=True)
+"""
+
+
+def kill_export_at(stage: str, path) -> None:
+    """Runs an export of a tiny model into `path` and kills it (-9) at `stage`."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_EXPORT, stage, str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        assert process.stdout.readline().strip() == "ready", "the export reached its stage"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+
+@pytest.mark.slow
+def test_a_killed_export_leaves_no_model_that_segment_would_use(tmp_path, capsys):
+    import keras
+
+    from backdrop.cli import main
+    from backdrop.export import export_tflite
+    from backdrop.runtime.contract import ModelFileError, read_contract
+
+    # Killed while the metadata is written: no final-named model at all.
+    path = tmp_path / "model_float32.tflite"
+    kill_export_at("metadata", path)
+    assert not path.exists() and not (tmp_path / "model_float32.tflite.json").exists()
+
+    # A finished export carries its sha256; killed between the new contract and the rename,
+    # the old model beside the new contract is refused by segment, in one line.
+    inputs = keras.Input((16, 16, 3))
+    model = keras.Model(inputs, keras.layers.Dense(1, "sigmoid")(inputs))
+    export_tflite(model, path, "float32")
+    assert len(read_contract(path)["sha256"]) == 64
+    Segmenter(path)  # the file its contract names
+    kill_export_at("rename", path)
+    with pytest.raises(ModelFileError, match="sha256 differs"):
+        Segmenter(path)
+    picture = tmp_path / "p.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(picture)
+    out = tmp_path / "out.png"
+    assert main(["segment", str(path), "-i", str(picture), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err and "export it again" in err, err
+    assert not out.exists()

@@ -6,13 +6,15 @@ import contextlib
 import dataclasses
 import io
 import json
+import os
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from backdrop.outputs import OutputFolder, write_atomic
+from backdrop.outputs import OutputFolder, temporary_path, write_atomic
+from backdrop.runtime.contract import contract_path, sha256_of
 from backdrop.tf_setup import import_tensorflow
 
 tf = import_tensorflow()
@@ -168,15 +170,34 @@ def export_tflite(
     mode: str = "float32",
     representative: Iterable[np.ndarray] = (),
     extra: dict | None = None,
+    metadata: bool = False,
 ) -> Path:
-    """Writes `path` (.tflite) and `path.json` (its contract, plus `extra`), atomically."""
+    """Writes `path` (.tflite) and `path.json` (its contract, plus `extra`).
+
+    The model is written under a temporary name, given its TFLite metadata there (`metadata`:
+    see `add_metadata`), and its sha256 goes into the contract before it takes its final name.
+    An export killed at any point leaves no final-named model without its metadata, and a model
+    that is not the file its contract describes is refused by segment, evaluate and serve
+    (`backdrop.runtime.contract`).
+    """
     path = Path(path)
     data = convert(model, mode, representative)
-    write_atomic(path, data)
-    write_atomic(
-        path.with_suffix(".tflite.json"),
-        json.dumps({**contract(model, mode), **(extra or {})}, indent=2),
-    )
+    temporary = temporary_path(path)
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        described = {"metadata": add_metadata(temporary, mode, path)} if metadata else {}
+        written = {"sha256": sha256_of(temporary.read_bytes()), **described}
+        write_atomic(
+            contract_path(path),
+            json.dumps({**contract(model, mode), **written, **(extra or {})}, indent=2),
+        )
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -253,8 +274,9 @@ def _export_models(
     float_iou = keras_validation_iou(strip_fake_quant(model), validation) if validation else None
     reports, extras = [], []
     for mode in modes:
-        path = export_tflite(model, folder / f"model_{mode}.tflite", mode, calibration)
-        metadata = add_metadata(path, mode)
+        path = export_tflite(
+            model, folder / f"model_{mode}.tflite", mode, calibration, metadata=True
+        )
         segmenter = Segmenter(path, threads)
         exported_iou = validation_iou(segmenter.raw_probability, validation) if validation else None
         reports.append(
@@ -268,7 +290,7 @@ def _export_models(
                 "validation_images": len(validation),
             }
         )
-        extras.append({"metadata": metadata, "model_card": path.with_suffix(".md").name})
+        extras.append({"model_card": path.with_suffix(".md").name})
     # Rounds, each mode in a process of its own, in alternating order: a busy moment of the
     # machine does not land on one mode only, and no mode times beside another.
     paths = [report["path"] for report in reports]
@@ -279,16 +301,15 @@ def _export_models(
     for report, more in zip(reports, extras, strict=True):
         report["recommended"] = report["mode"] == recommended
         path = Path(report["path"])
-        contract_path = path.with_suffix(".tflite.json")
         contract_data = {
-            **json.loads(contract_path.read_text()),
+            **json.loads(contract_path(path).read_text()),
             **report,
             "recommendation": reason,
             **more,
             **(extra or {}),
             **mode_extra.get(report["mode"], {}),
         }
-        write_atomic(contract_path, json.dumps(contract_data, indent=2))
+        write_atomic(contract_path(path), json.dumps(contract_data, indent=2))
         write_atomic(path.with_suffix(".md"), model_card(contract_data, training))
     return reports
 
@@ -332,9 +353,10 @@ def _size(report: dict) -> int:
     return report["size_bytes"]
 
 
-def add_metadata(path: Path, mode: str) -> dict | None:
+def add_metadata(path: Path, mode: str, final: Path | None = None) -> dict | None:
     """Writes TFLite metadata into an exported model (`backdrop.metadata`); returns what was
-    written, or None with a warning when MediaPipe's writer is not installed."""
+    written, or None with a warning (naming `final`, the name `path` will take) when MediaPipe's
+    writer is not installed."""
     from backdrop import __version__
     from backdrop.metadata import MetadataError, describe, write_metadata
 
@@ -348,7 +370,7 @@ def add_metadata(path: Path, mode: str) -> dict | None:
     try:
         write_metadata(path, info)
     except MetadataError as error:
-        print(f"warning: {error}")
+        print(f"warning: {str(error).replace(str(path), str(final or path))}")
         return None
     return info
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from backdrop.runtime.contract import check_model_bytes
+
 LATENCY_ROUNDS = 9  # the default number of rounds the latency functions time
 # Invokes a round. At 5 rounds of 50, two same-size files of one architecture read 19% apart
 # in one evaluate; at 9 of 200, 1-2% in one run and 14-19% in another: the 2-core VM drifts
@@ -68,13 +70,13 @@ class Segmenter:
             raise SegmenterError(f"threads must be a whole number >= 1, got {threads}")
         if not self.model_path.is_file():
             raise SegmenterError(f"model {self.model_path} not found")
+        content = self.model_path.read_bytes()
+        check_model_bytes(self.model_path, content)  # the file its contract names, if it has one
         try:
             # From memory, not mapped from the file: on the 2-core VM, MediaPipe's file mapped in
             # place ran 8-16% slower than a byte-identical copy on the same disk, and from memory
             # the copies time alike (benchmarks/README.md, "one process and a file's place").
-            self.interpreter = Interpreter(
-                model_content=self.model_path.read_bytes(), num_threads=threads
-            )
+            self.interpreter = Interpreter(model_content=content, num_threads=threads)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             raise SegmenterError(f"{self.model_path} is not a TFLite model ({error})") from None
