@@ -80,6 +80,18 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     os.replace(temporary, path)
 
 
+def _is_empty_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+
+
+def _unwritten(root: Path, name: str) -> bool:
+    """Whether nothing was written under the claimed `name` (an empty subfolder counts)."""
+    path = root / name.rstrip("/")
+    if name.endswith("/") and _is_empty_folder(path):
+        return True
+    return not (path.exists() or path.is_symlink())
+
+
 def unsafe_name(root: Path, name: object) -> str | None:
     """Why `name`, read from the manifest of `root`, is not a name Backdrop could have written
     there (a plain relative path, `NAME/` for a subfolder, inside `root` with no symlinked
@@ -168,6 +180,8 @@ class OutputFolder:
         if self.root.exists() and not self.root.is_dir():
             raise OutputError(f"{self.root} is a file, not a folder; give {self.option} a folder")
         self._check_not_input(self.root)  # refused before the folder is made
+        self._created = not self.root.exists()
+        self._had_manifest = self.manifest.exists()
         self.root.mkdir(parents=True, exist_ok=True)
         key = self.root.resolve()
         held = _HELD.get(key)
@@ -184,11 +198,43 @@ class OutputFolder:
         self._save()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind, *exc) -> None:
         owner = self._shared or self
         owner._depth -= 1
         if owner._depth == 0:
-            owner._release()
+            try:
+                if kind is not None:
+                    owner._forget_unwritten()
+            finally:
+                owner._release()
+
+    def _forget_unwritten(self) -> None:
+        """After a failure: this run's claims on names it never wrote are dropped, and a folder
+        that holds nothing of it goes (its manifest, and the folder if this run made it), so a
+        failed command leaves nothing that looks like a result."""
+        unwritten = [
+            name
+            for name, entry in self.files.items()
+            if isinstance(entry, dict)
+            and entry.get("run") == self.run
+            and _unwritten(self.root, name)
+        ]
+        if not unwritten:
+            return
+        for name in unwritten:
+            path = self.root / name.rstrip("/")
+            if _is_empty_folder(path):
+                path.rmdir()
+            for temporary in path.parent.glob(f".{glob.escape(path.name)}.tmp*"):
+                if not temporary.is_dir() or temporary.is_symlink():
+                    temporary.unlink(missing_ok=True)
+            del self.files[name]
+        if self.files or self._had_manifest:
+            self._save()
+            return
+        self.manifest.unlink(missing_ok=True)
+        if self._created and not any(self.root.iterdir()):
+            self.root.rmdir()
 
     def _lock(self) -> None:
         if fcntl is None:

@@ -68,7 +68,7 @@ def test_bad_flag_values_are_usage_errors(workspace, capsys, args):
 def test_mistakes_are_one_line_and_write_nothing(workspace, capsys, args, fragments):
     assert main(args) == 1
     err = one_line_error(capsys, *fragments)
-    for written in ("t", "r", "x.gif", "x.mp4", "x.jpg", "ev/grid.png", "ev/evaluation.json"):
+    for written in ("t", "r", "x.gif", "x.mp4", "x.jpg", "ev"):
         assert not (workspace / written).exists(), (written, err)
 
 
@@ -98,6 +98,16 @@ def test_an_empty_state_json_is_one_line(workspace, capsys):
     (workspace / "run" / "state.json").write_text("")
     assert main(["train", "--portrait", "p", "-o", "run", "--restore"]) == 1
     one_line_error(capsys, "state.json is corrupt")
+
+
+def test_an_evaluate_with_one_dataset_skipped_whole_fails_naming_it(workspace, capsys):
+    """It printed a `0 | nan` row and exited 0."""
+    (workspace / "ev").mkdir()
+    (workspace / "ev" / "notes.txt").write_text("mine")
+    args = ["evaluate", str(TINY_MODEL), "--data", "portrait:p", "portrait:empty", "-o", "ev"]
+    assert main([*args, "-q"]) == 1
+    one_line_error(capsys, "no pictures of portrait:empty were evaluated", "no images found")
+    assert sorted(p.name for p in (workspace / "ev").iterdir()) == ["notes.txt"], "no manifest"
 
 
 def test_evaluate_on_zero_pictures_names_no_grid(workspace, capsys):

@@ -148,6 +148,7 @@ def evaluate(
             truth_flicker.setdefault(r, []).append(flicker([t for t, _ in frames]))
             for m in range(len(segmenters)):
                 scores[(m, r)].flickers.append(flicker([p[m] for _, p in frames]))
+    _check_evaluated(readers, names, [len(scores[(0, r)].ious) for r in range(len(readers))])
     if grid_path and grid:
         cv2.imwrite(str(grid_path), cv2.cvtColor(np.concatenate(grid, 0), cv2.COLOR_RGB2BGR))
     # Rounds: a busy moment of the machine slows every model, not one. Each model in a process of
@@ -174,6 +175,27 @@ def evaluate(
     }
     results["differences"] = paired_differences(results, list(dict.fromkeys(references)))
     return results
+
+
+def _check_evaluated(readers: Sequence[Reader], names: list[str], counts: list[int]) -> None:
+    """Raises `EvaluationError` when a dataset gave no picture: a row of nan beside the others
+    would look like a result."""
+    pairs = zip(names, readers, strict=True)
+    reasons = {name: [reason for _, reason in reader.skipped] for name, reader in pairs}
+    if not any(counts):
+        every = [reason for name in names for reason in reasons[name]]
+        skips = f": skipped {len(every)} pictures: {'; '.join(every[:3])}" if every else ""
+        raise EvaluationError(
+            f"no pictures were evaluated{skips}; check the --data paths and their layout (see "
+            "`backdrop evaluate --help`)"
+        )
+    for name, count in zip(names, counts, strict=True):
+        if not count:
+            raise EvaluationError(
+                f"no pictures of {name} were evaluated "
+                f"({'; '.join(reasons[name][:3]) or 'none found'}); check its path and layout "
+                "or leave it out of --data"
+            )
 
 
 def _grid_row(image: np.ndarray, truth: np.ndarray, predictions: list[np.ndarray]) -> np.ndarray:
