@@ -231,3 +231,21 @@ def test_temporaries_of_a_name_with_glob_characters_are_only_its_own(tmp_path):
         other.write_text("someone's")
         folder.remove("*")
     assert other.exists()
+
+
+def test_a_failed_run_leaves_nothing_that_looks_like_a_result(tmp_path):
+    out = tmp_path / "new"
+    with pytest.raises(RuntimeError), OutputFolder(out, "test") as folder:
+        folder.claim("a.json", "images/")
+        temporary_path(out / "a.json").write_text("half")
+        raise RuntimeError("failed before writing")
+    assert not out.exists(), "a folder it made holds nothing: it goes"
+
+    kept = tmp_path / "kept"
+    with OutputFolder(kept, "test") as folder:
+        folder.path("old.json").write_text("an earlier run's")
+    with pytest.raises(KeyboardInterrupt), OutputFolder(kept, "test") as folder:
+        folder.claim("new.json", "written.json")[1].write_text("this run's")
+        raise KeyboardInterrupt
+    with OutputFolder(kept, "test") as folder:
+        assert sorted(folder.files) == ["old.json", "written.json"], "unwritten claims dropped"
