@@ -249,3 +249,10 @@ def test_a_failed_run_leaves_nothing_that_looks_like_a_result(tmp_path):
         raise KeyboardInterrupt
     with OutputFolder(kept, "test") as folder:
         assert sorted(folder.files) == ["old.json", "written.json"], "unwritten claims dropped"
+
+
+def test_a_refused_claim_leaves_no_manifest_in_the_users_folder(tmp_path):
+    (tmp_path / "index.html").write_text("mine")
+    with pytest.raises(OutputError, match="in the way"), OutputFolder(tmp_path, "serve") as folder:
+        folder.claim("index.html")
+    assert [p.name for p in tmp_path.iterdir()] == ["index.html"]

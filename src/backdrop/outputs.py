@@ -219,8 +219,6 @@ class OutputFolder:
             and entry.get("run") == self.run
             and _unwritten(self.root, name)
         ]
-        if not unwritten:
-            return
         for name in unwritten:
             path = self.root / name.rstrip("/")
             if _is_empty_folder(path):
@@ -230,7 +228,8 @@ class OutputFolder:
                     temporary.unlink(missing_ok=True)
             del self.files[name]
         if self.files or self._had_manifest:
-            self._save()
+            if unwritten:
+                self._save()
             return
         self.manifest.unlink(missing_ok=True)
         if self._created and not any(self.root.iterdir()):

@@ -30,10 +30,16 @@ function view(label) {
   const figure = document.createElement("figure");
   const canvas = document.createElement("canvas");
   const caption = document.createElement("figcaption");
-  caption.innerHTML = `<b>${label}</b> <span class="stats">starting...</span>`;
+  // The label is a file name from outside: text, never markup.
+  const name = document.createElement("b");
+  name.textContent = label;
+  const stats = document.createElement("span");
+  stats.className = "stats";
+  stats.textContent = "starting...";
+  caption.append(name, " ", stats);
   figure.append(canvas, caption);
   document.getElementById("views").append(figure);
-  return { canvas, caption: caption.querySelector(".stats") };
+  return { canvas, caption: stats };
 }
 
 // The person layer: the frame where the mask says person (alpha = probability).
