@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -10,6 +11,12 @@ from PIL import Image, ImageOps
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+
+
+def printable(text: str) -> str:
+    """`text` safe to print and store: a file name that is not valid UTF-8 keeps its bytes as
+    `\\xNN` escapes instead of ending the program when printed."""
+    return os.fsencode(text).decode("utf-8", "backslashreplace")
 
 
 class PictureError(ValueError):
@@ -28,9 +35,9 @@ def open_picture(path: str | Path, what: str = "image") -> Image.Image:
             image.load()  # Pillow decodes lazily; force it so truncated files fail here.
             return ImageOps.exif_transpose(image)
     except FileNotFoundError:
-        raise PictureError(f"{path}: {what} file not found") from None
+        raise PictureError(printable(f"{path}: {what} file not found")) from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise PictureError(f"{path}: cannot decode {what} ({error})") from None
+        raise PictureError(printable(f"{path}: cannot decode {what} ({error})")) from None
 
 
 def read_picture(path: str | Path) -> np.ndarray:

@@ -94,7 +94,10 @@ def _segment_parser(subparsers) -> None:
         "segment",
         help="blur or replace the background of images, videos or a camera",
         description="Segment people with a .tflite model and apply an effect. INPUT is an image, "
-        "a folder of images, a video file or a camera index (0, 1, ...).",
+        "a folder of images, a video file or a camera index (0, 1, ...). A video keeps its "
+        "size, timestamps and audio; its format follows the output's extension (.mp4, .m4v, "
+        ".mov, .mkv: H.264 + AAC; .webm: VP9 + Opus). A truncated or damaged video is written "
+        "as far as it could be read, and the command then exits with an error saying so.",
     )
     parser.add_argument("model", help="segmentation .tflite (Backdrop's or e.g. MediaPipe's)")
     parser.add_argument("-i", "--input", required=True, help="IMAGE, FOLDER, VIDEO or CAMERA_INDEX")
@@ -105,7 +108,10 @@ def _segment_parser(subparsers) -> None:
         help="blur[:STRENGTH] | replace:IMAGE | color:HEX | mask (default: blur)",
     )
     parser.add_argument(
-        "-o", "--output", help="output image, folder or video (for a camera: record to this file)"
+        "-o",
+        "--output",
+        help="output image, folder or video (for a camera: record to this file; .mp4 plays "
+        "everywhere)",
     )
     parser.add_argument("--threads", type=positive_int, default=2)
     parser.add_argument(
@@ -123,7 +129,11 @@ def _segment_parser(subparsers) -> None:
 
 
 def _run_segment(args: argparse.Namespace) -> None:
-    from backdrop.imageops import VIDEO_EXTENSIONS
+    """Exits with an error (after writing and keeping the output) when a video input is
+    truncated or damaged: a script should not take a partial result for the whole one."""
+    import sys
+
+    from backdrop.imageops import VIDEO_EXTENSIONS, printable
     from backdrop.outputs import OutputFolder
     from backdrop.runtime.media import (
         MediaError,
@@ -141,7 +151,7 @@ def _run_segment(args: argparse.Namespace) -> None:
     if args.input.isdigit() and not source.exists():
         kind = "camera"
     elif not source.exists():
-        raise MediaError(f"input {source} not found")
+        raise MediaError(f"input {printable(args.input)} not found")
     else:
         kind = "folder" if source.is_dir() else "video"
         if kind == "video" and source.suffix.lower() not in VIDEO_EXTENSIONS:
@@ -169,9 +179,19 @@ def _run_segment(args: argparse.Namespace) -> None:
             stats = process_video(source, output, pipeline, progress=not args.quiet)
         else:
             stats = process_images(pairs, pipeline, progress=not args.quiet)
-    print(f"{stats['frames']} frames at {stats['frames_per_second']:.1f} frames/s -> {output}")
+    for note in stats.get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
+    audio = f" ({stats['audio']})" if stats.get("audio") else ""
+    shown = printable(str(output))
+    print(
+        f"{stats['frames']} frames at {stats['frames_per_second']:.1f} frames/s -> {shown}{audio}"
+    )
     if stats.get("skipped"):
         print(f"skipped {len(stats['skipped'])} pictures (reasons above)")
+    if stats.get("incomplete"):
+        raise MediaError(
+            f"{stats['incomplete']}; the {stats['frames']} frames read are kept in {shown}"
+        )
 
 
 def _evaluate_parser(subparsers) -> None:
@@ -221,7 +241,6 @@ def _evaluate_parser(subparsers) -> None:
 
 def _run_evaluate(args: argparse.Namespace) -> None:
     from backdrop.evaluation.evaluate import (
-        EvaluationError,
         evaluate,
         format_report,
         format_skips,
@@ -250,11 +269,6 @@ def _run_evaluate(args: argparse.Namespace) -> None:
             references=args.reference,
         )
         skips = format_skips(results)
-        if not any(dataset["images"] for dataset in results["models"][0]["datasets"].values()):
-            raise EvaluationError(
-                f"no pictures were evaluated{': ' + skips if skips else ''}; check the --data "
-                "paths and their layout (see `backdrop evaluate --help`)"
-            )
         write_results(results, output.root)
     cards = update_model_cards(results)
     print(format_report(results))

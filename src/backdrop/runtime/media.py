@@ -1,25 +1,26 @@
-"""Frames in and out: images, folders of images, video files and cameras (OpenCV)."""
+"""Frames in and out: pictures and folders of them, video files (PyAV: `video_reader`,
+`video_writer`) and cameras (OpenCV capture)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from backdrop.imageops import IMAGE_EXTENSIONS, PictureError, read_picture
-from backdrop.outputs import temporary_path
+from backdrop.imageops import IMAGE_EXTENSIONS, PictureError, printable, read_picture
+from backdrop.outputs import temporary_path, write_atomic
+from backdrop.runtime.video_reader import MediaError, VideoReader, upright_rgb
+from backdrop.runtime.video_writer import VIDEO_FORMATS, VideoWriter, video_format
 
-# What `segment` can write: OpenCV encodes these picture and video formats.
+# What `segment` can write: OpenCV encodes these pictures; `video_writer` the videos.
 WRITABLE_IMAGES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
-WRITABLE_VIDEOS = (".mp4", ".avi")
-
-
-class MediaError(ValueError):
-    """An input or output path that cannot be used; the message names the fix."""
+WRITABLE_VIDEOS = tuple(VIDEO_FORMATS)
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -31,58 +32,63 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def write_rgb(path: Path, frame: np.ndarray) -> None:
-    """Writes a picture through a temporary name, so it is never seen half-written."""
+    """Writes a picture through a temporary name, so it is never seen half-written. Encoded in
+    memory and written by Python, so any file name works (OpenCV's own file writing crashes on a
+    name that is not valid UTF-8)."""
+    suffix = path.suffix.lower()
+    ok = suffix in WRITABLE_IMAGES
+    if ok:
+        ok, encoded = cv2.imencode(suffix, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise MediaError(
+            f"cannot write {printable(str(path))}; use one of {', '.join(WRITABLE_IMAGES)}"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = temporary_path(path)
-    if not cv2.imwrite(str(temporary), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
-        temporary.unlink(missing_ok=True)
-        raise MediaError(f"cannot write {path}; use one of {', '.join(WRITABLE_IMAGES)}")
-    temporary.replace(path)
+    try:
+        write_atomic(path, encoded.tobytes())
+    except BaseException:
+        temporary_path(path).unlink(missing_ok=True)
+        raise
 
 
 def check_output(path: Path, kind: str) -> None:
     """Refuses (before any work) an output that cannot hold what `kind` produces: a picture for
     "image", a video for "video" and "camera", a folder for "folder"."""
     suffix = path.suffix.lower()
+    shown = printable(str(path))
     if kind == "image" and suffix not in WRITABLE_IMAGES:
         raise MediaError(
-            f"--output {path}: a picture's result is a picture; use one of "
+            f"--output {shown}: a picture's result is a picture; use one of "
             f"{', '.join(WRITABLE_IMAGES)}"
         )
-    if kind in ("video", "camera") and suffix not in WRITABLE_VIDEOS:
-        raise MediaError(
-            f"--output {path}: a {kind}'s result is a video; use {' or '.join(WRITABLE_VIDEOS)}"
-        )
+    if kind in ("video", "camera"):
+        video_format(path)
     if kind == "folder" and (path.is_file() or suffix in WRITABLE_IMAGES + WRITABLE_VIDEOS):
-        raise MediaError(f"--output {path}: a folder's results go into a folder; give a folder")
+        raise MediaError(f"--output {shown}: a folder's results go into a folder; give a folder")
 
 
-def open_video(path: Path) -> tuple[cv2.VideoCapture, int, float, tuple[int, int]]:
-    """Opens a video file; returns (capture, frame count, fps, (width, height))."""
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise MediaError(f"cannot open video {path} (unreadable or unsupported codec)")
-    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
-    size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-    return capture, count, fps, size
+def open_video(path: Path) -> tuple[VideoReader, int, float, tuple[int, int]]:
+    """Opens a video file; returns (reader, frame count, fps, (width, height)).
+
+    The count is what the file declares, or an estimate from its duration (0 if neither);
+    the size is as coded, before any display rotation `video_frames` applies.
+
+    Raises:
+        MediaError: the file is missing, not a video, or truncated before its index.
+    """
+    reader = VideoReader(path)
+    return reader, reader.count, reader.fps, reader.size
 
 
-def video_frames(capture: cv2.VideoCapture) -> Iterator[np.ndarray]:
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            return
-        yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+def video_frames(reader: VideoReader) -> Iterator[np.ndarray]:
+    """The frames of `open_video`'s reader as upright `(H, W, 3)` uint8 RGB."""
+    return reader.frames()
 
 
-def open_writer(path: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
+def open_writer(path: Path, fps: float, size: tuple[int, int]) -> VideoWriter:
+    """A `VideoWriter` at a constant `fps` (frames written without timestamps)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    codec = "MJPG" if path.suffix.lower() == ".avi" else "mp4v"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size)
-    if not writer.isOpened():
-        raise MediaError(f"cannot write video {path}; use .mp4 or .avi")
-    return writer
+    return VideoWriter(path, size, Fraction(fps).limit_denominator(1001))
 
 
 def process_video(
@@ -91,38 +97,95 @@ def process_video(
     transform: Callable[[np.ndarray], np.ndarray],
     progress: bool = True,
 ) -> dict:
-    """Applies `transform` to every frame; frame count, size and fps are kept.
+    """Applies `transform` to every frame of a video file and writes the result.
 
-    The output is written under a temporary name and renamed when complete.
+    What a user expects of a video is kept: frame count, exact size (`VideoWriter` says how odd
+    sizes are stored), each frame's timestamp (variable frame rates stay variable) and the
+    first audio track, in sync (copied where the output container takes its codec, else
+    re-encoded). Frames are turned upright as the file's rotation says. Other streams
+    (subtitles, further audio tracks) are left out. The output's format follows its
+    extension (`video_writer.VIDEO_FORMATS`: H.264 + AAC for .mp4, index at the front).
+
+    The output is written under a temporary name and renamed when complete; an error or Ctrl-C
+    deletes the temporary, so the final name is never half-written.
+
+    A truncated or damaged input is not an error here: the frames that could be read are
+    written and `stats["incomplete"]` says what was missing (one line naming the file, the
+    frames read and the frames it declares); callers decide what that means (`segment` exits
+    with an error after keeping the output).
+
+    Returns:
+        Stats: "frames", "declared_frames" (None when the file declares none), "fps", "size"
+        `(width, height)`, "frames_per_second" (processing speed), "audio" (what became of the
+        audio, or None), "notes" (lines about the output a user should know) and "incomplete".
+
+    Raises:
+        MediaError: the input is not a video or no frame of it could be decoded.
     """
-    capture, count, fps, size = open_video(source)
+    reader = VideoReader(source)
     temporary = temporary_path(destination)
-    writer = open_writer(temporary, fps, size)
-    frames, started = 0, time.perf_counter()
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    writer, waiting = None, []
+    started = time.perf_counter()
     try:
-        for frame in tqdm(
-            video_frames(capture), total=count or None, unit="frame", disable=not progress
-        ):
-            writer.write(cv2.cvtColor(transform(frame), cv2.COLOR_RGB2BGR))
-            frames += 1
-    finally:
-        capture.release()
-        writer.release()
-    if frames == 0:
+        bar = tqdm(total=reader.count or None, unit="frame", disable=not progress)
+        with bar:
+            for item in reader.items(audio=True):
+                if isinstance(item, av.Packet):  # audio, in file order
+                    if writer is None:
+                        waiting.append(item)  # until the first frame opens the writer
+                    else:
+                        writer.write_audio(item)
+                    continue
+                image = transform(upright_rgb(item))
+                if writer is None:
+                    size = (image.shape[1], image.shape[0])
+                    rate = Fraction(reader.stream.average_rate or reader.fps)
+                    rate = rate.limit_denominator(1001)
+                    unit = reader.stream.time_base if reader.timestamps else None
+                    writer = VideoWriter(temporary, size, rate, unit, reader.audio, reader.start)
+                    for packet in waiting:
+                        writer.write_audio(packet)
+                writer.write(image, item.pts if reader.timestamps else None)
+                bar.update()
+        if writer is None:
+            reason = f" ({reader.error})" if reader.error else ""
+            raise MediaError(
+                f"no frame of {printable(str(source))} could be decoded{reason}; check that it "
+                "plays in a video player"
+            )
+        writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
         temporary.unlink(missing_ok=True)
-        raise MediaError(f"no frames could be decoded from {source}")
+        raise
+    finally:
+        reader.close()
     temporary.replace(destination)
     elapsed = time.perf_counter() - started
-    return {"frames": frames, "fps": fps, "size": size, "frames_per_second": frames / elapsed}
+    return {
+        "frames": reader.decoded,
+        "declared_frames": reader.declared,
+        "fps": reader.fps,
+        "size": size,
+        "frames_per_second": reader.decoded / elapsed,
+        "audio": writer.audio_note,
+        "notes": [f"{printable(str(destination))}: {note}" for note in writer.notes],
+        "incomplete": reader.shortfall(),
+    }
 
 
 def image_outputs(source: Path, destination: Path) -> list[tuple[Path, Path]]:
-    """`(picture, result)` pairs: one picture -> `destination`, a folder -> `destination/NAME.png`."""
+    """`(picture, result)` pairs: one picture -> `destination`, a folder -> `destination/NAME.png`
+    (NAME keeps the picture's own bytes, valid UTF-8 or not)."""
     if not source.is_dir():
         return [(source, destination)]
     paths = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     if not paths:
-        raise MediaError(f"no images in {source} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+        raise MediaError(
+            f"no images in {printable(str(source))} (looked for {', '.join(IMAGE_EXTENSIONS)})"
+        )
     return [(path, destination / f"{path.stem}.png") for path in paths]
 
 
@@ -158,7 +221,8 @@ def process_camera(
     destination: Path | None,
     max_frames: int | None = None,
 ) -> dict:
-    """Live camera: shows a window where a display exists, records to `destination` if given."""
+    """Live camera: shows a window where a display exists, records to `destination` if given
+    (through a temporary name, renamed when the session ends, Ctrl-C included)."""
     capture = cv2.VideoCapture(index)
     if not capture.isOpened():
         raise MediaError(f"cannot open camera {index}")
@@ -169,13 +233,14 @@ def process_camera(
     writer = None
     frames, started = 0, time.perf_counter()
     try:
-        for frame in video_frames(capture):
+        for frame in _camera_frames(capture):
             result = transform(frame)
             if destination is not None:
                 if writer is None:
                     fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
-                    writer = open_writer(destination, fps, (frame.shape[1], frame.shape[0]))
-                writer.write(cv2.cvtColor(result, cv2.COLOR_RGB2BGR))
+                    size = (frame.shape[1], frame.shape[0])
+                    writer = open_writer(temporary_path(destination), fps, size)
+                writer.write(result)
             if show:
                 cv2.imshow("backdrop (q to quit)", cv2.cvtColor(result, cv2.COLOR_RGB2BGR))
                 if cv2.waitKey(1) & 0xFF == ord("q"):
@@ -185,11 +250,25 @@ def process_camera(
                 break
     except KeyboardInterrupt:
         pass  # Ctrl-C ends a live session; what was recorded is kept
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+            temporary_path(destination).unlink(missing_ok=True)
+        raise
     finally:
         capture.release()
-        if writer is not None:
-            writer.release()
+    if writer is not None:
+        writer.close()
+        temporary_path(destination).replace(destination)
     return {"frames": frames, "frames_per_second": frames / (time.perf_counter() - started)}
+
+
+def _camera_frames(capture: cv2.VideoCapture) -> Iterator[np.ndarray]:
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return
+        yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
 
 def _can_show() -> bool:
