@@ -175,3 +175,22 @@ class TestImportedMeet(ModelTester):
 
     def options(self):
         return {"init_from": find_shared_model("models/meet_segmentation/segm_lite_v681.tflite")}
+
+
+@pytest.mark.parametrize("damage", ["truncated", "scrambled"])
+def test_a_corrupt_init_from_is_one_line_before_training(tmp_path, capsys, damage):
+    from backdrop.cli import main
+    from tests.tiny_models import TINY, TINY_MODELS
+
+    content = bytearray((TINY / TINY_MODELS["float32"]).read_bytes())
+    if damage == "truncated":
+        content = content[: len(content) // 2]
+    else:  # the header kept, every offset after it a lie
+        content[8:] = bytes((i * 151 + 7) % 256 for i in range(len(content) - 8))
+    bad = tmp_path / "bad model.tflite"
+    bad.write_bytes(bytes(content))
+    argv = ["train", "-r", str(tmp_path), "-o", str(tmp_path / "run"), "--init-from", str(bad)]
+    assert main(argv) == 1
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and error.startswith("backdrop: error:") and str(bad) in error
+    assert not (tmp_path / "run").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -140,3 +141,91 @@ def test_rvm_labels_a_real_portrait_well(shared_dataset):
         iou(teacher(s.image) >= 0.5, s.mask >= 0.5, np.ones(s.mask.shape, bool)) for s in samples
     ]
     assert np.mean(scores) > 0.85
+
+
+def _with_manifest_path(folder, name):
+    """The model's manifest pointed at `name` for its one shard."""
+    description = json.loads((folder / "model.json").read_text())
+    description["weightsManifest"][0]["paths"] = [name]
+    (folder / "model.json").write_text(json.dumps(description))
+
+
+@pytest.mark.parametrize("where", ["parent", "absolute", "link", "linked folder"])
+def test_a_shard_outside_the_model_folder_is_refused_before_reading(tmp_path, monkeypatch, where):
+    """The outside file holds exactly the right weights: only the path may refuse it."""
+    folder, _ = make_tfjs_model(tmp_path / "tfjs")
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes((folder / "group1-shard1of1.bin").read_bytes())
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "shard.bin").write_bytes(secret.read_bytes())
+    name = {"parent": "../secret.bin", "absolute": str(secret)}.get(where, "shard.bin")
+    if where == "link":
+        (folder / "shard.bin").symlink_to(secret)
+    elif where == "linked folder":
+        (folder / "weights").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+        name = "weights/shard.bin"
+    _with_manifest_path(folder, name)
+    read = []
+    original = Path.read_bytes
+    monkeypatch.setattr(
+        Path, "read_bytes", lambda self: read.append(self.resolve()) or original(self)
+    )
+    with pytest.raises(TFJSFormatError, match="leaves its folder|leads outside") as error:
+        TFJSGraphModel(folder)
+    assert str(folder / "model.json") in str(error.value)
+    assert read == [(folder / "model.json").resolve()]  # model.json only, never a shard
+
+
+def test_a_link_inside_the_model_folder_is_followed(tmp_path):
+    folder, _ = make_tfjs_model(tmp_path / "tfjs")
+    (folder / "sub").mkdir()
+    (folder / "group1-shard1of1.bin").rename(folder / "sub" / "weights.bin")
+    (folder / "alias.bin").symlink_to(folder / "sub" / "weights.bin")
+    _with_manifest_path(folder, "alias.bin")
+    TFJSGraphModel(folder).close()
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            {"shape": [2**40, 2**40, 2**40]},
+            "hold 284 bytes; its manifest describes more",
+        ),  # no allocation
+        ({"shape": [3, 3, 3, -4]}, "not a list of sizes"),
+        ({"shape": [3, 3, 3, 4.0]}, "not a list of sizes"),
+        ({"shape": "3x3"}, "not a list of sizes"),
+        ({"dtype": "int64"}, "dtype 'int64' unsupported"),
+        ({"quantization": {"dtype": "uint8", "min": "low", "scale": 0.1}}, "scale and min"),
+        ({"quantization": {"dtype": "int4"}}, "quantization .* unsupported"),
+        ({"quantization": []}, "describes more"),  # not quantized: 4 bytes a weight
+        ({"name": 7}, "has no name"),
+    ],
+)
+def test_a_malformed_weight_entry_is_one_line(tmp_path, change, expected):
+    folder, _ = make_tfjs_model(tmp_path / "tfjs")
+    description = json.loads((folder / "model.json").read_text())
+    description["weightsManifest"][0]["weights"][0].update(change)
+    (folder / "model.json").write_text(json.dumps(description))
+    with pytest.raises(TFJSFormatError, match=expected) as e:
+        TFJSGraphModel(folder)
+    assert str(e.value).startswith(str(folder / "model.json")) and "\n" not in str(e.value)
+
+
+def test_shards_shorter_or_longer_than_the_manifest_are_one_line(tmp_path):
+    folder, _ = make_tfjs_model(tmp_path / "tfjs")
+    shard = folder / "group1-shard1of1.bin"
+    content = shard.read_bytes()
+    for wrong in (content[:-1], content + b"\0"):
+        shard.write_bytes(wrong)
+        with pytest.raises(TFJSFormatError, match=f"hold {len(wrong)} bytes"):
+            TFJSGraphModel(folder)
+
+
+def test_a_graph_tensorflow_refuses_is_one_line(tmp_path):
+    folder, _ = make_tfjs_model(tmp_path / "tfjs")
+    description = json.loads((folder / "model.json").read_text())
+    description["modelTopology"]["node"][-1]["op"] = "NoSuchOperation"
+    (folder / "model.json").write_text(json.dumps(description))
+    with pytest.raises(TFJSFormatError, match="TensorFlow refuses its graph.*NoSuchOperation"):
+        TFJSGraphModel(folder)

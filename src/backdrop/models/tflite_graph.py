@@ -1,14 +1,17 @@
 """Reads a `.tflite` file into plain Python: its operators in order and its constant tensors as
 float32 arrays (float16 weights widened, int8 weights de-quantized per channel).
 
-TensorFlow-free: it parses the flatbuffer with the schema module that ships in ai-edge-litert (or
-TensorFlow's copy). The importers (`backdrop.models.tflite_import`, `backdrop.models.encoders`)
-build Keras models from what it returns.
+TensorFlow-free, and a file is data: the flatbuffer is walked by checked accessors that bound
+every offset, vector length and string by the bytes that are there, so a truncated or corrupt
+file is one `TFLiteFormatError` naming it. The schema module that ships in ai-edge-litert (or
+TensorFlow's copy) gives only the enum names. The importers (`backdrop.models.tflite_import`,
+`backdrop.models.encoders`) build Keras models from what it returns.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,41 @@ CUSTOM = 32  # BuiltinOperator.CUSTOM
 # TFLite fused activations -> Keras activation names.
 FUSED_ACTIVATIONS = {0: None, 1: "relu", 3: "relu6", 4: "tanh"}
 PADDINGS = {0: "same", 1: "valid"}  # Padding.SAME, Padding.VALID
+# The options the importers read: operator -> (options table, its fields in schema slot order;
+# None for a slot not read).
+OPTIONS = {
+    "CONV_2D": (
+        "Conv2DOptions",
+        ("Padding", "StrideW", "StrideH", "FusedActivationFunction")
+        + ("DilationWFactor", "DilationHFactor"),
+    ),
+    "DEPTHWISE_CONV_2D": (
+        "DepthwiseConv2DOptions",
+        ("Padding", "StrideW", "StrideH", "DepthMultiplier", "FusedActivationFunction")
+        + ("DilationWFactor", "DilationHFactor"),
+    ),
+    "AVERAGE_POOL_2D": (
+        "Pool2DOptions",
+        ("Padding", "StrideW", "StrideH", "FilterWidth", "FilterHeight", "FusedActivationFunction"),
+    ),
+    "ADD": ("AddOptions", ("FusedActivationFunction",)),
+    "MUL": ("MulOptions", ("FusedActivationFunction",)),
+    "CONCATENATION": ("ConcatenationOptions", ("Axis", "FusedActivationFunction")),
+    "FULLY_CONNECTED": ("FullyConnectedOptions", ("FusedActivationFunction",)),
+    "RESIZE_BILINEAR": ("ResizeBilinearOptions", (None, None, "AlignCorners", "HalfPixelCenters")),
+    "TRANSPOSE_CONV": (
+        "TransposeConvOptions",
+        ("Padding", "StrideW", "StrideH", "FusedActivationFunction"),
+    ),
+    "MEAN": ("ReducerOptions", ("KeepDims",)),
+    "DEPTH_TO_SPACE": ("DepthToSpaceOptions", ("BlockSize",)),
+}
+BYTE_FIELDS = {"Padding": "<b", "FusedActivationFunction": "<b"}
+BOOL_FIELDS = ("AlignCorners", "HalfPixelCenters", "KeepDims")
+ONE_FIELDS = ("DilationWFactor", "DilationHFactor")  # default 1, the others 0
+DTYPES = {"FLOAT32": "<f4", "FLOAT16": "<f2", "INT8": "i1", "UINT8": "u1", "INT32": "<i4"}
+DTYPES["INT64"] = "<i8"
+READ_LIMIT = 8  # the vector elements a file may yield, as a multiple of its size
 
 
 class TFLiteFormatError(ValueError):
@@ -86,96 +124,187 @@ class TFLiteGraph:
         )
 
 
-def _dequantize(tensor, raw: np.ndarray, shape: tuple[int, ...], type_name: str) -> np.ndarray:
+class _Flatbuffer:
+    """The bytes of one file, read only where they are there."""
+
+    def __init__(self, content: bytes, path: Path):
+        self.content, self.path = content, path
+        # Tables may share vectors (the converter shares equal buffers), but a file pointing at
+        # the same bytes over and over must not cost time or memory quadratic in its size.
+        self.left = READ_LIMIT * len(content) + 64
+
+    def error(self, reason: str) -> TFLiteFormatError:
+        return TFLiteFormatError(f"{self.path} is not a readable TFLite model ({reason})")
+
+    def read(self, fmt: str, position: int):
+        if position < 0 or position + struct.calcsize(fmt) > len(self.content):
+            raise self.error(f"truncated or corrupt at byte {position} of {len(self.content)}")
+        return struct.unpack_from(fmt, self.content, position)[0]
+
+    def vector(self, position: int, itemsize: int) -> tuple[int, int]:
+        """(start, length) of the vector at `position`, all of it inside the file."""
+        length = self.read("<I", position)
+        if length * itemsize > len(self.content) - position - 4:
+            raise self.error(f"a vector of {length} at byte {position} runs past the end")
+        self.charge(length)
+        return position + 4, length
+
+    def charge(self, count: int) -> None:
+        self.left -= count
+        if self.left < 0:
+            raise self.error(f"its vectors overlap: it reads over {READ_LIMIT} times its size")
+
+    def table(self, position: int) -> _Table:
+        return _Table(self, position)
+
+
+class _Table:
+    """One flatbuffer table: each field by its schema slot, checked, or its default."""
+
+    def __init__(self, buffer: _Flatbuffer, position: int):
+        self.buffer, self.position = buffer, position
+        self.vtable = position - buffer.read("<i", position)
+        self.vtable_size = buffer.read("<H", self.vtable)
+        if self.vtable_size < 4 or self.vtable_size % 2:
+            raise buffer.error(f"the table at byte {position} has a malformed vtable")
+        buffer.read("<H", self.vtable + self.vtable_size - 2)  # the whole vtable is there
+
+    def _field(self, slot: int) -> int | None:
+        if 4 + 2 * slot >= self.vtable_size:
+            return None
+        offset = self.buffer.read("<H", self.vtable + 4 + 2 * slot)
+        return self.position + offset if offset else None
+
+    def _target(self, slot: int) -> int | None:
+        field = self._field(slot)
+        return None if field is None else field + self.buffer.read("<I", field)
+
+    def scalar(self, slot: int, fmt: str, default=0):
+        field = self._field(slot)
+        return default if field is None else self.buffer.read(fmt, field)
+
+    def table(self, slot: int) -> _Table | None:
+        target = self._target(slot)
+        return None if target is None else self.buffer.table(target)
+
+    def tables(self, slot: int) -> list[_Table]:
+        target = self._target(slot)
+        if target is None:
+            return []
+        start, length = self.buffer.vector(target, 4)
+        elements = [start + 4 * i for i in range(length)]
+        return [self.buffer.table(e + self.buffer.read("<I", e)) for e in elements]
+
+    def numbers(self, slot: int, dtype: str) -> np.ndarray:
+        target, dtype = self._target(slot), np.dtype(dtype)
+        if target is None:
+            return np.zeros(0, dtype)
+        start, length = self.buffer.vector(target, dtype.itemsize)
+        return np.frombuffer(self.buffer.content, dtype, length, start)
+
+    def bytes(self, slot: int) -> bytes:
+        return self.numbers(slot, "u1").tobytes()
+
+    def string(self, slot: int) -> str | None:
+        """A string field (a vector of UTF-8 bytes), undecodable bytes replaced."""
+        has = self._field(slot) is not None
+        return self.bytes(slot).decode("utf-8", "replace") if has else None
+
+
+def _indices(buffer: _Flatbuffer, values: np.ndarray, count: int, what: str, least=-1) -> tuple:
+    """Tensor indices, each in [least, count) (-1: an optional input left out)."""
+    indices = tuple(int(v) for v in values)
+    for index in indices:
+        if not least <= index < count:
+            raise buffer.error(f"{what} names tensor {index} of {count}")
+    return indices
+
+
+def _text(shape: tuple) -> str:
+    """A shape for a one-line message, however many dimensions the file claims."""
+    return f"shape {shape}" if len(shape) <= 8 else f"a shape of {len(shape)} dimensions"
+
+
+def _printable(text: str) -> str:
+    """A name from the file, fit for a one-line message."""
+    return "".join(c if c.isprintable() else "?" for c in text[:80])
+
+
+def _fits(shape: tuple, itemsize: int, size: int) -> bool:
+    """Whether `shape` holds exactly `size` bytes (> 0), never multiplying past them."""
+    count = itemsize
+    for dimension in shape:
+        if dimension <= 0 or count * dimension > size:
+            return False
+        count *= dimension
+    return count == size
+
+
+def _constant(
+    buffer: _Flatbuffer, table: _Table, raw: bytes, shape: tuple, type_name: str, name: str
+):
     """Constant buffer bytes -> float32 (or int32 for integer tensors that are not quantized)."""
-    dtypes = {"FLOAT32": np.float32, "FLOAT16": np.float16, "INT8": np.int8, "UINT8": np.uint8}
-    dtypes |= {"INT32": np.int32, "INT64": np.int64}
-    if type_name not in dtypes:
-        raise TFLiteFormatError(f"constant tensor of type {type_name} is not supported")
-    values = np.frombuffer(raw.tobytes(), dtype=dtypes[type_name]).reshape(shape)
-    quantization = tensor.Quantization()
-    scales = quantization.ScaleAsNumpy() if quantization and quantization.ScaleLength() else None
-    if scales is None:
+    if type_name not in DTYPES:
+        raise TFLiteFormatError(
+            f"{buffer.path}: constant tensor {name} of type {type_name} is not supported"
+        )
+    if table.table(6) is not None:  # Tensor.sparsity: the buffer holds the non-zeros only
+        raise TFLiteFormatError(f"{buffer.path}: sparse tensor {name} is not supported")
+    dtype = np.dtype(DTYPES[type_name])
+    if len(shape) > 16:  # numpy's own limit is 64; TFLite kernels stop at 6
+        raise buffer.error(f"constant tensor {name} has {len(shape)} dimensions")
+    if not _fits(shape, dtype.itemsize, len(raw)):
+        raise buffer.error(f"tensor {name} ({_text(shape)}) does not fit its {len(raw)} bytes")
+    values = np.frombuffer(raw, dtype).reshape(shape)
+    quantization = table.table(4)
+    scales = quantization.numbers(2, "<f4") if quantization else np.zeros(0)
+    if not scales.size:
         return values.astype(np.float32) if values.dtype.kind == "f" else values.astype(np.int32)
-    zero_points = quantization.ZeroPointAsNumpy()
-    zero_points = zero_points if quantization.ZeroPointLength() else np.zeros_like(scales)
-    axis = quantization.QuantizedDimension()
+    zero_points = quantization.numbers(3, "<i8")
+    axis = quantization.scalar(6, "<i")
+    per_channel = scales.size > 1
+    if zero_points.size not in (0, scales.size) or (
+        per_channel and not (0 <= axis < len(shape) and shape[axis] == scales.size)
+    ):
+        raise buffer.error(f"tensor {name}: its quantization does not fit its {_text(shape)}")
     broadcast = [1] * len(shape)
-    if len(shape):
-        broadcast[axis] = -1 if scales.size > 1 else 1
-    scale = np.asarray(scales, np.float32).reshape(broadcast)
-    zero = np.asarray(zero_points, np.float32).reshape(broadcast)
-    return ((values.astype(np.float32) - zero) * scale).astype(np.float32)
+    if per_channel:
+        broadcast[axis] = -1
+    scale = scales.astype(np.float32).reshape(broadcast)
+    zero = (zero_points if zero_points.size else np.zeros(scales.size)).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # a scale of inf is the file's to answer
+        return ((values.astype(np.float32) - zero.reshape(broadcast)) * scale).astype(np.float32)
 
 
-def _options(schema, op, kind: str) -> dict:
-    """The options of `op` as a dict (only the operators the importers translate)."""
-    table = op.BuiltinOptions()
+def _options(buffer: _Flatbuffer, op: _Table, kind: str, where: str, union_types) -> dict:
+    """The options of `op` as a dict (only the operators the importers translate; the schema's
+    defaults where the file leaves them out)."""
     if kind.startswith("CUSTOM:"):
-        raw = op.CustomOptionsAsNumpy()
-        return {"custom": np.asarray(raw, np.uint8).tobytes() if not isinstance(raw, int) else b""}
-    if table is None:
+        return {"custom": op.bytes(5)}
+    if kind not in OPTIONS:
         return {}
-    readers = {
-        "CONV_2D": (
-            "Conv2DOptions",
-            (
-                "Padding",
-                "StrideH",
-                "StrideW",
-                "FusedActivationFunction",
-                "DilationHFactor",
-                "DilationWFactor",
-            ),
-        ),
-        "DEPTHWISE_CONV_2D": (
-            "DepthwiseConv2DOptions",
-            (
-                "Padding",
-                "StrideH",
-                "StrideW",
-                "FusedActivationFunction",
-                "DepthMultiplier",
-                "DilationHFactor",
-                "DilationWFactor",
-            ),
-        ),
-        "AVERAGE_POOL_2D": (
-            "Pool2DOptions",
-            (
-                "Padding",
-                "StrideH",
-                "StrideW",
-                "FilterHeight",
-                "FilterWidth",
-                "FusedActivationFunction",
-            ),
-        ),
-        "ADD": ("AddOptions", ("FusedActivationFunction",)),
-        "MUL": ("MulOptions", ("FusedActivationFunction",)),
-        "CONCATENATION": ("ConcatenationOptions", ("Axis", "FusedActivationFunction")),
-        "FULLY_CONNECTED": ("FullyConnectedOptions", ("FusedActivationFunction",)),
-        "RESIZE_BILINEAR": ("ResizeBilinearOptions", ("AlignCorners", "HalfPixelCenters")),
-        "TRANSPOSE_CONV": (
-            "TransposeConvOptions",
-            ("Padding", "StrideH", "StrideW", "FusedActivationFunction"),
-        ),
-        "MEAN": ("ReducerOptions", ("KeepDims",)),
-        "DEPTH_TO_SPACE": ("DepthToSpaceOptions", ("BlockSize",)),
-    }
-    if kind not in readers:
-        return {}
-    class_name, fields = readers[kind]
-    options = getattr(schema, class_name)()
-    options.Init(table.Bytes, table.Pos)
-    return {field: getattr(options, field)() for field in fields}
+    class_name, fields = OPTIONS[kind]
+    table = op.table(4)
+    if table is not None and op.scalar(3, "<B") != getattr(union_types, class_name):
+        raise buffer.error(f"{where} carries options of another operator")
+    options = {}
+    for slot, field in enumerate(fields):
+        if field is None:
+            continue
+        fmt = "<?" if field in BOOL_FIELDS else BYTE_FIELDS.get(field, "<i")
+        default = 1 if field in ONE_FIELDS else (False if field in BOOL_FIELDS else 0)
+        options[field] = default if table is None else table.scalar(slot, fmt, default)
+    if options.get("Padding", 0) not in PADDINGS:
+        raise buffer.error(f"{where} has padding {options['Padding']}, neither SAME nor VALID")
+    return options
 
 
 def read_tflite(path: str | Path) -> TFLiteGraph:
     """Parses `path`.
 
     Raises:
-        TFLiteFormatError: the file is missing or is not a TFLite flatbuffer.
+        TFLiteFormatError: the file is missing, is not a TFLite flatbuffer, or is truncated or
+            corrupt (one line naming it).
     """
     path = Path(path)
     if not path.is_file():
@@ -183,42 +312,69 @@ def read_tflite(path: str | Path) -> TFLiteGraph:
     content = path.read_bytes()
     if content[4:8] != b"TFL3":
         raise TFLiteFormatError(f"{path} is not a TFLite model (no TFL3 identifier)")
+    buffer = _Flatbuffer(content, path)
     schema = _schema()
-    model = schema.Model.GetRootAsModel(content, 0)
-    graph = model.Subgraphs(0)
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    model = buffer.table(buffer.read("<I", 0))
+    subgraphs, codes, buffers = model.tables(2), model.tables(1), model.tables(4)
+    if not subgraphs:
+        raise buffer.error("no subgraph")
+    graph = subgraphs[0]
     tensors = []
-    for index in range(graph.TensorsLength()):
-        tensor = graph.Tensors(index)
-        shape = tuple(int(v) for v in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
-        raw = model.Buffers(tensor.Buffer()).DataAsNumpy()
-        data = None
-        if not isinstance(raw, int) and raw.size:
-            data = _dequantize(tensor, raw, shape, types[tensor.Type()])
-        tensors.append(Tensor(tensor.Name().decode(), shape, types[tensor.Type()], data))
+    for index, table in enumerate(graph.tables(0)):
+        name = table.string(3) or f"tensor_{index}"
+        shape = tuple(int(v) for v in table.numbers(0, "<i4"))
+        type_code = table.scalar(1, "<b")
+        type_name = types.get(type_code, f"TYPE_{type_code}")
+        shown = f"{index} ({_printable(name)})"  # in messages
+        raw = _buffer_bytes(buffer, buffers, table.scalar(2, "<I"), shown)
+        data = _constant(buffer, table, raw, shape, type_name, shown) if raw else None
+        tensors.append(Tensor(name, shape, type_name, data))
     operators = []
-    for index in range(graph.OperatorsLength()):
-        op = graph.Operators(index)
-        code = model.OperatorCodes(op.OpcodeIndex())
-        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-        kind = f"CUSTOM:{code.CustomCode().decode()}" if builtin == CUSTOM else names[builtin]
-        inputs = tuple(int(op.Inputs(i)) for i in range(op.InputsLength()))
-        outputs = tuple(int(op.Outputs(i)) for i in range(op.OutputsLength()))
-        if kind == "DEQUANTIZE" and tensors[inputs[0]].data is not None:
+    for index, op in enumerate(graph.tables(3)):
+        opcode = op.scalar(0, "<I")
+        if opcode >= len(codes):
+            raise buffer.error(f"operator {index} has operator code {opcode} of {len(codes)}")
+        code = codes[opcode]
+        builtin = max(code.scalar(0, "<b"), code.scalar(3, "<i"))
+        kind = names.get(builtin, f"UNKNOWN_{builtin}")
+        if builtin == CUSTOM:
+            kind = f"CUSTOM:{code.string(1) or ''}"
+        where = f"operator {index} ({_printable(kind)})"
+        inputs = _indices(buffer, op.numbers(1, "<i4"), len(tensors), where)
+        outputs = _indices(buffer, op.numbers(2, "<i4"), len(tensors), where, least=0)
+        constant = inputs and inputs[0] >= 0 and tensors[inputs[0]].data is not None
+        if kind == "DEQUANTIZE" and constant and outputs:
             # Float16 (or int8) weights widened once here: the Keras model holds float32.
             source = tensors[inputs[0]]
             tensors[outputs[0]] = dataclasses.replace(
-                tensors[outputs[0]], data=source.data.astype(np.float32)
+                tensors[outputs[0]], data=source.data.astype(np.float32, copy=False)
             )
             continue
-        operators.append(Operator(kind, inputs, outputs, _options(schema, op, kind)))
-    description = model.Description().decode() if model.Description() else ""
-    return TFLiteGraph(
-        path,
-        tuple(tensors),
-        tuple(operators),
-        tuple(int(graph.Inputs(i)) for i in range(graph.InputsLength())),
-        tuple(int(graph.Outputs(i)) for i in range(graph.OutputsLength())),
-        description,
-    )
+        options = _options(buffer, op, kind, where, schema.BuiltinOptions)
+        operators.append(Operator(kind, inputs, outputs, options))
+    inputs = _indices(buffer, graph.numbers(1, "<i4"), len(tensors), "the graph", least=0)
+    outputs = _indices(buffer, graph.numbers(2, "<i4"), len(tensors), "the graph", least=0)
+    if not inputs or not outputs:
+        raise buffer.error("its graph has no input or no output")
+    description = model.string(3) or ""
+    return TFLiteGraph(path, tuple(tensors), tuple(operators), inputs, outputs, description)
+
+
+def _buffer_bytes(buffer: _Flatbuffer, buffers: list[_Table], index: int, name: str) -> bytes:
+    """The bytes of buffer `index` (empty for none): in the flatbuffer, or after it in files
+    past 2 GB."""
+    if index >= len(buffers):
+        if index == 0:  # the empty sentinel, left out
+            return b""
+        raise buffer.error(f"tensor {name} names buffer {index} of {len(buffers)}")
+    table = buffers[index]
+    data = table.bytes(0)
+    offset, size = table.scalar(1, "<Q"), table.scalar(2, "<Q")
+    if not data and offset > 1:
+        if offset + size > len(buffer.content):
+            raise buffer.error(f"buffer {index} runs past the end")
+        buffer.charge(size)
+        data = buffer.content[offset : offset + size]
+    return data

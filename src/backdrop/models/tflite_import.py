@@ -336,9 +336,12 @@ def import_segmenter(
         input_shape = (input_shape, input_shape) if isinstance(input_shape, int) else input_shape
     try:
         return build_from_graph(graph, input_shape, extra_blocks=extra_blocks)
-    except ValueError as error:  # shapes that do not fit another input size
+    except (ValueError, LookupError, ArithmeticError) as error:  # the file's shapes and indices
         if isinstance(error, TFLiteFormatError):
             raise
+        if input_shape is None or not isinstance(error, ValueError):  # a corrupt file's own graph
+            reason = f"{type(error).__name__}: {' '.join(str(error).split())}"
+            raise TFLiteFormatError(f"{path} cannot be rebuilt ({reason})") from None
         file_shape = "x".join(map(str, graph.tensor(graph.inputs[0]).shape[1:3]))
         raise TFLiteFormatError(
             f"{path} cannot be rebuilt at input {input_shape[0]}x{input_shape[1]} (its own is "
