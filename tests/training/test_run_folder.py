@@ -29,7 +29,9 @@ def test_state_errors_name_the_fix(tmp_path):
     run.state.write_text("")
     with pytest.raises(TrainingError, match="corrupt.*--remove-all-previous-results"):
         run.read_state()
-    run.state.write_text('{"checkpoint": "epoch-0003.keras"}')
+    run.state.write_text(
+        '{"epoch": 3, "checkpoint": "epoch-0003.keras", "best_val_iou": 0.5, "best_epoch": 2}'
+    )
     assert run.last_checkpoint() == tmp_path / "epoch-0003.keras"
     assert run.best_or_last() == tmp_path / "epoch-0003.keras"
     run.best.write_bytes(b"")

@@ -28,7 +28,7 @@ from backdrop.data.augment import (
     replace_background,
     split_seed,
 )
-from backdrop.data.prepare import load_metadata, shard_paths
+from backdrop.data.prepare import METADATA, load_metadata, shard_paths
 from backdrop.tf_setup import import_tensorflow
 
 tf = import_tensorflow()
@@ -231,13 +231,18 @@ def record_dataset(
         written by other tools (no metadata).
     """
     folder = Path(folder)
-    if (folder / "metadata.json").is_file():
+    if (folder / METADATA).is_file():
+        shards = load_metadata(folder)["splits"][split]["shards"]
         paths = shard_paths(folder, split)
-        count = load_metadata(folder)["splits"][split]["count"]
+        # Damaged, missing or short shards are one line here, not TensorFlow's DataLossError
+        # in the middle of an epoch.
+        records.check_shards(paths, [shard["count"] for shard in shards], str(folder / METADATA))
+        count = sum(shard["count"] for shard in shards)
     else:
         paths = sorted(folder.glob(f"{split}*.tfrecord"))
         if not paths or fallback_count is None:
             load_metadata(folder)  # raises with the message that names the fix
+        records.check_shards(paths)
         count = fallback_count
     if count == 0:
         raise ValueError(f"the {split} split of {folder} is empty; prepare more data")

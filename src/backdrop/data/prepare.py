@@ -16,6 +16,7 @@ import numpy as np
 from backdrop.data import records
 from backdrop.data.parallel import log, parallel_map
 from backdrop.data.readers.base import Reader, printable
+from backdrop.data.records_metadata import read_metadata
 from backdrop.data.sample import Sample
 from backdrop.data.split import split_of_sample
 from backdrop.outputs import OutputFolder, temporary_path, write_atomic
@@ -314,16 +315,22 @@ def _prepare(
 
 
 def load_metadata(folder: str | Path) -> dict:
-    """Reads a records folder's metadata.json, with an error that names the fix when absent."""
+    """Reads a records folder's metadata.json, with an error that names the fix when absent.
+
+    Raises:
+        PrepareError: there is none.
+        RecordsFileError: it is malformed (`records_metadata.read_metadata`); one line naming it.
+    """
     path = Path(folder) / METADATA
     if not path.is_file():
         raise PrepareError(
             f"{path} not found: {folder} is not a complete records folder; run `backdrop prepare`"
         )
-    return json.loads(path.read_text())
+    return read_metadata(path, SPLITS)
 
 
 def shard_paths(folder: str | Path, split: str) -> list[Path]:
-    """The shard files of one split that metadata.json claims, in order."""
+    """The shard files of one split that metadata.json claims, in order (each a file name in
+    `folder`: `read_metadata` refuses any other)."""
     metadata = load_metadata(folder)
     return [Path(folder) / shard["file"] for shard in metadata["splits"][split]["shards"]]

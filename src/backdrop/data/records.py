@@ -16,7 +16,8 @@ Each record is a `tf.train.Example` with DeepLab-style keys:
 Writing needs no TensorFlow: the protobuf and the TFRecord framing (length, data, masked CRC32-C)
 are written by hand, both tiny, and checked against TensorFlow's own reader in the tests. That
 keeps TensorFlow's start-up out of `backdrop prepare`. Parsing uses TensorFlow, imported inside
-the functions that need it.
+the functions that need it. `check_shards` reads the framing back without TensorFlow, so a
+truncated or damaged shard is one line naming it before training or export reads it.
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ SOURCE_KEY = "image/source"
 MASK_KEY = "image/segmentation/class/encoded"
 MASK_FORMAT_KEY = "image/segmentation/class/format"
 IGNORE_KEY = "image/segmentation/ignore/encoded"
+PREPARE_AGAIN = "run `backdrop prepare` again to rewrite the records"
+_CHUNK = 1024 * 1024  # bytes of a record checked at a time
+
+
+class RecordsFileError(ValueError):
+    """A file of a records folder (metadata.json or a shard) is damaged or malformed; the message
+    names it and the fix."""
 
 
 def _varint(value: int) -> bytes:
@@ -139,7 +147,10 @@ def encode_example(
 
 
 def _masked_crc(data: bytes) -> bytes:
-    crc = google_crc32c.value(data)
+    return _mask(google_crc32c.value(data))
+
+
+def _mask(crc: int) -> bytes:
     return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
 
 
@@ -186,12 +197,88 @@ def parse_source(serialized):
     return tf.io.parse_single_example(serialized, spec)[SOURCE_KEY]
 
 
+def count_records(path: Path) -> int:
+    """The records in the shard at `path`, each length and record checked against its CRC (as
+    TensorFlow's reader does), without TensorFlow and with at most 1 MiB in memory.
+
+    Raises:
+        RecordsFileError: the shard is truncated or damaged; one line naming it.
+    """
+    size = path.stat().st_size
+    count = position = 0
+    with open(path, "rb") as handle:
+        while position < size:
+            where = f"shard {path} is damaged at byte {position} (record {count + 1}"
+            header = handle.read(12)
+            if len(header) < 12:
+                raise RecordsFileError(f"{where}: truncated length); {PREPARE_AGAIN}")
+            if _masked_crc(header[:8]) != header[8:]:
+                raise RecordsFileError(f"{where}: its length fails its CRC); {PREPARE_AGAIN}")
+            (length,) = struct.unpack("<Q", header[:8])
+            if length > size - position - 16:
+                raise RecordsFileError(
+                    f"{where}: truncated, {length} bytes claimed); {PREPARE_AGAIN}"
+                )
+            crc, left = 0, length
+            while left:
+                chunk = handle.read(min(left, _CHUNK))
+                if not chunk:  # the file shrank while it was read
+                    raise RecordsFileError(f"{where}: truncated); {PREPARE_AGAIN}")
+                crc, left = google_crc32c.extend(crc, chunk), left - len(chunk)
+            if _mask(crc) != handle.read(4):
+                raise RecordsFileError(f"{where}: its data fails its CRC); {PREPARE_AGAIN}")
+            position, count = position + 16 + length, count + 1
+    return count
+
+
+_checked: dict[tuple, int] = {}  # (path, size, mtime) -> records, for shards read again
+
+
+def check_shards(paths: list[Path], counts: list[int] | None = None, named_by: str = "") -> None:
+    """Raises unless every shard is there, intact, and holds its count of records (where
+    `counts` gives them). An unchanged shard is read once per process.
+
+    Raises:
+        RecordsFileError: one line naming the first missing, damaged or short shard.
+    """
+    named = f", named by {named_by}," if named_by else ""
+    for index, path in enumerate(paths):
+        path = Path(path)
+        if not path.is_file():
+            raise RecordsFileError(f"shard {path}{named} is missing; {PREPARE_AGAIN}")
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in _checked:
+            _checked[key] = count_records(path)
+        if counts is not None and _checked[key] != counts[index]:
+            raise RecordsFileError(
+                f"shard {path} holds {_checked[key]} records, {named_by or 'its metadata'} says "
+                f"{counts[index]}; {PREPARE_AGAIN}"
+            )
+
+
 def read_records(paths: list[Path]):
-    """Yields every record in `paths` as numpy arrays (for tests, evaluation and inspection)."""
+    """Yields every record in `paths` as numpy arrays (for tests, evaluation and inspection).
+
+    Raises:
+        RecordsFileError: a shard is damaged, or holds a record that is not Backdrop's; one line
+            naming it.
+    """
     tf = import_tensorflow()
 
-    dataset = tf.data.TFRecordDataset([str(p) for p in paths]).map(parse_example)
-    for record in dataset.as_numpy_iterator():
-        record["name"] = record["name"].decode()
-        record["source"] = record["source"].decode()
-        yield record
+    check_shards(paths)  # TensorFlow takes a shard cut inside a header for its end
+    for path in paths:
+        records = tf.data.TFRecordDataset([str(path)]).map(parse_example).as_numpy_iterator()
+        while True:
+            try:
+                record = next(records)
+            except StopIteration:
+                break
+            except tf.errors.OpError as error:
+                reason = (error.message or type(error).__name__).splitlines()[0]
+                raise RecordsFileError(
+                    f"shard {path} is unreadable ({reason}); {PREPARE_AGAIN}"
+                ) from None
+            record["name"] = record["name"].decode()
+            record["source"] = record["source"].decode()
+            yield record

@@ -8,27 +8,39 @@ from __future__ import annotations
 
 import csv
 import html
+import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from backdrop.outputs import OutputFolder, write_atomic
-from backdrop.training.config import TrainConfig
-from backdrop.training.run_folder import RunFolder
+from backdrop.training.config import RunFileError
+from backdrop.training.run_folder import RunFolder, is_file_name, read_run_file
 
 COLOURS = {"train": (31, 119, 180), "validation": (255, 127, 14)}
 
 
 def read_log(run: Path) -> dict[str, list[float]]:
-    """log.csv -> column name -> values per epoch."""
+    """log.csv -> column name -> values per epoch.
+
+    Raises:
+        RunFileError: log.csv is not the per-epoch table Keras writes; one line naming it.
+    """
     path = RunFolder(run).log
     if not path.is_file():
         return {}
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return {key: [float(row[key]) for row in rows] for key in (rows[0] if rows else {})}
+    fix = "remove it to leave the curves out, or train again"
+    try:
+        rows = list(csv.DictReader(io.StringIO(read_run_file(path, fix), newline="")))
+        columns = [key for key in (rows[0] if rows else {}) if isinstance(key, str)]
+        return {key: [float(row[key]) for row in rows] for key in columns}
+    except (csv.Error, TypeError, ValueError) as error:
+        if isinstance(error, RunFileError):
+            raise
+        raise RunFileError(f"{path} is not a table of numbers per epoch ({error}); {fix}") from None
 
 
 def plot_curves(
@@ -72,9 +84,9 @@ def plot_curves(
 
 def validation_grid(run: Path, path: Path, count: int = 8) -> Path | None:
     """Rows of validation image | true mask | predicted mask (best checkpoint), as one PNG."""
-    config = TrainConfig.from_json(RunFolder(run).config.read_text())
+    config = RunFolder(run).saved_config()
     checkpoint = RunFolder(run).best
-    if not checkpoint.is_file() or not config.records:
+    if config is None or not checkpoint.is_file() or not config.records:
         return None
     from backdrop.data.pipeline import PipelineConfig, record_dataset
     from backdrop.training.checkpoints import load_checkpoint
@@ -98,12 +110,58 @@ def validation_grid(run: Path, path: Path, count: int = 8) -> Path | None:
 
 
 def exported_models(run: Path) -> list[dict]:
+    """The contract of each model exported into the run (`*.tflite.json`), with its `file`.
+
+    Raises:
+        RunFileError: a contract is not one `backdrop export` writes; one line naming it.
+    """
     reports = []
     for contract_path in sorted(run.glob("*.tflite.json")):
-        contract = json.loads(contract_path.read_text())
+        contract = read_contract(contract_path)
         contract["file"] = contract_path.name[: -len(".json")]
         reports.append(contract)
     return reports
+
+
+def read_contract(path: Path) -> dict:
+    """An exported model's contract, with every field the report shows checked."""
+    fix = "export the model again, or move the file out of the run folder"
+    try:
+        contract = json.loads(read_run_file(path, fix))
+    except (ValueError, RecursionError) as error:
+        if isinstance(error, RunFileError):
+            raise
+        raise RunFileError(f"{path} is not a model's contract (not JSON: {error}); {fix}") from None
+    problem = _contract_problem(contract)
+    if problem:
+        raise RunFileError(f"{path} is not a contract `backdrop export` writes ({problem}); {fix}")
+    return contract
+
+
+def _number(value) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def _contract_problem(contract) -> str | None:
+    if not isinstance(contract, dict):
+        return "not a JSON object"
+    inputs = contract.get("input")
+    if not isinstance(contract.get("mode"), str) or not isinstance(inputs, dict):
+        return "no mode and input"
+    if not all(type(inputs.get(side)) is int and inputs[side] > 0 for side in ("height", "width")):
+        return "the input's height and width are not whole numbers"
+    if not isinstance(inputs.get("dtype"), str):
+        return "the input has no dtype"
+    for key in ("size_bytes", "latency_ms"):
+        if key in contract and not _number(contract[key]):
+            return f"{key} is not a number"
+    for key in ("validation_iou_float", "validation_iou_exported"):
+        if contract.get(key) is not None and not _number(contract[key]):
+            return f"{key} is neither a number nor null"
+    card = contract.get("model_card")
+    if card is not None and not is_file_name(card):
+        return "model_card is not a file name in the run folder"
+    return None
 
 
 def _table(header: list[str], rows: list[list]) -> str:
@@ -136,7 +194,7 @@ def write_report(run: str | Path, output: str | Path | None = None) -> Path:
 def _write_report(run: Path, folder: RunFolder, output: Path) -> Path:
     log = read_log(run)
     state = folder.read_state() if folder.state.is_file() else {}
-    settings = json.loads(TrainConfig.from_json(folder.config.read_text()).to_json())
+    settings = json.loads(folder.saved_config().to_json())
     parts = [f"<h1>Backdrop training report</h1><p>Run: <code>{html.escape(str(run))}</code></p>"]
     if state:
         parts.append(

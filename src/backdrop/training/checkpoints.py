@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -15,12 +16,15 @@ from backdrop.tf_setup import import_tensorflow
 from backdrop.training.config import TrainingError
 from backdrop.training.distribute import is_chief
 from backdrop.training.run_folder import RunFolder
+from backdrop.training.safe_keras import check_keras_file
 
 import_tensorflow()
 import keras  # noqa: E402  (after TensorFlow's quiet import)
 
-import backdrop.training.losses  # noqa: E402, F401  (registers the loss a checkpoint names)
-import backdrop.training.quantize_aware  # noqa: E402, F401  (registers FakeQuant for loading checkpoints)
+try:  # safe mode on even where something turned unsafe deserialization on for the process
+    from keras.src.saving.serialization_lib import SafeModeScope
+except ImportError:  # a Keras that moved it: `safe_mode=True` alone
+    SafeModeScope = None
 
 KEEP_EPOCHS = 2
 
@@ -33,13 +37,25 @@ def save_model_atomic(model: keras.Model, path: Path) -> None:
 
 
 def load_checkpoint(path: Path, remedy: str = "") -> keras.Model:
-    """Loads a checkpoint with its optimizer state; a missing or corrupt file is a clear error,
-    ending with `remedy` (what the caller's user can do about it) where one is given."""
+    """Loads a checkpoint with its optimizer state; a missing, corrupt or unsafe file is a clear
+    error, ending with `remedy` (what the caller's user can do about it) where one is given.
+
+    Every `.keras` file Backdrop reads comes through here: it is checked as data first
+    (`safe_keras.check_keras_file`: only Keras's and Backdrop's own objects, no other file), then
+    loaded in Keras's safe mode.
+
+    Raises:
+        TrainingError: the file is missing or fails to load.
+        RunFileError: (a TrainingError and ValueError) the file is damaged or names code.
+    """
+    path = Path(path)
     ending = f"; {remedy}" if remedy else ""
     if not path.is_file():
         raise TrainingError(f"checkpoint {path} is missing{ending}")
+    check_keras_file(path, remedy)
     try:
-        return keras.saving.load_model(path, compile=True)
+        with SafeModeScope(True) if SafeModeScope else contextlib.nullcontext():
+            return keras.saving.load_model(path, compile=True, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - any failure to load means the file is unusable
         raise TrainingError(
             f"checkpoint {path} is corrupt or unreadable ({type(error).__name__}: {error}){ending}"

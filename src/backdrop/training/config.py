@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 from backdrop.data import (
@@ -27,6 +28,17 @@ FIT_INT8_PASSES = 3  # `backdrop fit-int8`'s passes over the training pictures (
 
 class TrainingError(RuntimeError):
     """Training cannot start or go on; the message names the fix."""
+
+
+class RunFileError(TrainingError, ValueError):
+    """A file of a training run (config.json, state.json, log.csv, a contract, a `.keras`
+    checkpoint) is malformed or unsafe; the message names the file and the fix."""
+
+
+# The largest whole number a config.json setting may hold (counts, sizes, epochs, the seed), and
+# the largest input side it may name (8K: far above any segmenter's input).
+MAX_SETTING = 2**31 - 1
+MAX_INPUT_SIDE = 8192
 
 
 # The settings that fix a model's weights: a run restored or started from a checkpoint keeps them.
@@ -186,11 +198,34 @@ class TrainConfig:
         return json.dumps(values, indent=2, default=str)
 
     @classmethod
-    def from_json(cls, text: str) -> TrainConfig:
-        """The config `to_json` wrote (settings a newer Backdrop added keep their defaults)."""
-        values = json.loads(text)
-        known = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in values.items() if key in known})
+    def from_json(cls, text: str, source: str | Path = CONFIG) -> TrainConfig:
+        """The config `to_json` wrote (settings a newer Backdrop added keep their defaults).
+
+        Raises:
+            RunFileError: `text` (the file `source`) is not such a config: one line naming it.
+        """
+        fix = "correct it, or give a folder that `backdrop train` wrote"
+        try:
+            values = json.loads(text)
+        except (ValueError, RecursionError) as error:
+            raise RunFileError(
+                f"{source} is not a run's config (not JSON: {error}); {fix}"
+            ) from None
+        if not isinstance(values, dict):
+            raise RunFileError(f"{source} is not a run's config (not a JSON object); {fix}")
+        known = {field.name: field for field in dataclasses.fields(cls)}
+        settings = {}
+        for key, value in values.items():
+            if key not in known:
+                continue
+            problem = _setting_problem(known[key].type, value)
+            if problem:
+                raise RunFileError(f"{source}: setting {key!r} {problem}; {fix}")
+            settings[key] = value
+        try:
+            return cls(**settings)
+        except ValueError as error:
+            raise RunFileError(f"{source}: {error}; {fix}") from None
 
     def input_paths(self) -> list[Path]:
         """Every dataset folder this run reads (never deleted by --remove-all-previous-results)."""
@@ -249,3 +284,65 @@ class TrainConfig:
                 f"{start.architecture}, not {self.model}; pass --model {start.architecture} or "
                 "leave --model out"
             )
+
+
+def _path(value) -> bool:
+    return isinstance(value, str) and "\0" not in value
+
+
+def _whole(value) -> bool:
+    return type(value) is int and 0 <= value <= MAX_SETTING
+
+
+def _side(value) -> bool:
+    return type(value) is int and 1 <= value <= MAX_INPUT_SIDE
+
+
+def _number(value) -> bool:
+    return type(value) in (int, float) and math.isfinite(value) and abs(value) <= MAX_SETTING
+
+
+def _pairs(value, second) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) and second(pair[1])
+        for pair in value
+    )
+
+
+# What each setting's annotation takes from JSON (to_json writes paths as text, tuples as lists).
+_SETTING_CHECKS = {
+    "Path": (_path, "must be a path (text)"),
+    "Path | None": (lambda v: v is None or _path(v), "must be a path (text) or null"),
+    "tuple[Path, ...]": (
+        lambda v: isinstance(v, list) and all(_path(p) for p in v),
+        "must be a list of paths (text)",
+    ),
+    "str": (lambda v: isinstance(v, str), "must be text"),
+    "bool": (lambda v: isinstance(v, bool), "must be true or false"),
+    "int": (_whole, f"must be a whole number from 0 to {MAX_SETTING}"),
+    "float": (_number, f"must be a finite number of at most {MAX_SETTING}"),
+    "tuple[int, int]": (
+        lambda v: isinstance(v, list) and len(v) == 2 and all(_side(n) for n in v),
+        f"must be [height, width], two whole numbers from 1 to {MAX_INPUT_SIDE}",
+    ),
+    "tuple[tuple[str, int], ...]": (
+        lambda v: _pairs(v, _whole),
+        "must be a list of [source, whole number] pairs",
+    ),
+    "tuple[tuple[str, float], ...]": (
+        lambda v: _pairs(v, _number),
+        "must be a list of [source, number] pairs",
+    ),
+}
+
+
+def _setting_problem(annotation: str, value) -> str | None:
+    """What is wrong with `value` as a setting of type `annotation` (as JSON gives it), if
+    anything."""
+    check, problem = _SETTING_CHECKS[annotation]
+    return None if check(value) else f"{problem}, got {_shown(value)}"
+
+
+def _shown(value) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."

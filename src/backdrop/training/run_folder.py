@@ -21,10 +21,41 @@ import json
 import re
 from pathlib import Path
 
-from backdrop.training.config import CONFIG, TrainConfig, TrainingError
+from backdrop.training.config import CONFIG, MAX_SETTING, RunFileError, TrainConfig, TrainingError
 
 STATE = "state.json"
 EPOCH = re.compile(r"^epoch-(\d+)\.keras$")
+# config.json, state.json, log.csv and the contracts are a few kilobytes; more is not Backdrop's.
+MAX_RUN_FILE_BYTES = 16 * 1024 * 1024
+RESTART = "start over with --remove-all-previous-results"
+
+
+def read_run_file(path: Path, fix: str) -> str:
+    """The text of a small file of a run (config.json, state.json, log.csv, a contract).
+
+    Raises:
+        RunFileError: it is larger than `MAX_RUN_FILE_BYTES` or not UTF-8 text; one line naming
+            it and ending with `fix`.
+    """
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_RUN_FILE_BYTES + 1)
+    if len(data) > MAX_RUN_FILE_BYTES:
+        raise RunFileError(f"{path} is larger than any file Backdrop writes there; {fix}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise RunFileError(f"{path} is not UTF-8 text ({error.reason}); {fix}") from None
+
+
+def is_file_name(name) -> bool:
+    """Whether `name` is a plain file name: a file inside the folder that names it, never a path
+    that leaves it (no separator, no "..", not absolute)."""
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= 255
+        and name not in (".", "..")
+        and not any(c in name for c in "/\\\0:")
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +75,8 @@ class RunFolder:
         """The run's settings from its config.json, or None when it has none."""
         if not self.config.is_file():
             return None
-        return TrainConfig.from_json(self.config.read_text())
+        fix = "correct it, or give a folder that `backdrop train` wrote"
+        return TrainConfig.from_json(read_run_file(self.config, fix), self.config)
 
     @property
     def state(self) -> Path:
@@ -89,25 +121,59 @@ class RunFolder:
         return self.state.exists()
 
     def read_state(self) -> dict:
-        """state.json; a missing or corrupt one is a TrainingError that names the fix."""
+        """state.json; a missing or corrupt one is a TrainingError that names the fix.
+
+        Returns:
+            `epoch` (epochs completed), `checkpoint` (a file name in the run folder),
+            `best_val_iou` (in [-1, 1]) and `best_epoch` (at most `epoch`).
+        """
         if not self.state.is_file():
             raise TrainingError(
                 f"nothing to restore in {self.root}: no {STATE}; start without --restore"
             )
         try:
-            return json.loads(self.state.read_text())
-        except json.JSONDecodeError as error:
-            raise TrainingError(
-                f"{self.state} is corrupt ({error}); start over with --remove-all-previous-results"
-            ) from None
+            state = json.loads(read_run_file(self.state, RESTART))
+        except (ValueError, RecursionError) as error:
+            if isinstance(error, RunFileError):
+                raise
+            raise RunFileError(f"{self.state} is corrupt ({error}); {RESTART}") from None
+        problem = _state_problem(state)
+        if problem:
+            raise RunFileError(f"{self.state} is corrupt ({problem}); {RESTART}")
+        return state
 
     def last_checkpoint(self) -> Path:
-        """The checkpoint state.json names (the last complete one)."""
+        """The checkpoint state.json names (the last complete one), in the run folder."""
         return self.root / self.read_state()["checkpoint"]
 
     def best_or_last(self) -> Path:
         """best.keras, or else the last checkpoint."""
         return self.best if self.best.is_file() else self.last_checkpoint()
+
+
+def _state_problem(state) -> str | None:
+    """What makes `state` (state.json's content) unlike any state Backdrop writes, if anything."""
+    if not isinstance(state, dict):
+        return "not a JSON object"
+    missing = [k for k in ("epoch", "checkpoint", "best_val_iou", "best_epoch") if k not in state]
+    if missing:
+        return f"no {', '.join(missing)}"
+    whole = [k for k in ("epoch", "best_epoch") if not _whole(state[k])]
+    if whole:
+        return f"{', '.join(whole)} must be whole numbers from 0 to {MAX_SETTING}"
+    if state["best_epoch"] > state["epoch"]:
+        return f"best_epoch {state['best_epoch']} is after the last epoch {state['epoch']}"
+    iou = state["best_val_iou"]
+    if type(iou) not in (int, float) or not -1 <= iou <= 1:
+        return "best_val_iou must be a number from -1 to 1"
+    name = state["checkpoint"]
+    if not (is_file_name(name) and name.endswith(".keras")):
+        return "checkpoint must name a .keras file in the run folder, not a path"
+    return None
+
+
+def _whole(value) -> bool:
+    return type(value) is int and 0 <= value <= MAX_SETTING
 
 
 def checkpoint_run(checkpoint: Path) -> TrainConfig:
