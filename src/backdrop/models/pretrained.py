@@ -133,13 +133,14 @@ def identify_weights(path: str | Path) -> Initialisation:
     if not path.is_file():
         raise ValueError(f"--init-from {path} not found; {everything}")
     if path.suffix in (".pth", ".pt"):
+        from backdrop.models.torch_weights import read_state_dict
+
+        read_state_dict(path)  # a malformed file is one line now, not after the data is built
         return Initialisation("efficientnet_lite0_segmenter", "EfficientNet-Lite0 ImageNet", None)
     try:
         graph = read_tflite(path)
-    except TFLiteFormatError:
-        raise ValueError(
-            f"{path} is neither a TFLite model nor a .pth file; {everything}"
-        ) from None
+    except TFLiteFormatError as error:
+        raise ValueError(f"{error}; {everything}") from None
     if is_mobilenet_v2_classifier(graph):
         return Initialisation("mobilenet_v2_segmenter", "MobileNetV2 1.0 ImageNet", None)
     try:
