@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from backdrop.outputs import OutputFolder, write_atomic
 from backdrop.training.config import RunFileError
-from backdrop.training.run_folder import RunFolder, is_file_name, read_run_file
+from backdrop.training.run_folder import RunFolder, is_file_name, read_run_file, read_run_json
 
 COLOURS = {"train": (31, 119, 180), "validation": (255, 127, 14)}
 
@@ -126,12 +126,7 @@ def exported_models(run: Path) -> list[dict]:
 def read_contract(path: Path) -> dict:
     """An exported model's contract, with every field the report shows checked."""
     fix = "export the model again, or move the file out of the run folder"
-    try:
-        contract = json.loads(read_run_file(path, fix))
-    except (ValueError, RecursionError) as error:
-        if isinstance(error, RunFileError):
-            raise
-        raise RunFileError(f"{path} is not a model's contract (not JSON: {error}); {fix}") from None
+    contract = read_run_json(path, fix, "not a model's contract")
     problem = _contract_problem(contract)
     if problem:
         raise RunFileError(f"{path} is not a contract `backdrop export` writes ({problem}); {fix}")

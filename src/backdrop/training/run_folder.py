@@ -47,6 +47,19 @@ def read_run_file(path: Path, fix: str) -> str:
         raise RunFileError(f"{path} is not UTF-8 text ({error.reason}); {fix}") from None
 
 
+def read_run_json(path: Path, fix: str, what: str):
+    """The JSON value of a small file of a run (`read_run_file`).
+
+    Raises:
+        RunFileError: it is not such a file or not JSON: "PATH is WHAT (REASON); FIX".
+    """
+    text = read_run_file(path, fix)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise RunFileError(f"{path} is {what} (not JSON: {error}); {fix}") from None
+
+
 def is_file_name(name) -> bool:
     """Whether `name` is a plain file name: a file inside the folder that names it, never a path
     that leaves it (no separator, no "..", not absolute)."""
@@ -131,12 +144,7 @@ class RunFolder:
             raise TrainingError(
                 f"nothing to restore in {self.root}: no {STATE}; start without --restore"
             )
-        try:
-            state = json.loads(read_run_file(self.state, RESTART))
-        except (ValueError, RecursionError) as error:
-            if isinstance(error, RunFileError):
-                raise
-            raise RunFileError(f"{self.state} is corrupt ({error}); {RESTART}") from None
+        state = read_run_json(self.state, RESTART, "corrupt")
         problem = _state_problem(state)
         if problem:
             raise RunFileError(f"{self.state} is corrupt ({problem}); {RESTART}")
