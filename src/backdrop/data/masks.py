@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from backdrop.data.sample import SkipSample
+from backdrop.data.sample import SkipSample, check_picture_file
 from backdrop.imageops import PictureError, open_picture
 
 KINDS = ("binary", "soft", "alpha", "ids")
@@ -126,7 +126,14 @@ ANY_OBJECT = MaskEncoding("ids", tuple(range(1, 65536)), reason="every annotated
 
 
 def open_mask(path: Path) -> Image.Image:
-    """A mask file, decoded and turned upright like its picture (`imageops.open_picture`)."""
+    """A mask file, decoded and turned upright like its picture (`imageops.open_picture`).
+
+    Raises:
+        SkipSample: the file is missing, not a regular file, not a picture, or claims more
+            pixels than Pillow's `MAX_IMAGE_PIXELS` (`sample.check_picture_file`); the reason
+            names it.
+    """
+    check_picture_file(path, "mask")
     try:
         return open_picture(path, "mask")
     except PictureError as error:
@@ -134,8 +141,16 @@ def open_mask(path: Path) -> Image.Image:
 
 
 def read_mask(path: Path, encoding: MaskEncoding) -> np.ndarray:
-    """Decodes a mask file with its dataset's encoding (see `MaskEncoding.decode`)."""
-    return encoding.decode(open_mask(path), path)
+    """Decodes a mask file with its dataset's encoding (see `MaskEncoding.decode`).
+
+    Raises:
+        SkipSample: the file cannot be decoded or does not fit the encoding; the reason names it.
+    """
+    image = open_mask(path)
+    try:
+        return encoding.decode(image, path)
+    except (ValueError, OSError) as error:  # a picture mode Pillow cannot convert
+        raise SkipSample(f"{path}: cannot read mask ({error})") from None
 
 
 def _alpha(image: Image.Image) -> np.ndarray | None:
@@ -203,6 +218,8 @@ def decide_encoding(
             if alpha is not None and alpha.min() < 255:
                 return MaskEncoding("alpha", reason=f"auto: {path.name} has transparency")
             levels, peak = _levels(image, path)
+        except (ValueError, OSError):
+            continue  # a picture mode Pillow cannot convert: skipped with its sample, later
         except SkipSample as reason:
             raise MaskEncodingError(
                 f"{what}: cannot decide how its masks are read ({reason}); pass --mask-encoding"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import stat
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from backdrop.imageops import IMAGE_EXTENSIONS, PictureError, read_picture
 
@@ -56,27 +58,63 @@ def find_images(folder: Path) -> list[Path]:
     )
 
 
+def check_picture_file(path: Path, what: str = "image") -> None:
+    """Refuses, before decoding, a picture file that is not a regular file (a FIFO would block
+    the run forever) or whose header claims more pixels than Pillow's `Image.MAX_IMAGE_PIXELS`
+    (past it Pillow only warns, up to twice it; a few kilobytes of PNG can claim gigabytes of
+    pixels). A missing file or unreadable header is left to the decoder to report.
+
+    Raises:
+        SkipSample: the reason names the file.
+    """
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):
+        return
+    if not stat.S_ISREG(mode):
+        raise SkipSample(f"{path}: {what} is not a regular file")
+    limit = Image.MAX_IMAGE_PIXELS
+    if not limit:
+        return
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Image.DecompressionBombError as error:
+        raise SkipSample(f"{path}: cannot decode {what} ({error})") from None
+    except Exception:  # noqa: BLE001 - the full decode names whatever is wrong
+        return
+    if width * height > limit:
+        raise SkipSample(
+            f"{path}: {what} is {width}x{height}, more than the {limit} pixels Backdrop "
+            "decodes (a decompression bomb, or a picture to downscale first)"
+        )
+
+
 def read_image(path: Path) -> np.ndarray:
-    """`imageops.read_picture`, with an unreadable picture skipping its sample."""
+    """`imageops.read_picture`, with an unreadable or oversized picture skipping its sample."""
+    check_picture_file(path)
     try:
         return read_picture(path)
     except PictureError as error:
         raise SkipSample(str(error)) from None
 
 
-def fit_mask(mask: np.ndarray, height: int, width: int, path: Path) -> np.ndarray:
+def fit_mask(
+    mask: np.ndarray, height: int, width: int, path: Path, image: Path | None = None
+) -> np.ndarray:
     """Brings a mask to its image's size: same size passes, a smaller or larger mask with the same
     aspect ratio is resized (nearest neighbour, so binary masks stay binary).
 
     Raises:
-        SkipSample: the aspect ratios differ.
+        SkipSample: the aspect ratios differ; the reason names the mask (`path`) and its image.
     """
     mask_height, mask_width = mask.shape
     if (mask_height, mask_width) == (height, width):
         return mask
-    if abs((mask_width / mask_height) / (width / height) - 1) > ASPECT_TOLERANCE:
+    if not mask.size or abs((mask_width / mask_height) / (width / height) - 1) > ASPECT_TOLERANCE:
+        image = f" {image}" if image else ""
         raise SkipSample(
-            f"{path}: mask is {mask_width}x{mask_height} but its image is {width}x{height} "
-            "(different aspect ratio)"
+            f"{path}: mask is {mask_width}x{mask_height} but its image{image} is "
+            f"{width}x{height} (different aspect ratio)"
         )
     return cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)

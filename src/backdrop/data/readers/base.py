@@ -3,22 +3,84 @@
 from __future__ import annotations
 
 import abc
-import os
+import json
+import math
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
 from backdrop.data.sample import Sample, SkipSample
-
-
-def printable(text: str) -> str:
-    """`text` safe to print and store: a file name that is not valid UTF-8 keeps its bytes as
-    `\\xNN` escapes instead of ending the program when printed."""
-    return os.fsencode(text).decode("utf-8", "backslashreplace")
+from backdrop.imageops import printable
 
 
 class DatasetError(ValueError):
     """A dataset cannot be read at all (wrong path, wrong layout); the message names the fix."""
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is too large a number")
+    return value
+
+
+def read_json(path: Path, error: type[Exception]) -> object:
+    """The JSON value in `path`, every number in it finite.
+
+    Raises:
+        error: `path` cannot be read, is not a regular file, is not UTF-8 or is not JSON (too
+            deeply nested, NaN, a number too long to convert); the one-line message names it.
+    """
+    try:
+        regular = stat.S_ISREG(path.stat().st_mode)
+    except OSError as reason:
+        raise error(printable(f"{path}: cannot read it ({reason.strerror or reason})")) from None
+    if not regular:  # a FIFO would block the run forever
+        raise error(printable(f"{path}: not a regular file"))
+    try:
+        return json.loads(
+            path.read_bytes().decode("utf-8"),
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+        )
+    except OSError as reason:
+        raise error(printable(f"{path}: cannot read it ({reason.strerror or reason})")) from None
+    except RecursionError:
+        raise error(printable(f"{path}: malformed JSON (nested too deeply)")) from None
+    except ValueError as reason:  # not UTF-8, not JSON, NaN, a number too long to convert
+        raise error(printable(f"{path}: malformed JSON ({reason})")) from None
+
+
+def inside(folder: Path, name: object, named_in: Path) -> Path:
+    """`folder / name`, for a file name that a dataset file (`named_in`: an annotations JSON,
+    a list file) gives: a dataset is data, so what it names stays inside its folder.
+
+    Raises:
+        SkipSample: `name` is not a non-empty relative path, or climbs out with `..` (read with
+            `/` or `\\` as separators); the reason names `named_in` and `name`.
+    """
+    parts = name.replace("\\", "/").split("/") if isinstance(name, str) else []
+    if (
+        not parts
+        or not name
+        or "\x00" in name
+        or name.startswith(("/", "\\"))
+        or name[1:2] == ":"  # a Windows drive (C:)
+        or ".." in parts
+    ):
+        shown = printable(repr(name)[:200])
+        raise SkipSample(
+            printable(
+                f"{named_in}: names {shown}, which is not a relative path inside {folder}; "
+                "nothing outside a dataset's folder is read"
+            )
+        )
+    return folder / name
 
 
 class Reader(abc.ABC):
@@ -27,6 +89,15 @@ class Reader(abc.ABC):
     Keys are plain strings so that a key and its reader can be handed to a worker process.
     Problems found while listing (an empty folder, an image without a mask) are collected in
     `skipped` as `(file, reason)` pairs; `load` raises `SkipSample` for a sample it cannot use.
+
+    A dataset is data from outside, never instructions: a malformed file skips its sample with
+    one reason naming it, and a file that makes the whole dataset unreadable (an annotations
+    JSON that is not one) is one `DatasetError` naming it. Sizes in a file never drive an
+    allocation by themselves: masks are drawn at the size of the picture that is there. A path
+    that a dataset's file names (a COCO `file_name`, a line of a VOC list) must be relative and
+    stay inside the dataset's folder (`inside`). Symlinks inside the folder are followed: a
+    dataset assembled from links is common and legitimate, and whatever a link reaches is only
+    ever decoded as a picture.
     """
 
     source: ClassVar[str]
@@ -71,7 +142,7 @@ class Reader(abc.ABC):
                 "UTF-8; rename the file"
             )
         except Exception as error:  # noqa: BLE001 - one bad file must not end a long run
-            return None, printable(f"{key}: {type(error).__name__}: {error}")
+            return None, printable(f"{key} in {self.root}: {type(error).__name__}: {error}")
 
     def try_load(self, key: str) -> Sample | None:
         """The sample of `key`, or None after adding the reason to `skipped`."""

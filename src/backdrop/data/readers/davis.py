@@ -78,8 +78,10 @@ class DAVISReader(Reader):
         mask_path = self.annotations / sequence / f"{stem}.png"
         if not mask_path.is_file():
             raise SkipSample(f"{self.frames / key}: no annotation {mask_path}")
-        image = read_image(self.frames / key)
-        mask = fit_mask(read_mask(mask_path, self.mask_encoding), *image.shape[:2], mask_path)
+        image_path = self.frames / key
+        image = read_image(image_path)
+        mask = read_mask(mask_path, self.mask_encoding)
+        mask = fit_mask(mask, *image.shape[:2], mask_path, image_path)
         return Sample(f"{sequence}-{stem}", image, mask, None, self.source, group=sequence)
 
     def input_paths(self) -> list[Path]:

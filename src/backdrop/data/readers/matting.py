@@ -27,6 +27,19 @@ def composite(foreground: np.ndarray, alpha: np.ndarray, background: np.ndarray)
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 
+def crop_to_aspect(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The centre of `image` with the aspect ratio of `height x width`: resized after this, a
+    background costs the size of its foreground, however long and thin the file's picture is."""
+    image_height, image_width = image.shape[:2]
+    if image_width * height > image_height * width:  # wider than the foreground
+        kept = max(1, round(image_height * width / height))
+        left = (image_width - kept) // 2
+        return image[:, left : left + kept]
+    kept = max(1, round(image_width * height / width))
+    top = (image_height - kept) // 2
+    return image[top : top + kept]
+
+
 class MattingReader(Reader):
     """Foregrounds with alpha mattes, each composited over `per_foreground` backgrounds.
 
@@ -37,7 +50,8 @@ class MattingReader(Reader):
     BACKGROUND_DIR/*.jpg     one or more folders, e.g. COCO train2014 or VOC JPEGImages
     ```
     Person: the alpha matte, kept soft. Background `k` of a foreground is chosen by a hash of
-    (seed, foreground name, k), so the composites are the same on every run and every machine.
+    (seed, foreground name, k), so the composites are the same on every run and every machine;
+    it is cropped to the foreground's aspect ratio, then scaled to cover it.
     """
 
     source = "matting"
@@ -75,6 +89,8 @@ class MattingReader(Reader):
         if not self.backgrounds:
             raise DatasetError(f"matting: no images in {', '.join(map(str, self.background_dirs))}")
         self.per_foreground, self.seed = per_foreground, seed
+        # By stem, not by glob: a name holding [ or * is a file name, not a pattern.
+        self._alphas = {path.stem: path for path in reversed(find_images(self.alphas))}
         self.mask_encoding = decide_encoding(
             mask_encoding, find_images(self.alphas), f"matting {self.alphas}"
         )
@@ -94,16 +110,16 @@ class MattingReader(Reader):
         foreground_name, k = key.rsplit("/", 1)
         foreground_path = self.foregrounds / foreground_name
         stem = Path(foreground_name).stem
-        alpha_path = next(
-            (p for p in sorted(self.alphas.glob(f"{stem}.*")) if p.stem == stem), None
-        )
+        alpha_path = self._alphas.get(stem)
         if alpha_path is None:
             raise SkipSample(f"{foreground_path}: no alpha matte {self.alphas}/{stem}.png")
         foreground = read_image(foreground_path)
         height, width = foreground.shape[:2]
-        alpha = fit_mask(read_mask(alpha_path, self.mask_encoding), height, width, alpha_path)
+        alpha = read_mask(alpha_path, self.mask_encoding)
+        alpha = fit_mask(alpha, height, width, alpha_path, foreground_path)
         background_path = self.background_for(foreground_name, int(k))
-        background = cover_resize(read_image(background_path), height, width)
+        background = read_image(background_path)
+        background = cover_resize(crop_to_aspect(background, height, width), height, width)
         image = composite(foreground, alpha, background)
         return Sample(f"{stem}-{int(k):03d}", image, alpha, None, self.source, group=stem)
 

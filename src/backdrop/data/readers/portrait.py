@@ -86,11 +86,13 @@ class PortraitReader(Reader):
             raise SkipSample(f"{image_path}: no mask {self.masks}/{stem}.png")
         image = read_image(image_path)
         height, width = image.shape[:2]
-        mask = fit_mask(read_mask(mask_path, self.mask_encoding), height, width, mask_path)
+        mask = read_mask(mask_path, self.mask_encoding)
+        mask = fit_mask(mask, height, width, mask_path, image_path)
         ignore = None
         if stem in self._ignores:
             ignore_path = self._ignores[stem]
-            ignore = fit_mask(read_mask(ignore_path, BINARY), height, width, ignore_path) > 0
+            ignore = read_mask(ignore_path, BINARY)
+            ignore = fit_mask(ignore, height, width, ignore_path, image_path) > 0
         return Sample(stem, image, mask, ignore, self.source)
 
     def input_paths(self) -> list[Path]:
