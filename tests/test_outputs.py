@@ -93,7 +93,7 @@ def test_remove_all_keeps_the_safety_refusals(tmp_path, monkeypatch):
     with OutputFolder(".", "test") as folder:
         with pytest.raises(UnsafeRemovalError, match="current folder"):
             folder.remove_all()
-        assert folder.remove_all(requested=False) == []  # clearing its own leftovers is fine
+        assert folder.clear_leftovers(r".*") == []  # clearing its own leftovers is fine
 
 
 HOLD = textwrap.dedent(
@@ -132,10 +132,10 @@ def test_a_second_writer_is_refused_naming_the_holder_and_a_killed_one_frees_it(
         assert inner is outer
 
 
-def tamper(folder, names: list) -> None:
+def tamper(folder, names: list, command: str = "prepare") -> None:
     """Writes a manifest into `folder` that claims `names`, as a downloaded folder might."""
     folder.mkdir(parents=True, exist_ok=True)
-    files = {name: {"command": "prepare", "run": "elsewhere"} for name in names}
+    files = {name: {"command": command, "run": "elsewhere"} for name in names}
     manifest = {"format": "backdrop-manifest-v1", "writer": {}, "files": files}
     (folder / MANIFEST).write_text(json.dumps(manifest))
 
@@ -171,6 +171,7 @@ def tampered_names(tmp_path) -> list[tuple[str, list]]:
 
 @pytest.mark.parametrize("requested", [True, False])
 def test_a_tampered_manifest_is_refused_as_a_whole_and_deletes_nothing(tmp_path, requested):
+    """`requested`: --remove-all-previous-results, or clearing an interrupted run's files."""
     target = sacrificial(tmp_path)
     for case, names in tampered_names(tmp_path):
         out = tmp_path / f"out-{len(case)}-{case.replace(' ', '-')}"
@@ -180,7 +181,7 @@ def test_a_tampered_manifest_is_refused_as_a_whole_and_deletes_nothing(tmp_path,
         tamper(out, names)
         with pytest.raises(OutputError, match="refused as a whole and nothing was deleted") as info:
             with OutputFolder(out, "prepare", "--destination (-d)") as folder:
-                folder.remove_all(requested)
+                folder.remove_all() if requested else folder.clear_leftovers(r".*")
         assert str(out / MANIFEST) in str(info.value) and "\n" not in str(info.value), case
         assert sorted(target["victim"].rglob("*")) == target["paths"], case
         assert (target["victim"] / "file.txt").read_text() == "precious", case
@@ -256,3 +257,21 @@ def test_a_refused_claim_leaves_no_manifest_in_the_users_folder(tmp_path):
     with pytest.raises(OutputError, match="in the way"), OutputFolder(tmp_path, "serve") as folder:
         folder.claim("index.html")
     assert [p.name for p in tmp_path.iterdir()] == ["index.html"]
+
+
+def test_unasked_only_the_commands_own_names_go_and_never_an_input(tmp_path):
+    """A manifest planted in a dataset bundle or a working folder claimed the input dataset and
+    the user's files; a plain `prepare` (no flag) deleted them as an interrupted run's."""
+    bundle = tmp_path / "bundle"
+    (bundle / "portrait" / "images").mkdir(parents=True)
+    (bundle / "portrait" / "images" / "p0.png").write_bytes(b"picture")
+    (bundle / "notes.txt").write_text("mine")
+    (bundle / "train-00000.tfrecord").write_bytes(b"left by an interrupted run")
+    tamper(bundle, ["portrait/", "notes.txt", "train-00000.tfrecord"])
+    with OutputFolder(bundle, "prepare", inputs=[bundle / "portrait"]) as folder:
+        assert folder.clear_leftovers(r"train-\d{5}\.tfrecord") == ["train-00000.tfrecord"]
+        with pytest.raises(OutputError, match="it is or holds the input"):
+            folder.remove("portrait/")
+    assert (bundle / "portrait" / "images" / "p0.png").exists()
+    assert (bundle / "notes.txt").read_text() == "mine"
+    assert not (bundle / "train-00000.tfrecord").exists()

@@ -377,6 +377,13 @@ class OutputFolder:
         if problem:
             raise OutputError(f"refusing to delete {self.root / name}: {problem}")
         path = self.root / name.rstrip("/")
+        resolved = path.resolve()
+        for source in self.inputs:  # never an input, nor a folder holding one
+            if _is_within(source, resolved) or _is_within(resolved, source):
+                raise OutputError(
+                    f"refusing to delete {path}: it is or holds the input {source}; choose "
+                    f"another {self.option}"
+                )
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)  # never follows a symlink inside the tree
         else:
@@ -387,16 +394,28 @@ class OutputFolder:
         del self.files[name]
         self._save()
 
-    def remove_all(self, requested: bool = True) -> list[str]:
-        """Deletes everything Backdrop wrote here; files it did not write stay. Returns the names.
-
-        Args:
-            requested: The user asked (`--remove-all-previous-results`): the checks of
-                `check_removable` apply. False clears an interrupted run's leftovers.
-        """
-        if requested:
-            check_removable(self.root, self.inputs)
+    def remove_all(self) -> list[str]:
+        """Deletes everything Backdrop wrote here (`--remove-all-previous-results`, after the
+        checks of `check_removable`); files it did not write stay. Returns the names."""
+        check_removable(self.root, self.inputs)
         names = sorted(self.files)
+        for name in names:
+            self.remove(name)
+        return names
+
+    def clear_leftovers(self, pattern: str) -> list[str]:
+        """Deletes an interrupted run's files, unasked: only the names this command writes
+        (`pattern`, a regular expression a whole manifest name matches) that the manifest says
+        this command wrote. A manifest planted in a folder a user points Backdrop at can name
+        anything; without the user's `--remove-all-previous-results`, only these go. Returns
+        the names."""
+        names = sorted(
+            name
+            for name, entry in self.files.items()
+            if isinstance(entry, dict)
+            and entry.get("command") == self.command
+            and re.fullmatch(pattern, name)
+        )
         for name in names:
             self.remove(name)
         return names

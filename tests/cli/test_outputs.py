@@ -497,3 +497,36 @@ def test_a_tampered_manifest_deletes_nothing_through_prepare_or_train(records, t
             one_line_error(capsys, str(out / MANIFEST), "nothing was deleted")
             assert sorted(victim.rglob("*")) == target["paths"], (command, names)
             assert (victim / "file.txt").read_text() == "precious"
+
+
+def test_a_planted_manifest_deletes_nothing_without_the_flag(tmp_path, monkeypatch, capsys):
+    """A manifest in a dataset bundle or a working folder named the input and the user's files:
+    a plain prepare or supervisely deleted them as an interrupted run's leftovers."""
+    from tests.test_outputs import tamper
+
+    bundle = tmp_path / "bundle"
+    portrait = fixtures.make_portrait(bundle / "portrait", count=3)
+    (bundle / "notes.txt").write_text("mine")
+    tamper(bundle, ["portrait/", "notes.txt"])
+    before = hashes(bundle, [str(p.relative_to(bundle)) for p in portrait.rglob("*.png")])
+    assert main(["prepare", "--portrait", str(portrait), "-d", str(bundle), "-q"]) == 0
+    assert hashes(bundle, before) == before and (bundle / "notes.txt").read_text() == "mine"
+
+    work = tmp_path / "work"
+    (work / "src").mkdir(parents=True)
+    (work / "src" / "main.py").write_text("code")
+    (work / "README").write_text("keep")
+    tamper(work, ["src/", "README"])
+    monkeypatch.chdir(work)
+    assert main(["prepare", "--portrait", str(portrait), "-d", ".", "-q"]) == 0
+    assert (work / "src" / "main.py").read_text() == "code" and (work / "README").exists()
+
+    source = fixtures.make_supervisely(tmp_path / "sv")
+    destination = tmp_path / "dst"
+    (destination / "photos").mkdir(parents=True)
+    (destination / "photos" / "a.jpg").write_text("x")
+    (destination / "thesis.tex").write_text("keep")
+    tamper(destination, ["thesis.tex", "photos/"], command="convert")
+    assert main(["supervisely", str(source), str(destination)]) == 0
+    assert (destination / "thesis.tex").exists() and (destination / "photos" / "a.jpg").exists()
+    capsys.readouterr()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def convert_to_portrait(
                 "or delete that folder to convert again"
             )
         # An interrupted conversion's files are Backdrop's: cleared, so two runs never mix.
-        folder.remove_all(requested=False)
+        folder.clear_leftovers("|".join(re.escape(name) for name in (*FOLDERS, SUMMARY)))
         folder.claim(*FOLDERS, SUMMARY)
         return _convert(reader, destination, workers, progress)
 

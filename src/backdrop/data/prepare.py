@@ -22,6 +22,7 @@ from backdrop.data.split import split_of_sample
 from backdrop.outputs import OutputFolder, temporary_path, write_atomic
 
 SPLITS = ("train", "validation")
+SHARD_NAMES = rf"({'|'.join(SPLITS)})-\d{{5}}\.tfrecord"  # train-00000.tfrecord, ...
 METADATA = "metadata.json"
 # A dataset whose masks mark less than this share of pixels as person is reported: its masks are
 # probably read the wrong way (class ids read as grey levels, 0/1 masks read as soft).
@@ -191,7 +192,7 @@ def _prepare_destination(folder: OutputFolder, remove_previous: bool) -> None:
         )
     # Without metadata.json, Backdrop's shards here come from an interrupted run: nothing refers
     # to them, so they are cleared before writing a complete set.
-    folder.remove_all(requested=False)
+    folder.clear_leftovers(SHARD_NAMES)
     folder.path(METADATA)  # a metadata.json Backdrop did not write is refused before any work
 
 

@@ -37,7 +37,7 @@ def read_contract(model: str | Path) -> dict | None:
         return None
     try:
         contract = json.loads(path.read_bytes())
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
         raise ModelFileError(f"{path} is not a readable contract ({error})") from None
     if not isinstance(contract, dict):
         raise ModelFileError(f"{path} is not a readable contract (not a JSON object)")
