@@ -18,15 +18,9 @@ from backdrop.data.prepare import PrepareConfig, load_metadata, prepare, shard_p
 from backdrop.data.readers import create_reader
 from backdrop.data.records import RecordsFileError, check_shards, count_records, read_records
 from tests import fixtures
+from tests.fuzzing import broken, mutated, one_line_naming
 
 ODD_VALUES = [None, True, -1, 1e300, 10**20, "", "..", "../outside.tfrecord", "/etc/passwd", [], {}]
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +39,6 @@ def records(tmp_path_factory) -> Path:
 def copied(records, tmp_path) -> Path:
     """A copy of the records folder the test may break."""
     return Path(shutil.copytree(records, tmp_path / "records"))
-
-
-def _one_line_naming(error: BaseException, path) -> str:
-    message = str(error)
-    assert str(path) in message and "\n" not in message, message
-    return message
 
 
 def _metadata(folder: Path) -> dict:
@@ -92,7 +80,7 @@ def test_a_bad_metadata_is_one_line_naming_it(copied, change, fragment):
     (copied / "metadata.json").write_text(json.dumps(metadata))
     with pytest.raises(RecordsFileError) as caught:
         load_metadata(copied)
-    message = _one_line_naming(caught.value, copied / "metadata.json")
+    message = one_line_naming(caught.value, copied / "metadata.json")
     assert fragment in message and "backdrop prepare" in message
 
 
@@ -101,21 +89,7 @@ def test_a_metadata_that_is_not_a_json_object_is_one_line(copied, content):
     (copied / "metadata.json").write_bytes(content)
     with pytest.raises(RecordsFileError) as caught:
         load_metadata(copied)
-    _one_line_naming(caught.value, copied / "metadata.json")
-
-
-def _mutate(draw, value, depth=0):
-    """`value` with one entry somewhere in it dropped or replaced."""
-    if isinstance(value, dict) and value and depth < 4 and draw(st.booleans()):
-        key = draw(st.sampled_from(sorted(value)))
-        return {**value, key: _mutate(draw, value[key], depth + 1)}
-    if isinstance(value, list) and value and depth < 4 and draw(st.booleans()):
-        index = draw(st.integers(0, len(value) - 1))
-        return [*value[:index], _mutate(draw, value[index], depth + 1), *value[index + 1 :]]
-    if isinstance(value, dict) and value and draw(st.booleans()):
-        key = draw(st.sampled_from(sorted(value)))
-        return {k: v for k, v in value.items() if k != key}
-    return draw(st.sampled_from(ODD_VALUES) | JSON)
+    one_line_naming(caught.value, copied / "metadata.json")
 
 
 def test_any_edit_of_a_metadata_reads_or_is_refused_in_one_line(records):
@@ -124,14 +98,14 @@ def test_any_edit_of_a_metadata_reads_or_is_refused_in_one_line(records):
     @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.data())
     def check(data):
-        metadata = _mutate(data.draw, copy.deepcopy(original))
+        metadata = mutated(data.draw, copy.deepcopy(original), ODD_VALUES)
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "metadata.json"
             path.write_text(json.dumps(metadata))
             try:
                 load_metadata(folder)
             except RecordsFileError as error:
-                _one_line_naming(error, path)
+                one_line_naming(error, path)
             else:
                 for split in ("train", "validation"):
                     assert all(p.parent == Path(folder) for p in shard_paths(folder, split))
@@ -160,10 +134,10 @@ def test_a_damaged_shard_is_one_line_naming_it_before_tensorflow_reads_it(copied
     shard.write_bytes(_damaged(shard.read_bytes())[kind])
     with pytest.raises(RecordsFileError) as caught:
         record_dataset(copied, "train", PipelineConfig((32, 32), batch_size=2), training=True)
-    assert "backdrop prepare" in _one_line_naming(caught.value, shard)
+    assert "backdrop prepare" in one_line_naming(caught.value, shard)
     with pytest.raises(RecordsFileError) as caught:
         list(read_records([shard]))  # TensorFlow's own reader: its error, named
-    _one_line_naming(caught.value, shard)
+    one_line_naming(caught.value, shard)
 
 
 def test_a_missing_or_short_shard_is_one_line_naming_it(copied):
@@ -175,26 +149,12 @@ def test_a_missing_or_short_shard_is_one_line_naming_it(copied):
     first.write_bytes(original + second.read_bytes())  # more records than it claims
     with pytest.raises(RecordsFileError, match="holds 8 records, .*metadata.json says 4") as caught:
         record_dataset(copied, "train", settings_, training=True)
-    _one_line_naming(caught.value, first)
+    one_line_naming(caught.value, first)
     first.write_bytes(original)
     second.unlink()
     with pytest.raises(RecordsFileError, match="is missing") as caught:
         record_dataset(copied, "train", settings_, training=True)
-    _one_line_naming(caught.value, second)
-
-
-@st.composite
-def _broken(draw, shard: bytes) -> bytes:
-    content = bytearray(shard)
-    if draw(st.booleans()):
-        return bytes(content[: draw(st.integers(0, len(content) - 1))])
-    for _ in range(draw(st.integers(1, 4))):
-        at = draw(st.integers(0, len(content) - 1))
-        if draw(st.booleans()):
-            content[at] ^= 1 << draw(st.integers(0, 7))
-        else:
-            content[at] = draw(st.sampled_from([0x00, 0xFF, 0x7F, 0x80]))
-    return bytes(content)
+    one_line_naming(caught.value, second)
 
 
 def test_a_truncated_or_flipped_shard_is_counted_or_refused_in_one_line(records):
@@ -202,7 +162,7 @@ def test_a_truncated_or_flipped_shard_is_counted_or_refused_in_one_line(records)
     records_in_it = len(list(read_records([shard_paths(records, "train")[0]])))
 
     @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(_broken(shard))
+    @given(broken(shard))
     def check(content):
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "train-00000.tfrecord"
@@ -210,7 +170,7 @@ def test_a_truncated_or_flipped_shard_is_counted_or_refused_in_one_line(records)
             try:
                 count = count_records(path)
             except RecordsFileError as error:
-                _one_line_naming(error, path)
+                one_line_naming(error, path)
             else:  # cut between records, or a change that leaves every CRC right
                 assert count <= records_in_it
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from backdrop.cli import main
 from backdrop.evaluation.report import read_contract, read_log, write_report
 from backdrop.training.config import RunFileError, TrainConfig
+from tests.fuzzing import mutated, one_line_naming
 
 CONTRACT = {
     "mode": "int8",
@@ -30,13 +31,6 @@ CONTRACT = {
 }
 LOG = "epoch,iou,loss,val_iou,val_loss\n0,0.5,0.9,0.55,0.8\n1,0.6,0.7,0.62,0.6\n"
 ODD_VALUES = [None, True, -1, 0, 1e300, "", "../../card.md", "/etc/passwd", [], {}, "x\0y"]
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
 
 
 @pytest.fixture
@@ -51,12 +45,6 @@ def run(tmp_path) -> Path:
     (folder / "model_int8.tflite.json").write_text(json.dumps(CONTRACT))
     (folder / "model_int8.md").write_text("# card")
     return folder
-
-
-def _one_line_naming(error: BaseException, path) -> str:
-    message = str(error)
-    assert str(path) in message and "\n" not in message, message
-    return message
 
 
 def test_a_good_run_gives_a_page(run):
@@ -92,35 +80,24 @@ def test_a_bad_file_of_the_run_is_one_line_naming_it(run, capsys, name, content)
     (run / name).write_text(content)
     with pytest.raises(RunFileError) as caught:
         write_report(run)
-    _one_line_naming(caught.value, run / name)
+    one_line_naming(caught.value, run / name)
     assert main(["report", str(run)]) == 1
     err = capsys.readouterr().err.strip()
     assert "Traceback" not in err and str(run / name) in err.splitlines()[-1], err
     assert not (run / "report" / "index.html").exists()
 
 
-def _mutate(draw, value, depth=0):
-    """`value` with one entry somewhere in it dropped or replaced."""
-    if isinstance(value, dict) and value and depth < 3 and draw(st.booleans()):
-        key = draw(st.sampled_from(sorted(value)))
-        return {**value, key: _mutate(draw, value[key], depth + 1)}
-    if isinstance(value, dict) and value and draw(st.booleans()):
-        key = draw(st.sampled_from(sorted(value)))
-        return {k: v for k, v in value.items() if k != key}
-    return draw(st.sampled_from(ODD_VALUES) | JSON)
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.data())
 def test_any_edit_of_a_contract_reads_or_is_refused_in_one_line(data):
-    contract = _mutate(data.draw, copy.deepcopy(CONTRACT))
+    contract = mutated(data.draw, copy.deepcopy(CONTRACT), ODD_VALUES, deepest=3)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model_int8.tflite.json"
         path.write_text(json.dumps(contract))
         try:
             read = read_contract(path)
         except RunFileError as error:
-            _one_line_naming(error, path)
+            one_line_naming(error, path)
         else:  # every field the page shows is there and formats
             f"{read.get('size_bytes', 0) / 1024:.0f} {read.get('latency_ms', 0.0):.2f}"
             assert read["input"]["height"] > 0 and "/" not in (read.get("model_card") or "")
@@ -135,6 +112,6 @@ def test_any_log_reads_or_is_refused_in_one_line(text):
         try:
             columns = read_log(Path(folder))
         except RunFileError as error:
-            _one_line_naming(error, path)
+            one_line_naming(error, path)
         else:
             assert all(isinstance(v, float) for values in columns.values() for v in values)

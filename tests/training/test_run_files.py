@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from backdrop.training.config import RunFileError, TrainConfig, TrainingError
 from backdrop.training.run_folder import RunFolder
+from tests.fuzzing import JSON, one_line_naming
 
 STATE = {"epoch": 3, "checkpoint": "epoch-0003.keras", "best_val_iou": 0.5, "best_epoch": 2}
 CONFIG = json.loads(
@@ -44,19 +45,6 @@ ODD_VALUES = [
     {"a": 1},
     "x\0y",
 ]
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
-
-
-def _one_line_naming(error: BaseException, path) -> str:
-    message = str(error)
-    assert str(path) in message and "\n" not in message, message
-    return message
 
 
 def test_a_saved_config_reads_back(tmp_path):
@@ -92,7 +80,7 @@ def test_a_bad_setting_is_one_line_naming_the_file_and_the_setting(tmp_path, key
     path.write_text(json.dumps({**CONFIG, key: value}))
     with pytest.raises(RunFileError) as caught:
         RunFolder(tmp_path).saved_config()
-    assert fragment in _one_line_naming(caught.value, path)
+    assert fragment in one_line_naming(caught.value, path)
     assert isinstance(caught.value, ValueError) and isinstance(caught.value, TrainingError)
 
 
@@ -102,7 +90,7 @@ def test_a_config_that_is_not_a_json_object_is_one_line(tmp_path, text):
     path.write_text(text)
     with pytest.raises(RunFileError) as caught:
         RunFolder(tmp_path).saved_config()
-    _one_line_naming(caught.value, path)
+    one_line_naming(caught.value, path)
 
 
 def test_a_config_that_is_not_text_or_far_too_large_is_one_line(tmp_path):
@@ -111,7 +99,7 @@ def test_a_config_that_is_not_text_or_far_too_large_is_one_line(tmp_path):
         path.write_bytes(content)
         with pytest.raises(RunFileError) as caught:
             RunFolder(tmp_path).saved_config()
-        _one_line_naming(caught.value, path)
+        one_line_naming(caught.value, path)
 
 
 @st.composite
@@ -141,7 +129,7 @@ def test_any_edit_of_a_config_reads_or_is_refused_in_one_line(values):
         try:
             config = RunFolder(folder).saved_config()
         except RunFileError as error:
-            _one_line_naming(error, path)
+            one_line_naming(error, path)
         else:
             assert TrainConfig.from_json(config.to_json()) == config
 
@@ -169,7 +157,7 @@ def test_a_bad_state_is_one_line_naming_the_file(tmp_path, state, fragment):
     for read in (run.read_state, run.last_checkpoint, run.best_or_last):
         with pytest.raises(RunFileError) as caught:
             read()
-        message = _one_line_naming(caught.value, run.state)
+        message = one_line_naming(caught.value, run.state)
         assert fragment in message and "--remove-all-previous-results" in message
 
 
@@ -188,7 +176,7 @@ def test_any_edit_of_a_state_reads_or_is_refused_in_one_line(state):
         try:
             checkpoint = run.last_checkpoint()
         except RunFileError as error:
-            _one_line_naming(error, run.state)
+            one_line_naming(error, run.state)
         else:
             assert checkpoint.parent == Path(folder) and checkpoint.suffix == ".keras"
             assert run.read_state()["best_epoch"] <= run.read_state()["epoch"]

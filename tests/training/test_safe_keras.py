@@ -25,6 +25,7 @@ from backdrop.training import losses  # noqa: E402
 from backdrop.training.checkpoints import load_checkpoint  # noqa: E402
 from backdrop.training.quantize_aware import FakeQuant  # noqa: E402
 from backdrop.training.safe_keras import check_keras_file  # noqa: E402
+from tests.fuzzing import broken  # noqa: E402
 
 
 def _tiny_checkpoint(path: Path) -> Path:
@@ -268,19 +269,9 @@ def test_weights_that_point_elsewhere_or_claim_too_much_are_refused(checkpoint, 
         assert "corrupt" not in message, (name, message)
 
 
-@st.composite
-def _broken(draw, checkpoint: bytes) -> bytes:
-    content = bytearray(checkpoint)
-    if draw(st.booleans()):
-        return bytes(content[: draw(st.integers(0, len(content) - 1))])
-    for _ in range(draw(st.integers(1, 4))):
-        content[draw(st.integers(0, len(content) - 1))] ^= 1 << draw(st.integers(0, 7))
-    return bytes(content)
-
-
 def test_truncated_or_bit_flipped_files_are_checked_or_refused_in_one_line(checkpoint):
     @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(_broken(checkpoint))
+    @given(broken(checkpoint))
     def check(content):
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "broken checkpoint.keras"
