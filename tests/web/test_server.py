@@ -48,6 +48,8 @@ def test_every_built_file_is_served_with_its_bytes(published):
             "application/wasm"
         )
         assert request(port, "/index.html?cache=1")[0] == 200
+        for page in ("/", "/index.html"):  # as a page: with nosniff, anything else is a download
+            assert request(port, page)[1]["Content-Type"].startswith("text/html"), page
 
 
 def test_planted_files_and_links_are_not_served(published):

@@ -84,9 +84,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_error(404)
             return
         self.send_response(200)
-        self.send_header(
-            "Content-Type", CONTENT_TYPES.get(Path(target).suffix, "application/octet-stream")
-        )
+        suffix = ".html" if target.endswith("/") else Path(target).suffix  # "/" is index.html
+        self.send_header("Content-Type", CONTENT_TYPES.get(suffix, "application/octet-stream"))
         self.send_header("Content-Length", str(len(data)))
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Cache-Control", "no-cache")
