@@ -189,7 +189,8 @@ def test_a_tampered_manifest_is_refused_as_a_whole_and_deletes_nothing(tmp_path,
 
 
 def test_a_manifest_of_the_wrong_shape_is_one_line(tmp_path):
-    for text in ["[]", '{"format": "backdrop-manifest-v1", "files": []}', "null", '"x"']:
+    shapes = ["[]", '{"format": "backdrop-manifest-v1", "files": []}', "null", '"x"']
+    for text in [*shapes, "[" * 100_000 + "]" * 100_000]:
         out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
         out.mkdir()
         (out / MANIFEST).write_text(text)

@@ -196,7 +196,7 @@ class OutputFolder:
                 raise ValueError("its files are not a JSON object")
             if not isinstance(manifest.get("writer", {}), dict):
                 raise ValueError("its writer is not a JSON object")
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:  # RecursionError: nested too deep
             raise OutputError(
                 f"{self.manifest} is unreadable ({error}); Backdrop cannot tell what it wrote in "
                 f"{self.root}: move that folder's contents away or choose another {self.option}"

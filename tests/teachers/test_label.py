@@ -255,7 +255,9 @@ def test_a_first_run_killed_part_way_resumes(tmp_path, tiny_models, capsys):
 
 def test_a_record_of_the_wrong_shape_is_one_line(tmp_path, tiny_models, capsys):
     pictures, _ = make_inputs(tmp_path)
-    for index, text in enumerate(["[]", "{", '{"runs": [1]}', '{"teacher": 1, "runs": []}']):
+    for index, text in enumerate(
+        ["[]", "{", '{"runs": [1]}', '{"teacher": 1, "runs": []}', "[" * 100_000 + "]" * 100_000]
+    ):
         out = tmp_path / f"out{index}"
         out.mkdir()
         (out / RECORD).write_text(text)

@@ -147,7 +147,7 @@ def _read_record(output: Path, teacher: dict) -> dict:
             raise ValueError("not a pseudo-label record")
         if not all(isinstance(run, dict) for run in record["runs"]):
             raise ValueError("a run that is not a JSON object")
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, RecursionError) as error:  # RecursionError: nested too deep
         raise ValueError(f"{path} is unreadable ({error}); choose another -o") from None
     previous = record.get("teacher")
     previous = previous if isinstance(previous, dict) else {}
