@@ -49,6 +49,30 @@ def _dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
     return values.astype(np.float32)
 
 
+def load_interpreter(model: Path, content: bytes, threads: int = 1):
+    """A LiteRT interpreter of `content`, the bytes of `model`, with its tensors allocated, once
+    they are checked to be the file its contract names (if it has one).
+
+    Raises:
+        ModelFileError: `content` is not the file the contract names.
+        SegmenterError: LiteRT cannot load it (its flatbuffer verifier bounds every offset and
+            size by the bytes that are there); one line naming `model`.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    check_model_bytes(model, content)
+    try:
+        # From memory, not mapped from the file: on the 2-core VM, MediaPipe's file mapped in
+        # place ran 8-16% slower than a byte-identical copy on the same disk, and from memory
+        # the copies time alike (benchmarks/README.md, "one process and a file's place").
+        interpreter = Interpreter(model_content=content, num_threads=threads)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as error:
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        raise SegmenterError(f"{model} is not a TFLite model ({reason})") from None
+    return interpreter
+
+
 class Segmenter:
     """Runs a segmentation `.tflite` with ai-edge-litert and returns person probability.
 
@@ -63,23 +87,12 @@ class Segmenter:
     """
 
     def __init__(self, model_path: str | Path, threads: int = 2):
-        from ai_edge_litert.interpreter import Interpreter
-
         self.model_path = Path(model_path)
         if not (isinstance(threads, int) and threads >= 1):
             raise SegmenterError(f"threads must be a whole number >= 1, got {threads}")
         if not self.model_path.is_file():
             raise SegmenterError(f"model {self.model_path} not found")
-        content = self.model_path.read_bytes()
-        check_model_bytes(self.model_path, content)  # the file its contract names, if it has one
-        try:
-            # From memory, not mapped from the file: on the 2-core VM, MediaPipe's file mapped in
-            # place ran 8-16% slower than a byte-identical copy on the same disk, and from memory
-            # the copies time alike (benchmarks/README.md, "one process and a file's place").
-            self.interpreter = Interpreter(model_content=content, num_threads=threads)
-            self.interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as error:
-            raise SegmenterError(f"{self.model_path} is not a TFLite model ({error})") from None
+        self.interpreter = load_interpreter(self.model_path, self.model_path.read_bytes(), threads)
         inputs = self.interpreter.get_input_details()
         outputs = self.interpreter.get_output_details()
         if len(inputs) != 1 or len(inputs[0]["shape"]) != 4 or inputs[0]["shape"][-1] != 3:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from backdrop.runtime.contract import ModelFileError, check_model_bytes
+from backdrop.runtime.contract import ModelFileError
 from backdrop.web.errors import ServeError
 
 FILE_IDENTIFIER = b"TFL3"  # a TFLite flatbuffer's identifier, at bytes 4..8
@@ -32,10 +32,6 @@ def read_model(model: Path) -> bytes:
             "the .tflite that `backdrop export` wrote"
         )
     data = model.read_bytes()
-    try:
-        check_model_bytes(model, data)  # the exported file, if it has a contract
-    except ModelFileError as error:
-        raise ServeError(str(error)) from None
     check_flatbuffer(model, data)
     check_loads(model, data)  # before the metadata: a truncated model has lost that too
     if b"TFLITE_METADATA" not in data:
@@ -69,19 +65,19 @@ def check_flatbuffer(model: Path, data: bytes) -> None:
 
 
 def check_loads(model: Path, data: bytes) -> None:
-    """Raises `ServeError` unless LiteRT's Interpreter loads `data` and allocates its tensors
-    (its flatbuffer verifier bounds every offset and size by the bytes that are there)."""
+    """Raises `ServeError` unless `data` is the file its contract names (if it has one) and
+    LiteRT loads it and allocates its tensors (`runtime.segmenter.load_interpreter`, as segment
+    and evaluate load models)."""
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        from backdrop.runtime.segmenter import SegmenterError, load_interpreter
+
+        load_interpreter(model, data)
     except ImportError:
         raise ServeError(
             f"ai-edge-litert is needed to check {model} before serving it; install it "
             "(`pip install 'backdrop[runtime]'`)"
         ) from None
-    try:
-        Interpreter(model_content=data).allocate_tensors()
-    except (ValueError, RuntimeError) as error:
-        reason = " ".join(str(error).split())[:200] or type(error).__name__
-        raise ServeError(
-            f"{model} is truncated or corrupt: LiteRT cannot load it ({reason}); export it again"
-        ) from None
+    except ModelFileError as error:
+        raise ServeError(str(error)) from None
+    except SegmenterError as error:
+        raise ServeError(f"{error}: truncated or corrupt; export it again") from None
