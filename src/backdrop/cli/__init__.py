@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from backdrop.cli.data import _prepare_parser, _supervisely_parser, run_prepare, run_supervisely
 from backdrop.cli.demo import _demo_parser
+from backdrop.cli.finetune import _fine_tune_parser
 from backdrop.cli.report import _report_parser
 from backdrop.cli.serve import _serve_parser
 from backdrop.cli.ship import _evaluate_parser, _export_parser, _segment_parser
@@ -30,6 +31,7 @@ PARSERS: tuple[Callable, ...] = (
     _supervisely_parser,
     _prepare_parser,
     _pseudo_label_parser,
+    _fine_tune_parser,
     _train_parser,
     _average_parser,
     _fit_int8_parser,

@@ -11,6 +11,7 @@ import html
 import io
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -171,8 +172,16 @@ def _table(header: list[str], rows: list[list]) -> str:
 PAGE_FILES = ("index.html", "loss.png", "iou.png", "validation.png")
 
 
-def write_report(run: str | Path, output: str | Path | None = None) -> Path:
-    """Writes `output/index.html` (default RUN_DIR/report/) with its PNGs; returns the page."""
+def write_report(
+    run: str | Path,
+    output: str | Path | None = None,
+    preface: Callable[[OutputFolder], str] | None = None,
+) -> Path:
+    """Writes `output/index.html` (default RUN_DIR/report/) with its PNGs; returns the page.
+
+    `preface(outputs)` may claim and write files of its own into the report folder; the HTML
+    it returns opens the page (`backdrop fine-tune`'s figures and gallery).
+    """
     run = Path(run)
     folder = RunFolder(run)
     if not folder.config.is_file():
@@ -183,14 +192,18 @@ def write_report(run: str | Path, output: str | Path | None = None) -> Path:
     output = Path(output) if output else folder.report
     with OutputFolder(output, "report", "--output folder", [run / "best.keras"]) as outputs:
         outputs.claim(*PAGE_FILES)
-        return _write_report(run, folder, output)
+        opening = preface(outputs) if preface else ""
+        return _write_report(run, folder, output, opening)
 
 
-def _write_report(run: Path, folder: RunFolder, output: Path) -> Path:
+def _write_report(run: Path, folder: RunFolder, output: Path, opening: str = "") -> Path:
     log = read_log(run)
     state = folder.read_state() if folder.state.is_file() else {}
     settings = json.loads(folder.saved_config().to_json())
-    parts = [f"<h1>Backdrop training report</h1><p>Run: <code>{html.escape(str(run))}</code></p>"]
+    parts = [opening] if opening else []
+    parts.append(
+        f"<h{2 if opening else 1}>Backdrop training report</h{2 if opening else 1}><p>Run: <code>{html.escape(str(run))}</code></p>"
+    )
     if state:
         parts.append(
             f"<p>{state['epoch']} epochs; best validation IoU "

@@ -1,0 +1,171 @@
+"""`backdrop fine-tune`: a team's own footage -> a model better on it, and an honest answer.
+
+```
+OUTPUT/
+  fine_tune.json        settings, the start, the teacher, the clips (training / held out), steps done
+  labels/clips/CLIP/    the teacher's labels of each clip (Portrait folders, `backdrop pseudo-label`)
+  labels/data/          the --data training splits, truth blended in (--labels: elsewhere)
+  records/              the training clips' and data's labels (`backdrop prepare`)
+  train/ (train-seedN/) the fine-tuning run(s) (`backdrop train --init-from START`)
+  soup.keras            the seeds' uniform mean (several seeds only)
+  averaged.keras        the fine-tuned weights averaged with the start's (WiSE-FT)
+  model/                model_float16.tflite, model_int8.tflite (+ contracts, model cards)
+  start/                the start exported to .tflite (a Backdrop checkpoint start only)
+  evaluation/           evaluation.json: the new model, the start and the teacher, side by side
+  results.json          the figures and the verdict; report/index.html shows them
+```
+Every step is resumable and skipped once done (`fine_tune.json` lists them), so a run cut off
+at any point continues with the same command.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import time
+from pathlib import Path
+
+from backdrop.finetune.config import FineTuneConfig
+from backdrop.finetune.footage import FootageError, choose_held_out, find_clips
+from backdrop.finetune.start import resolve_start
+from backdrop.outputs import OutputFolder, write_atomic
+
+PLAN = "fine_tune.json"
+RESULTS = "results.json"
+STEPS = ("label", "records", "train", "average", "export", "evaluate", "report")
+OUTPUTS = (
+    PLAN,
+    RESULTS,
+    "labels/",
+    "records/",
+    "train/",
+    "soup.keras",
+    "averaged.keras",
+    "model/",
+    "start/",
+    "evaluation/",
+    "report/",
+)
+
+
+class Plan:
+    """`fine_tune.json`: what this run is, and which steps are done."""
+
+    def __init__(self, folder: OutputFolder, content: dict):
+        self.folder, self.root, self.content = folder, folder.root, content
+
+    @property
+    def done(self) -> list[str]:
+        return self.content.setdefault("done", [])
+
+    def finish(self, step: str) -> None:
+        if step not in self.done:
+            self.done.append(step)
+        self.save()
+
+    def save(self) -> None:
+        write_atomic(self.root / PLAN, json.dumps(self.content, indent=2))
+
+
+def _read_plan(root: Path, config: FineTuneConfig) -> dict | None:
+    path = root / PLAN
+    if not path.is_file():
+        return None
+    from backdrop.training.run_folder import read_run_json
+
+    content = read_run_json(path, "remove it to start over", "fine-tune plan")
+    if not isinstance(content, dict) or not isinstance(content.get("settings"), dict):
+        raise ValueError(f"{path} is not a fine-tune plan; remove it or choose another --output")
+    changed = [
+        f"{key} {content['settings'].get(key)!r} -> {value!r}"
+        for key, value in config.recorded().items()
+        if content["settings"].get(key) != value
+    ]
+    if changed:
+        raise ValueError(
+            f"{root} holds a fine-tune with other settings ({'; '.join(changed[:3])}); continue "
+            "it with the same settings or choose another --output"
+        )
+    return content
+
+
+def _new_plan(config: FineTuneConfig) -> dict:
+    from backdrop.finetune.teacher import default_teachers
+
+    start = resolve_start(config.start)
+    clips = find_clips(config.footage, config.split_pictures)
+    training, held_out = choose_held_out(clips, config.held_out_share, config.hold_out)
+    if config.teachers:
+        teachers, note = (
+            list(config.teachers),
+            "the mean of the teachers given" if len(config.teachers) > 1 else "the teacher given",
+        )
+    else:
+        teachers, note = default_teachers(config.rvm)
+    return {
+        "settings": config.recorded(),
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "start": start.as_json(),
+        "teacher": {"files": [str(p) for p in teachers], "note": note},
+        "clips": {
+            "training": [c.as_json() for c in training],
+            "held_out": [c.as_json() for c in held_out],
+        },
+        "done": [],
+    }
+
+
+def fine_tune_run(config: FineTuneConfig) -> dict:
+    """Runs (or continues) the fine-tune of `config`; returns the results (`results.json`).
+
+    Raises:
+        ValueError: bad footage, start model, teacher or settings (one line naming it).
+        OutputError: another run holds the folder, or a file Backdrop did not write is in the way.
+    """
+    root = config.output
+    content = _read_plan(root, config)
+    if content is None:
+        content = _new_plan(config)  # every input checked before anything is written
+    inputs = [
+        *config.footage,
+        *(Path(spec.split(":")[1]) for spec in config.data + config.validate if ":" in spec),
+    ]
+    with OutputFolder(root, "fine-tune", "--output", inputs) as folder:
+        folder.claim(*OUTPUTS)
+        plan = Plan(folder, content)
+        plan.save()
+        return _run_steps(config, plan)
+
+
+def _run_steps(config: FineTuneConfig, plan: Plan) -> dict:
+    from backdrop.finetune import steps
+
+    actions = {
+        "label": steps.label,
+        "records": steps.records,
+        "train": steps.train,
+        "average": steps.average,
+        "export": steps.export,
+        "evaluate": steps.evaluate,
+        "report": steps.report,
+    }
+    for number, name in enumerate(STEPS, 1):
+        if name in plan.done:
+            print(f"[{number}/{len(STEPS)}] {name}: done before")
+            continue
+        print(f"[{number}/{len(STEPS)}] {name}: {steps.DESCRIPTIONS[name]}", flush=True)
+        began = time.monotonic()
+        actions[name](config, plan)
+        plan.finish(name)
+        print(
+            f"[{number}/{len(STEPS)}] {name}: done in {_duration(time.monotonic() - began)}",
+            flush=True,
+        )
+    return json.loads((plan.root / RESULTS).read_text())
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+__all__ = ["FootageError", "fine_tune_run"]

@@ -1,0 +1,315 @@
+"""The steps of a fine-tune, each resumable: it finds what an interrupted run finished and
+continues from there (labels skip what is labelled, training continues from its last epoch)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from backdrop.finetune.footage import Clip, FootageError
+from backdrop.finetune.start import StartModel
+from backdrop.imageops import IMAGE_EXTENSIONS
+
+DESCRIPTIONS = {
+    "label": "the teacher labels every clip (held-out ones for scoring only) and the --data",
+    "records": "the training clips' and data's labels become records",
+    "train": "fine-tuning the start model on them",
+    "average": "the fine-tuned weights averaged with the start's",
+    "export": "export with TFLite metadata and model cards",
+    "evaluate": "the new model, the start and the teacher on the held-out clips and labelled data",
+    "report": "the report page, with the held-out frames where the new model and the start differ",
+}
+# A clip whose labels mark a person on no frame (at least this share of pixels) is refused.
+PERSON_SHARE = 0.01
+
+
+def clips_of(plan, which: str) -> list[Clip]:
+    return [
+        Clip(c["name"], Path(c["path"]), c["kind"], c["count"])
+        for c in plan.content["clips"][which]
+    ]
+
+
+def start_of(plan) -> StartModel:
+    start = plan.content["start"]
+    return StartModel(
+        Path(start["init_from"]),
+        None if start["tflite"] is None else Path(start["tflite"]),
+        start["architecture"],
+        tuple(start["input_shape"]),
+        start["description"],
+    )
+
+
+def clip_files(clip: Clip) -> list[Path]:
+    if clip.kind != "pictures":
+        return [clip.path]
+    return sorted(
+        p for p in clip.path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+    )
+
+
+def labels_folder(config, plan) -> Path:
+    """Where the teacher's labels are: `labels/clips/CLIP/` and `labels/data/`."""
+    return config.labels or plan.root / "labels"
+
+
+def _teacher(config, plan):
+    from backdrop.teachers import load_teachers
+
+    return load_teachers(plan.content["teacher"]["files"], config.threads)
+
+
+def _check_people(clip: Clip, folder: Path) -> None:
+    """Refuses a clip in whose labels the teacher found no person."""
+    from PIL import Image
+
+    masks = sorted((folder / "masks").glob("*.png"))
+    found = 0
+    for mask in masks:
+        values = np.asarray(Image.open(mask))
+        found += int(np.count_nonzero(values >= 128) >= PERSON_SHARE * values.size)
+    if masks and not found:
+        raise FootageError(
+            f"footage {clip.path}: the teacher finds no person in any of its {len(masks)} "
+            "labelled frames; leave it out (a clip without people teaches nothing here)"
+        )
+    if not masks:
+        raise FootageError(f"footage {clip.path}: no frame could be read from it")
+
+
+def label(config, plan) -> None:
+    from backdrop.teachers.label import LabelConfig, pseudo_label
+
+    teacher = _teacher(config, plan)
+    print(f"  teacher: {plan.content['teacher']['note']}")
+    clips = clips_of(plan, "training") + clips_of(plan, "held_out")
+    began, every = time.monotonic(), max(1, len(clips) // 20)
+    for number, clip in enumerate(clips, 1):
+        folder = labels_folder(config, plan) / "clips" / clip.name
+        if clip.kind != "picture" or number % every == 1:
+            print(f"  clip {number}/{len(clips)}: {clip.path}", flush=True)
+        run = pseudo_label(
+            teacher,
+            LabelConfig(inputs=tuple(clip_files(clip)), output=folder, every=config.every),
+            progress=config.progress and clip.kind != "picture",
+        )
+        if clip.kind != "picture":  # a photo without people is a fair example; a clip is not
+            _check_people(clip, folder)
+        if run["labelled"] and number < len(clips) and number % every == 0:
+            left = (time.monotonic() - began) / number * (len(clips) - number)
+            print(f"  about {left / 60:.1f} min of labelling left", flush=True)
+    if config.data:
+        print(
+            f"  labelled data (training split, truth weight {config.truth_weight}): "
+            f"{', '.join(config.data)}",
+            flush=True,
+        )
+        pseudo_label(
+            teacher,
+            LabelConfig(
+                inputs=(),
+                output=labels_folder(config, plan) / "data",
+                datasets=config.data,
+                split="train",
+                truth_weight=config.truth_weight,
+            ),
+            progress=config.progress,
+        )
+
+
+def records_side(config, start: StartModel) -> int:
+    """The records' shorter side: as given, else 9/8 of the input's longer side (crops have
+    room to move), a multiple of 8."""
+    return config.side or int(round(max(start.input_shape) * 9 / 8 / 8) * 8)
+
+
+def records(config, plan) -> None:
+    from backdrop.data.prepare import PrepareConfig, prepare
+    from backdrop.data.readers.portrait import PortraitReader
+    from backdrop.finetune.scoring import ClipLabels
+
+    labels = labels_folder(config, plan)
+    readers = [ClipLabels(labels / "clips" / clip.name) for clip in clips_of(plan, "training")]
+    if config.data:
+        readers.append(PortraitReader(labels / "data"))
+    side = records_side(config, start_of(plan))
+    prepare(
+        readers,
+        PrepareConfig(plan.root / "records", side=side, remove_previous=True),
+        progress=config.progress,
+    )
+
+
+def run_folders(config, plan) -> list[Path]:
+    return [
+        plan.root / ("train" if seed == 0 else f"train-seed{seed}") for seed in range(config.seeds)
+    ]
+
+
+def _architecture(start: StartModel) -> dict:
+    from backdrop.training.config import ARCHITECTURE, is_checkpoint
+    from backdrop.training.run_folder import checkpoint_run
+
+    if is_checkpoint(start.init_from):
+        run = checkpoint_run(start.init_from)
+        return {name: getattr(run, name) for name in ARCHITECTURE}
+    return {"model": start.architecture, "input_shape": start.input_shape}
+
+
+def train_config(config, plan, folder: Path, seed: int):
+    from backdrop.training.config import TrainConfig
+
+    start = start_of(plan)
+    return TrainConfig(
+        **_architecture(start),
+        checkpoints=folder,
+        records=plan.root / "records",
+        init_from=start.init_from,
+        epochs=config.epochs,
+        learning_rate=config.learning_rate,
+        cache=True,
+        background_folders=config.backgrounds,
+        background_probability=config.background_probability if config.backgrounds else 0.0,
+        crop_aspect=config.crop_aspect or ("frame" if start.landscape else "input"),
+        source_repeats=(("footage", config.footage_repeat),) if config.footage_repeat > 1 else (),
+        seed=seed,
+        export="none",
+    )
+
+
+def train(config, plan) -> None:
+    import keras
+
+    from backdrop.training.loop import train as train_run
+    from backdrop.training.run_folder import RunFolder
+
+    folders = run_folders(config, plan)
+    plan.folder.claim(*(f"{folder.name}/" for folder in folders))
+
+    class TimeLeft(keras.callbacks.Callback):
+        """After each epoch: how long the training has left, at the pace so far."""
+
+        def on_train_begin(self, logs=None):
+            self.began, self.first = time.monotonic(), None
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.first = epoch if self.first is None else self.first
+            pace = (time.monotonic() - self.began) / (epoch - self.first + 1)
+            left = pace * ((config.epochs - epoch - 1) + config.epochs * (len(folders) - seed - 1))
+            print(
+                f"  epoch {epoch + 1}/{config.epochs} of seed {seed + 1}/{len(folders)}; "
+                f"about {left / 60:.1f} min of training left",
+                flush=True,
+            )
+
+    verbose = "auto" if sys.stdout.isatty() else 2
+    for seed, folder in enumerate(folders):
+        restore = RunFolder(folder).state.is_file()
+        train_run(
+            train_config(config, plan, folder, seed),
+            restore=restore,
+            verbose=verbose,
+            callbacks=[TimeLeft()],
+        )
+
+
+def average_weight(config, start: StartModel) -> float:
+    """The share of the fine-tuned weights: as given, else the recipe's (0.5 square, 0.3
+    landscape; benchmarks/README.md)."""
+    if config.average_weight is not None:
+        return config.average_weight
+    return 0.3 if start.landscape else 0.5
+
+
+def average(config, plan) -> None:
+    from backdrop.training.average import average_checkpoint
+    from backdrop.training.run_folder import RunFolder
+
+    start = start_of(plan)
+    lasts = [RunFolder(folder).epoch(config.epochs) for folder in run_folders(config, plan)]
+    tuned = lasts[0]
+    for count, last in enumerate(lasts[1:], 2):  # a running uniform mean of the seeds
+        average_checkpoint(last, plan.root / "soup.keras", 1 / count, start=tuned)
+        tuned = plan.root / "soup.keras"
+    weight = average_weight(config, start)
+    average_checkpoint(tuned, plan.root / "averaged.keras", weight, start=start.init_from)
+    print(f"  averaged.keras: {weight:g} x fine-tuned + {1 - weight:g} x {start.description}")
+
+
+def export(config, plan) -> None:
+    from backdrop.export import export_models, format_reports
+    from backdrop.model_card import training_data
+    from backdrop.training.config import TrainConfig
+    from backdrop.training.loop import export_data, load_checkpoint
+    from backdrop.training.quantize_aware import tail_rounded
+
+    start = start_of(plan)
+    records_folder = plan.root / "records"
+    averaged = plan.root / "averaged.keras"
+    model = load_checkpoint(averaged)
+    shape = tuple(model.input_shape[1:3])
+    calibration, validation = export_data(
+        TrainConfig(checkpoints=plan.root, records=records_folder, input_shape=shape)
+    )
+    common = {
+        "threads": config.threads,
+        "training": training_data(records_folder),
+    }
+    extra = {"checkpoint": str(averaged), "model": model.name, "fine_tuned_from": start.description}
+    floats = [mode for mode in config.modes if mode != "int8"]
+    reports = []
+    if floats:
+        reports += export_models(
+            model, plan.root / "model", floats, calibration, validation, extra=extra, **common
+        )
+    if "int8" in config.modes:
+        rounded = tail_rounded(model, np.stack(calibration), config.int8_range_tail)
+        reports += export_models(
+            rounded,
+            plan.root / "model",
+            ["int8"],
+            calibration,
+            validation,
+            extra=extra,
+            mode_extra={"int8": {"int8_range_tail": config.int8_range_tail}},
+            **common,
+        )
+    if start.tflite is None:  # a Backdrop checkpoint: its own .tflite to compare against
+        begin = load_checkpoint(start.init_from)
+        reports += export_models(
+            begin,
+            plan.root / "start",
+            ["float16"],
+            calibration,
+            validation,
+            extra={"checkpoint": str(start.init_from)},
+            **common,
+        )
+    print(format_reports(reports))
+
+
+def model_paths(config, plan) -> tuple[list[Path], Path]:
+    """(the new model in each mode, the start as a .tflite)."""
+    start = start_of(plan)
+    new = [plan.root / "model" / f"model_{mode}.tflite" for mode in config.modes]
+    return new, start.tflite or plan.root / "start" / "model_float16.tflite"
+
+
+def evaluate(config, plan) -> None:
+    from backdrop.finetune.scoring import evaluate_fine_tune
+
+    evaluate_fine_tune(config, plan)
+
+
+def report(config, plan) -> None:
+    from backdrop.finetune.page import write_fine_tune_report
+
+    page = write_fine_tune_report(config, plan)
+    results = json.loads((plan.root / "results.json").read_text())
+    print(f"  report: {page}")
+    print(results["verdict"]["text"])
