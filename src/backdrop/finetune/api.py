@@ -121,6 +121,9 @@ def fine_tune(
         ValueError: bad footage (none found, no people in a clip, one clip only), a start that
             cannot be fine-tuned, or settings that differ from the run already in `output`.
 
+    In a script (not a notebook), call it under `if __name__ == "__main__":`: the records are
+    written by worker processes that import the script again, as Python's multiprocessing does.
+
     Example:
         >>> result = backdrop.fine_tune(["calls/"], start="mediapipe", output="runs/office")
         >>> result.better, result.recommended
