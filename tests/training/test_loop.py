@@ -132,6 +132,59 @@ def test_killed_run_resumes_from_the_saved_epoch(synthetic_records, tmp_path):
     assert final["epoch"] == done + 2
 
 
+# Trains the run of the config given as JSON and kills it (kill -9) once its first epoch is saved.
+KILLED_AFTER_ONE_EPOCH = """
+import os, signal, sys
+import keras
+from backdrop.training.loop import TrainConfig, train
+
+class Kill(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):  # after the run's own checkpoint callback
+        os.kill(os.getpid(), signal.SIGKILL)
+
+train(TrainConfig.from_json(sys.argv[1]), verbose=0, callbacks=[Kill()])
+"""
+
+
+def assert_restored_run_ends_as_uninterrupted(config: TrainConfig, tmp_path: Path) -> None:
+    """Trains `config` (3 epochs) killed after epoch 1 and restored, and uninterrupted: the
+    final weights must be the same to the bit (same examples, order and augmentation in every
+    epoch, same optimizer state and learning rate)."""
+    killed = dataclasses.replace(config, checkpoints=tmp_path / "killed")
+    process = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_ONE_EPOCH, killed.to_json()],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert process.returncode == -signal.SIGKILL, process.stderr[-3000:]
+    assert json.loads((killed.checkpoints / "state.json").read_text())["epoch"] == 1
+    restored = train(killed, restore=True, verbose=0)
+    uninterrupted = train(dataclasses.replace(config, checkpoints=tmp_path / "whole"), verbose=0)
+    assert restored["epoch"] == uninterrupted["epoch"] == 3
+    ours = keras.saving.load_model(killed.checkpoints / restored["checkpoint"])
+    theirs = keras.saving.load_model(tmp_path / "whole" / uninterrupted["checkpoint"])
+    for a, b in zip(ours.weights, theirs.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+@pytest.mark.slow
+def test_killed_and_restored_run_ends_with_the_uninterrupted_weights(synthetic_records, tmp_path):
+    config = small_config(synthetic_records, tmp_path, epochs=3)
+    assert_restored_run_ends_as_uninterrupted(config, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_killed_and_restored_mediapipe_run_ends_with_the_uninterrupted_weights(
+    synthetic_records, tmp_path, anchor_model
+):
+    config = small_config(
+        synthetic_records, tmp_path, model="mediapipe_selfie", init_from=anchor_model(), epochs=3
+    )
+    assert_restored_run_ends_as_uninterrupted(config, tmp_path)
+
+
 @pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_to_restore_from(synthetic_records, tmp_path):
     folder = tmp_path / "run"

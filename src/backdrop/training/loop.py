@@ -228,10 +228,25 @@ def train(
         return _train(config, run, folder, state, restore, verbose, callbacks)
 
 
+def _skip_epochs(train_data: tf.data.Dataset, epochs: int) -> None:
+    """Draws the shuffle and augmentation seeds of `epochs` epochs, so that a restored run's next
+    epoch gets the examples, order and augmentation that the uninterrupted run's did.
+
+    Each iterator made of the training data draws the next seeds, read or not, and Keras's fit
+    makes two per epoch: the one it reads, and one it makes at the epoch's end and drops.
+    Making one without reading it takes a tenth of a second or so. tests/training/test_loop.py
+    checks that a killed and restored run ends with the uninterrupted run's weights, so a Keras
+    that makes another number fails there.
+    """
+    for _ in range(2 * epochs):
+        iter(train_data)
+
+
 def _train(config, run, folder, state, restore, verbose, callbacks) -> dict:
-    keras.utils.set_random_seed(config.seed + state["epoch"])
+    keras.utils.set_random_seed(config.seed)  # as the run started: its data draws the same seeds
     strategy = select_strategy(config.distribute)
     train_data, validation_data, count = make_datasets(config, strategy.num_replicas_in_sync)
+    _skip_epochs(train_data, state["epoch"])
     steps_per_epoch = math.ceil(count / (config.batch_size * strategy.num_replicas_in_sync))
     with strategy.scope():
         if restore:
