@@ -3,6 +3,7 @@
 sequences' ground truth, never trained on.
 
     .venv/bin/python benchmarks/fine_tune_davis.py RUN [--no-rvm] [--epochs N] [--start START]
+        [--crop-aspect frame|input] [--data FORMAT:PATH ...]
 
 Prints the figures as a markdown table. The DAVIS folder: BACKDROP_DATA (default
 ../shared/datasets)/davis2016_people; the validation sequences are linked into RUN-validation/
@@ -37,7 +38,8 @@ def main() -> None:
     parser.add_argument("--no-rvm", dest="rvm", action="store_false")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--start", default="mediapipe")
-    parser.add_argument("--crop-aspect", choices=("input", "frame"))
+    parser.add_argument("--data", action="append", default=[], help="labelled data to add")
+    parser.add_argument("--crop-aspect", choices=("input", "frame"), default="frame")
     args = parser.parse_args()
     import backdrop
 
@@ -50,6 +52,7 @@ def main() -> None:
         start=args.start,
         output=args.run,
         validate=[f"davis:{validation}"],
+        data=args.data,
         rvm=args.rvm,
         epochs=args.epochs,
         crop_aspect=args.crop_aspect,

@@ -133,10 +133,9 @@ def _fine_tune_parser(subparsers) -> None:
     parser.add_argument(
         "--crop-aspect",
         choices=("input", "frame"),
-        default=None,
-        help="training crops: input (undistorted) or frame (shaped like the picture, stretched "
-        "as the runtime stretches every frame); default: input for a square model, frame for a "
-        "landscape one",
+        default=DEFAULT("crop_aspect"),
+        help="training crops: frame (shaped like the picture, stretched as the runtime stretches "
+        "every frame) or input (undistorted) (default: %(default)s)",
     )
     parser.add_argument(
         "--background",

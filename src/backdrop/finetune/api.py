@@ -88,7 +88,7 @@ def fine_tune(
     learning_rate: float = 2e-4,
     seeds: int = 1,
     average_weight: float | None = None,
-    crop_aspect: str | None = None,
+    crop_aspect: str = "frame",
     backgrounds: Sequence[str | Path] = (),
     background_probability: float = 0.3,
     modes: Sequence[str] = ("float16", "int8"),
