@@ -206,3 +206,38 @@ def evaluate_fine_tune(config, plan) -> dict:
     results["verdict"] = verdict(results["held_out"], shipped, start_file, start.description)
     write_atomic(plan.root / "results.json", json.dumps(results, indent=2))
     return results
+
+
+def format_results(results: dict) -> str:
+    """The figures as a plain-text table, one block per dataset, then the verdict."""
+    new_name = Path(results["models"]["new"][0]).name
+    lines = []
+    for entry in [results["held_out"], *results["validation"]]:
+        diff, closed = entry["new_minus_start"], entry["gap_closed"]
+        lines.append(
+            f"{entry['dataset']} ({entry['new']['images']} pictures; truth: {entry['truth']})"
+        )
+        lines.append(f"  {'model':<12} {'IoU':>7} {'boundary':>9} {'flicker':>8} {'latency':>12}")
+        for key in ("new", "start", "teacher"):
+            figures = entry.get(key)
+            if figures is None:
+                lines.append(f"  {key:<12} {'(the truth here)':>7}")
+                continue
+            latency = (
+                results["latency_ms"][new_name if key == "new" else "start"]
+                if key != "teacher"
+                else figures.get("ms_a_picture")
+            )
+            flicker = "-" if figures.get("flicker") is None else f"{figures['flicker']:.3f}"
+            speed = "-" if latency is None else f"{latency:.2f} ms"
+            lines.append(
+                f"  {key:<12} {figures['mean_iou']:>7.4f} {figures['boundary_iou']:>9.4f} "
+                f"{flicker:>8} {speed:>12}"
+            )
+        gap = "" if closed is None else f"; {100 * closed:.0f}% of the gap to the teacher closed"
+        lines.append(
+            f"  new - start: {diff['mean']:+.4f} IoU (95% interval {diff['low']:+.4f} to "
+            f"{diff['high']:+.4f}){gap}"
+        )
+    lines.append(results["verdict"]["text"])
+    return "\n".join(lines)

@@ -308,8 +308,9 @@ def evaluate(config, plan) -> None:
 
 def report(config, plan) -> None:
     from backdrop.finetune.page import write_fine_tune_report
+    from backdrop.finetune.scoring import format_results
 
     page = write_fine_tune_report(config, plan)
     results = json.loads((plan.root / "results.json").read_text())
-    print(f"  report: {page}")
-    print(results["verdict"]["text"])
+    print(format_results(results))
+    print(f"report: {page}")
