@@ -81,18 +81,25 @@ def _walk(path: Path, split_pictures: bool, found: list[tuple[Path, str, int]]) 
             _walk(entry, split_pictures, found)
 
 
+def _parts(path: Path) -> tuple[str, ...]:
+    """The folders and name of `path` (resolved: "." has a name too), a file's without suffix."""
+    resolved = path.resolve()
+    name = resolved.stem if resolved.is_file() else resolved.name
+    return (*resolved.parent.parts[1:], name)
+
+
 def _unique_names(paths: Sequence[Path]) -> list[str]:
     """Each clip's name: its stem, with parent folders prefixed until the names are unique."""
+    parts = [_parts(p) for p in paths]
     depth = 1
     while True:
-        names = ["_".join(p.with_suffix("").parts[-depth:]) for p in paths]
-        if len(set(names)) == len(names) or depth > max(len(p.parts) for p in paths):
+        names = ["_".join(p[-depth:]) for p in parts]
+        if len(set(names)) == len(names) or depth > max(len(p) for p in parts):
             break
         depth += 1
     safe = ["".join(c if c.isalnum() or c in "-_." else "_" for c in n) for n in names]
-    return [
-        name if len(safe) == len(set(safe)) else f"{i:03d}_{name}" for i, name in enumerate(safe)
-    ]
+    unique = len(safe) == len(set(safe))
+    return [name if unique else f"{i:03d}_{name}" for i, name in enumerate(safe)]
 
 
 def find_clips(inputs: Sequence[str | Path], split_pictures: bool = False) -> list[Clip]:
@@ -131,7 +138,9 @@ def find_clips(inputs: Sequence[str | Path], split_pictures: bool = False) -> li
 
 
 def _rank(clip: Clip) -> bytes:
-    return hashlib.sha256(clip.name.encode()).digest()
+    """A clip's place in the held-out order: a hash of where it is, not of its name in the run
+    (names grow longer when another clip shares one)."""
+    return hashlib.sha256(str(clip.path.resolve()).encode()).digest()
 
 
 def choose_held_out(
@@ -140,7 +149,7 @@ def choose_held_out(
     """(training clips, held-out clips).
 
     The held-out ones are those `named` (paths of clips, or folders holding them) if any, else
-    `ceil(fraction x clips)` chosen by a hash of each clip's name: stable when clips are added,
+    `ceil(fraction x clips)` chosen by a hash of each clip's path: stable when clips are added,
     and the same on every run. At least one clip is held out and at least one trains.
 
     Raises:

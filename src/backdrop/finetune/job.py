@@ -36,13 +36,11 @@ STEPS = ("label", "records", "train", "average", "export", "evaluate", "report")
 OUTPUTS = (
     PLAN,
     RESULTS,
-    "labels/",
     "records/",
     "train/",
     "soup.keras",
     "averaged.keras",
     "model/",
-    "start/",
     "evaluation/",
     "report/",
 )
@@ -81,6 +79,8 @@ def _read_plan(root: Path, config: FineTuneConfig) -> dict | None:
         for key, value in config.recorded().items()
         if content["settings"].get(key) != value
     ]
+    if changed and not content.get("done"):
+        return None  # nothing was made from those settings yet: the new ones replace them
     if changed:
         raise ValueError(
             f"{root} holds a fine-tune with other settings ({'; '.join(changed[:3])}); continue "
@@ -102,6 +102,9 @@ def _new_plan(config: FineTuneConfig) -> dict:
         )
     else:
         teachers, note = default_teachers(config.rvm)
+    from backdrop.teachers import load_teachers
+
+    load_teachers(teachers)  # a teacher that cannot label is one line now, not after the plan
     return {
         "settings": config.recorded(),
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -131,7 +134,7 @@ def fine_tune_run(config: FineTuneConfig) -> dict:
         *(Path(spec.split(":")[1]) for spec in config.data + config.validate if ":" in spec),
     ]
     with OutputFolder(root, "fine-tune", "--output", inputs) as folder:
-        folder.claim(*OUTPUTS)
+        folder.claim(*OUTPUTS, *([] if config.labels else ["labels/"]))
         plan = Plan(folder, content)
         plan.save()
         return _run_steps(config, plan)

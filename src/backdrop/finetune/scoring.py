@@ -121,8 +121,14 @@ def verdict(held_out: dict, new: Path, start: Path, start_name: str) -> dict:
     """Better or not on the held-out footage, in plain words, and the file to use."""
     diff = held_out["new_minus_start"]
     interval = f"{diff['mean']:+.4f} IoU (95% interval {diff['low']:+.4f} to {diff['high']:+.4f})"
+    if diff["high"] - diff["low"] < 1e-9:
+        interval = f"{diff['mean']:+.4f} IoU (one held-out clip too short to give an interval)"
     if diff["mean"] > 0:
-        sure = "" if diff["low"] > 0 else "; the interval includes 0, so the lead is not certain"
+        sure = (
+            ""
+            if diff["low"] > 0 and diff["high"] > diff["low"]
+            else "; the interval does not exclude 0, so the lead is not certain"
+        )
         return {
             "better": True,
             "recommended": str(new),

@@ -23,6 +23,7 @@ DESCRIPTIONS = {
     "evaluate": "the new model, the start and the teacher on the held-out clips and labelled data",
     "report": "the report page, with the held-out frames where the new model and the start differ",
 }
+VALIDATION_SHARES = (0.1, 0.2, 0.35, 0.5)
 # A clip whose labels mark a person on no frame (at least this share of pixels) is refused.
 PERSON_SHARE = 0.01
 
@@ -138,10 +139,21 @@ def records(config, plan) -> None:
     if config.data:
         readers.append(PortraitReader(labels / "data"))
     side = records_side(config, start_of(plan))
-    prepare(
-        readers,
-        PrepareConfig(plan.root / "records", side=side, remove_previous=True),
-        progress=config.progress,
+    # Training needs a validation split; it takes frames by a hash of their names, so a little
+    # footage may give none at 10%: then a larger share (recorded in metadata.json).
+    for share in VALIDATION_SHARES:
+        written = prepare(
+            readers,
+            PrepareConfig(
+                plan.root / "records", side=side, validation_fraction=share, remove_previous=True
+            ),
+            progress=config.progress,
+        )
+        if written["splits"]["validation"]["count"]:
+            return
+    raise FootageError(
+        f"too little footage: its {written['splits']['train']['count']} training frames gave none "
+        "to the records' validation split; give more footage or hold fewer clips out"
     )
 
 
@@ -280,6 +292,7 @@ def export(config, plan) -> None:
             **common,
         )
     if start.tflite is None:  # a Backdrop checkpoint: its own .tflite to compare against
+        plan.folder.claim("start/")
         begin = load_checkpoint(start.init_from)
         reports += export_models(
             begin,
