@@ -117,8 +117,16 @@ def _compare(results: dict, name: str, new: Path, start: Path, teacher: dict | N
     }
 
 
-def verdict(held_out: dict, new: Path, start: Path, start_name: str) -> dict:
+def verdict(
+    held_out: dict, new: Path, start: Path, start_name: str, teacher_is_start: bool = False
+) -> dict:
     """Better or not on the held-out footage, in plain words, and the file to use."""
+    caveat = (
+        " The teacher is the start model itself, so its labels of the held-out clips favour the "
+        "start: only labelled data (--data, --validate) can show a gain."
+        if teacher_is_start
+        else ""
+    )
     diff = held_out["new_minus_start"]
     interval = f"{diff['mean']:+.4f} IoU (95% interval {diff['low']:+.4f} to {diff['high']:+.4f})"
     if diff["high"] - diff["low"] < 1e-9:
@@ -133,13 +141,13 @@ def verdict(held_out: dict, new: Path, start: Path, start_name: str) -> dict:
             "better": True,
             "recommended": str(new),
             "text": f"The fine-tuned model is better than {start_name} on your held-out footage: "
-            f"{interval}{sure}. Use {new}.",
+            f"{interval}{sure}. Use {new}.{caveat}",
         }
     return {
         "better": False,
         "recommended": str(start),
         "text": f"The fine-tuned model is NOT better than {start_name} on your held-out footage "
-        f"({interval}). Keep the start: {start}.",
+        f"({interval}). Keep the start: {start}.{caveat}",
     }
 
 
@@ -209,7 +217,15 @@ def evaluate_fine_tune(config, plan) -> dict:
         "latency_ms": latency,
         "threads": config.threads,
     }
-    results["verdict"] = verdict(results["held_out"], shipped, start_file, start.description)
+    teachers = plan.content["teacher"]["files"]
+    teacher_is_start = (
+        len(teachers) == 1
+        and Path(teachers[0]).is_file()
+        and file_digest(Path(teachers[0])) == file_digest(start_file)
+    )
+    results["verdict"] = verdict(
+        results["held_out"], shipped, start_file, start.description, teacher_is_start
+    )
     write_atomic(plan.root / "results.json", json.dumps(results, indent=2))
     return results
 
