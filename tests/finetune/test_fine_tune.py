@@ -626,3 +626,24 @@ def test_a_killed_fine_tune_continues_with_the_same_command(whole_run, generated
             "training is not bit-identical",
             stacklevel=1,
         )
+
+
+def test_api_defaults_are_the_configs():
+    """`backdrop.fine_tune` spells out its arguments for notebooks; their defaults must be
+    FineTuneConfig's, the one home of every default."""
+    import dataclasses
+    import inspect
+
+    from backdrop.finetune import FineTuneConfig, fine_tune
+
+    fields = {field.name: field for field in dataclasses.fields(FineTuneConfig)}
+    parameters = inspect.signature(fine_tune).parameters
+    assert set(parameters) == set(fields)
+    for name, parameter in parameters.items():
+        if fields[name].default is dataclasses.MISSING:
+            continue
+        expected = fields[name].default
+        given = parameter.default
+        assert (str(given) if name == "output" else given) == (
+            str(expected) if name == "output" else expected
+        ), name

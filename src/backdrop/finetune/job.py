@@ -141,14 +141,14 @@ def fine_tune_run(config: FineTuneConfig) -> dict:
 
 
 def _run_steps(config: FineTuneConfig, plan: Plan) -> dict:
-    from backdrop.finetune import steps
+    from backdrop.finetune import steps, tuning
 
     actions = {
         "label": steps.label,
         "records": steps.records,
-        "train": steps.train,
-        "average": steps.average,
-        "export": steps.export,
+        "train": tuning.train,
+        "average": tuning.average,
+        "export": tuning.export,
         "evaluate": steps.evaluate,
         "report": steps.report,
     }
