@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from backdrop.evaluation.report import _table
 from backdrop.outputs import OutputFolder
 
 GALLERY_ROWS = 8
@@ -47,14 +48,6 @@ def _rows(entry: dict, latency: dict, new_name: str) -> list[list[str]]:
             ]
         )
     return rows
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _dataset_section(entry: dict, latency: dict, new_name: str) -> str:
