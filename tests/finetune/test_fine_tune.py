@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -334,6 +335,43 @@ def test_a_corrected_teacher_goes_on_in_the_same_folder(walls, anchor, capsys):
     # Corrected, it goes on to label (and refuses these walls as footage without people).
     assert main([*args, str(anchor)]) == 1
     one_line_error(capsys, "finds no person")
+
+
+def test_a_plan_is_trusted_only_as_far_as_its_settings_give_it(walls, anchor, capsys):
+    """A run folder may come from anyone: a `fine_tune.json` whose clips, start, teacher or
+    steps were changed is refused in one line naming it, and nothing is written for it."""
+    args = ["fine-tune", "footage", "--start", str(anchor), "--teacher", str(anchor)]
+    assert main([*args, "-o", "out", "-q"]) == 1  # the plan is written; labelling refuses walls
+    one_line_error(capsys, "finds no person")
+    path = Path("out/fine_tune.json")
+    plan = json.loads(path.read_text())
+    plan["done"] = ["label"]
+    (held,) = plan["clips"]["held_out"]
+
+    def refused(changed: dict, *fragments: str) -> None:
+        path.write_text(json.dumps({**plan, **changed}))
+        before = sorted(Path().rglob("*"))
+        assert main([*args, "-o", "out", "-q"]) == 1
+        one_line_error(capsys, str(path), *fragments)
+        assert sorted(Path().rglob("*")) == before
+
+    escape = {**held, "name": "../../escaped"}
+    refused({"clips": {**plan["clips"], "held_out": [escape]}}, "clips differ")
+    refused({"clips": {**plan["clips"], "held_out": "x"}}, "clips differ")
+    refused({"start": {**plan["start"], "init_from": "/elsewhere/model.keras"}}, "start differ")
+    refused({"teacher": {"files": ["/elsewhere/teacher.tflite"], "note": ""}}, "teacher differ")
+    refused({"done": ["train", "export"]}, "not steps in order")
+    refused({"done": "label"}, "not steps in order")
+    # Footage that changed mid-run is named too.
+    path.write_text(json.dumps(plan))
+    pictures(walls / "kitchen", 1)
+    assert main([*args, "-o", "out", "-q"]) == 1
+    one_line_error(capsys, str(path), "1 clips new, 0 gone")
+    # The plan as written continues: labelling is done, so the records step is next (and finds
+    # too little of the walls to hold any out).
+    shutil.rmtree(walls / "kitchen")
+    assert main([*args, "-o", "out", "-q"]) == 1
+    one_line_error(capsys, "too little footage")
 
 
 @pytest.mark.parametrize("kind", ["video", "pictures"])

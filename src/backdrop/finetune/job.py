@@ -66,6 +66,8 @@ class Plan:
 
 
 def _read_plan(root: Path, config: FineTuneConfig) -> dict | None:
+    """The plan in `root` if it continues there: None when there is none, or when nothing was
+    made from it yet (the new settings replace it)."""
     path = root / PLAN
     if not path.is_file():
         return None
@@ -74,22 +76,53 @@ def _read_plan(root: Path, config: FineTuneConfig) -> dict | None:
     content = read_run_json(path, "remove it to start over", "fine-tune plan")
     if not isinstance(content, dict) or not isinstance(content.get("settings"), dict):
         raise ValueError(f"{path} is not a fine-tune plan; remove it or choose another --output")
+    done = content.get("done")
+    if not isinstance(done, list) or done != list(STEPS[: len(done)]):
+        raise ValueError(f"{path}: its steps done {done!r} are not steps in order; remove it")
+    if not done:
+        return None
     changed = [
         f"{key} {content['settings'].get(key)!r} -> {value!r}"
         for key, value in config.recorded().items()
         if content["settings"].get(key) != value
     ]
-    if changed and not content.get("done"):
-        return None  # nothing was made from those settings yet: the new ones replace them
     if changed:
         raise ValueError(
             f"{root} holds a fine-tune with other settings ({'; '.join(changed[:3])}); continue "
             "it with the same settings or choose another --output"
         )
+    _check_derived(path, content, _derived(config))
     return content
 
 
-def _new_plan(config: FineTuneConfig) -> dict:
+def _check_derived(path: Path, content: dict, derived: dict) -> None:
+    """Refuses a plan whose start, teacher or clips are not what its settings give now: a plan
+    is trusted only as far as it can be derived again (a run folder may come from anyone, and
+    its clip names become folders), and footage that changed mid-run is named."""
+    differ = [key for key, value in derived.items() if content.get(key) != value]
+    if not differ:
+        return
+    hint = ""
+    if "clips" in differ:
+        before, now = _clip_paths(content.get("clips")), _clip_paths(derived["clips"])
+        if before is not None:
+            hint = f" ({len(now - before)} clips new, {len(before - now)} gone)"
+    raise ValueError(
+        f"{path}: its {' and '.join(differ)} differ from what its settings give now{hint}; "
+        "continue it with the footage and models it began with, or choose another --output"
+    )
+
+
+def _clip_paths(clips) -> set[str] | None:
+    try:
+        return {clip["path"] for part in clips.values() for clip in part}
+    except (AttributeError, KeyError, TypeError):
+        return None
+
+
+def _derived(config: FineTuneConfig) -> dict:
+    """What a plan holds besides its settings, derived from them: the start, the teacher and
+    the clips (training / held out)."""
     from backdrop.finetune.teacher import default_teachers
 
     start = resolve_start(config.start)
@@ -102,18 +135,25 @@ def _new_plan(config: FineTuneConfig) -> dict:
         )
     else:
         teachers, note = default_teachers(config.rvm)
-    from backdrop.teachers import load_teachers
-
-    load_teachers(teachers)  # a teacher that cannot label is one line now, not after the plan
     return {
-        "settings": config.recorded(),
-        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "start": start.as_json(),
         "teacher": {"files": [str(p) for p in teachers], "note": note},
         "clips": {
             "training": [c.as_json() for c in training],
             "held_out": [c.as_json() for c in held_out],
         },
+    }
+
+
+def _new_plan(config: FineTuneConfig) -> dict:
+    from backdrop.teachers import load_teachers
+
+    derived = _derived(config)
+    load_teachers(derived["teacher"]["files"])  # a teacher that cannot label is one line now
+    return {
+        "settings": config.recorded(),
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **derived,
         "done": [],
     }
 
