@@ -130,33 +130,33 @@ def export(config, plan) -> None:
     }
     extra = {"checkpoint": str(averaged), "model": model.name, "fine_tuned_from": start.description}
     floats = [mode for mode in config.modes if mode != "int8"]
-    reports = []
+    jobs = []  # export_models's (model, folder, modes, options), each timed for the estimate
     if floats:
-        reports += export_models(
-            model, plan.root / "model", floats, calibration, validation, extra=extra, **common
-        )
+        jobs.append((model, plan.root / "model", floats, {}))
     if "int8" in config.modes:
         rounded = tail_rounded(model, np.stack(calibration), config.int8_range_tail)
-        reports += export_models(
-            rounded,
-            plan.root / "model",
-            ["int8"],
-            calibration,
-            validation,
-            extra=extra,
-            mode_extra={"int8": {"int8_range_tail": config.int8_range_tail}},
-            **common,
-        )
+        tail = {"int8": {"int8_range_tail": config.int8_range_tail}}
+        jobs.append((rounded, plan.root / "model", ["int8"], {"mode_extra": tail}))
     if start.tflite is None:  # a Backdrop checkpoint: its own .tflite to compare against
         plan.folder.claim("start/")
         begin = load_checkpoint(start.init_from)
+        checkpoint = {"extra": {"checkpoint": str(start.init_from)}}
+        jobs.append((begin, plan.root / "start", ["float16"], checkpoint))
+    reports, began = [], time.monotonic()
+    for number, (keras_model, folder, modes, options) in enumerate(jobs, 1):
+        left = (time.monotonic() - began) / max(1, number - 1) * (len(jobs) - number + 1)
+        estimate = f"; about {left / 60:.1f} min of export left" if number > 1 else ""
+        print(
+            f"  exporting {number}/{len(jobs)}: {folder.name}/ {', '.join(modes)}{estimate}",
+            flush=True,
+        )
         reports += export_models(
-            begin,
-            plan.root / "start",
-            ["float16"],
+            keras_model,
+            folder,
+            modes,
             calibration,
             validation,
-            extra={"checkpoint": str(start.init_from)},
+            **{"extra": extra, **options},
             **common,
         )
     print(format_reports(reports))
