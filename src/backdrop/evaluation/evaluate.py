@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -80,6 +81,58 @@ class ModelScores:
         }
 
 
+@dataclasses.dataclass
+class ReaderScores:
+    """What `score_reader` found: each model's scores, each picture's video (None for a still)
+    in reading order, the ground truth's flicker per video, and each model's seconds a picture."""
+
+    models: list[ModelScores]
+    sequences: list[str | None]
+    truth_flickers: list[float]
+    seconds: list[list[float]]
+
+
+def score_reader(
+    predictors: Sequence[Callable[[np.ndarray], np.ndarray]],
+    reader: Reader,
+    split: str | None,
+    validation_fraction: float,
+    progress: bool,
+    visit: Callable | None = None,
+    desc: str | None = None,
+) -> ReaderScores:
+    """Scores each predictor (an RGB uint8 image -> its person probability at the image's size)
+    on the pictures of `reader`, the same pictures for all: IoU and boundary IoU per picture at
+    0.5, flicker per video. `visit(sample, truth, predictions, count)` sees each picture."""
+    found = ReaderScores([ModelScores() for _ in predictors], [], [], [[] for _ in predictors])
+    videos: dict[str, list] = {}
+    for sequence, sample in tqdm(
+        split_samples(reader, split, validation_fraction),
+        desc=desc or reader.source,
+        unit="img",
+        disable=not progress,
+    ):
+        truth, valid = truth_and_valid(sample.mask, sample.ignore)
+        predictions = []
+        for predict, seconds in zip(predictors, found.seconds, strict=True):
+            began = time.perf_counter()
+            predictions.append(predict(sample.image) >= THRESHOLD)
+            seconds.append(time.perf_counter() - began)
+        found.sequences.append(sequence)
+        for scores, prediction in zip(found.models, predictions, strict=True):
+            scores.ious.append(iou(prediction, truth, valid))
+            scores.boundary_ious.append(boundary_iou(prediction, truth, valid))
+        if sequence is not None:
+            videos.setdefault(sequence, []).append((truth, predictions))
+        if visit is not None:
+            visit(sample, truth, predictions, len(found.sequences))
+    for frames in videos.values():
+        found.truth_flickers.append(flicker([truth for truth, _ in frames]))
+        for m, scores in enumerate(found.models):
+            scores.flickers.append(flicker([predictions[m] for _, predictions in frames]))
+    return found
+
+
 def overlay(image: np.ndarray, mask: np.ndarray, colour=(0, 255, 0)) -> np.ndarray:
     """The image with the mask tinted in and its outline drawn."""
     tinted = image.copy()
@@ -121,34 +174,18 @@ def evaluate(
         if Path(reference).resolve() not in evaluated:
             raise ValueError(f"reference {reference} is not one of the models to evaluate")
     segmenters = [Segmenter(path, threads) for path in model_paths]
-    scores = {(m, r): ModelScores() for m in range(len(segmenters)) for r in range(len(readers))}
-    truth_flicker: dict[int, list[float]] = {}
-    image_sequences: list[list[str | None]] = [[] for _ in readers]  # each picture's video
     grid: list[np.ndarray] = []
-    for r, reader in enumerate(readers):
-        sequences: dict[str, list] = {}
-        for sequence, sample in tqdm(
-            split_samples(reader, split, validation_fraction),
-            desc=reader.source,
-            unit="img",
-            disable=not progress,
-        ):
-            truth, valid = truth_and_valid(sample.mask, sample.ignore)
-            predictions = [segmenter(sample.image) >= THRESHOLD for segmenter in segmenters]
-            image_sequences[r].append(sequence)
-            for m, prediction in enumerate(predictions):
-                scores[(m, r)].ious.append(iou(prediction, truth, valid))
-                scores[(m, r)].boundary_ious.append(boundary_iou(prediction, truth, valid))
-            if sequence is not None:
-                sequences.setdefault(sequence, []).append((truth, predictions))
-            # Every 10th image of each dataset, so the grid shows all of them.
-            if grid_path and len(grid) < grid_rows and len(scores[(0, r)].ious) % 10 == 1:
-                grid.append(_grid_row(sample.image, truth, predictions))
-        for frames in sequences.values():
-            truth_flicker.setdefault(r, []).append(flicker([t for t, _ in frames]))
-            for m in range(len(segmenters)):
-                scores[(m, r)].flickers.append(flicker([p[m] for _, p in frames]))
-    _check_evaluated(readers, names, [len(scores[(0, r)].ious) for r in range(len(readers))])
+
+    def grid_row(sample, truth, predictions, count) -> None:
+        # Every 10th image of each dataset, so the grid shows all of them.
+        if grid_path and len(grid) < grid_rows and count % 10 == 1:
+            grid.append(_grid_row(sample.image, truth, predictions))
+
+    scored = [
+        score_reader(segmenters, reader, split, validation_fraction, progress, visit=grid_row)
+        for reader in readers
+    ]
+    _check_evaluated(readers, names, [len(s.sequences) for s in scored])
     if grid_path and grid:
         cv2.imwrite(str(grid_path), cv2.cvtColor(np.concatenate(grid, 0), cv2.COLOR_RGB2BGR))
     # Rounds: a busy moment of the machine slows every model, not one. Each model in a process of
@@ -164,12 +201,18 @@ def evaluate(
                 "input": f"{segmenter.height}x{segmenter.width}",
                 "size_bytes": segmenter.model_path.stat().st_size,
                 "latency_ms": float(latencies[m]),
-                "datasets": {names[r]: scores[(m, r)].summary() for r in range(len(readers))},
+                "datasets": {
+                    name: s.models[m].summary() for name, s in zip(names, scored, strict=True)
+                },
             }
             for m, segmenter in enumerate(segmenters)
         ],
-        "sequences": {names[r]: image_sequences[r] for r in range(len(readers))},
-        "ground_truth_flicker": {names[r]: float(np.mean(v)) for r, v in truth_flicker.items()},
+        "sequences": {name: s.sequences for name, s in zip(names, scored, strict=True)},
+        "ground_truth_flicker": {
+            name: float(np.mean(s.truth_flickers))
+            for name, s in zip(names, scored, strict=True)
+            if s.truth_flickers
+        },
         "masks": {names[r]: reader.masks_read_as() for r, reader in enumerate(readers)},
         "skipped": {names[r]: reader.skipped for r, reader in enumerate(readers)},
     }

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -64,26 +63,11 @@ class HeldOutReader(Reader):
 def teacher_scores(teacher, reader: Reader, split: str | None, progress: bool) -> dict:
     """The teacher's IoU, boundary IoU and flicker on `reader` (as `evaluate` scores a model),
     and its milliseconds a picture."""
-    from tqdm import tqdm
+    from backdrop.evaluation.evaluate import score_reader
 
-    from backdrop.data.split import split_samples
-    from backdrop.evaluation.evaluate import ModelScores
-    from backdrop.evaluation.metrics import THRESHOLD, boundary_iou, flicker, iou, truth_and_valid
-
-    scores, sequences, seconds = ModelScores(), {}, []
-    for sequence, sample in tqdm(
-        split_samples(reader, split, 0.1), desc="teacher", unit="img", disable=not progress
-    ):
-        truth, valid = truth_and_valid(sample.mask, sample.ignore)
-        began = time.perf_counter()
-        prediction = teacher(sample.image) >= THRESHOLD
-        seconds.append(time.perf_counter() - began)
-        scores.ious.append(iou(prediction, truth, valid))
-        scores.boundary_ious.append(boundary_iou(prediction, truth, valid))
-        if sequence is not None:
-            sequences.setdefault(sequence, []).append(prediction)
-    scores.flickers = [flicker(frames) for frames in sequences.values()]
-    summary = scores.summary()
+    scored = score_reader([teacher], reader, split, 0.1, progress, desc="teacher")
+    summary = scored.models[0].summary()
+    seconds = scored.seconds[0]
     summary["ms_a_picture"] = 1000 * float(np.median(seconds)) if seconds else None
     return summary
 
