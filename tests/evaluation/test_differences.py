@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from backdrop.cli import main
+from backdrop.evaluation.columns import by_column, format_columns, tally
 from backdrop.evaluation.differences import bootstrap_interval, paired_differences
 from backdrop.evaluation.evaluate import evaluate, parse_data_spec
 from tests import fixtures
@@ -95,9 +96,65 @@ def test_evaluate_compares_with_a_reference_it_was_not_given_as_a_model(tiny_mod
     assert results["sequences"][f"davis:{video}"] == ["walk"] * 4 + ["wave"] * 4
     table = (out / "evaluation.md").read_text()
     assert "IoU minus tiny_float32.tflite's" in table and "| tiny_int8.tflite |" in table
+    # Each still set and each video sequence is a column too.
+    heads = ["p (6)", "davis walk (4)", "davis wave (4)"]
+    for head in heads:
+        assert head in table, table
+    assert [c["label"] for c in results["columns"]] == ["p", "davis walk", "davis wave"]
 
 
 def test_a_reference_not_among_the_models_is_refused(tiny_models, tmp_path):
     reader = parse_data_spec(f"portrait:{fixtures.make_portrait(tmp_path / 'p')}")
     with pytest.raises(ValueError, match="tiny_float32.tflite is not one of the models"):
         evaluate([tiny_models["int8"]], [reader], references=[tiny_models["float32"]])
+
+
+def test_each_still_set_and_each_video_sequence_is_a_column_of_its_own():
+    """A model can lead a dataset's mean and trail one of its sequences: the columns say so,
+    each with its own interval, and the tally counts it."""
+    video = {"ours.tflite": [0.9] * 10 + [0.5] * 10, "theirs.tflite": [0.6] * 10 + [0.55] * 10}
+    stills = {"ours.tflite": [0.8, 0.7, 0.9], "theirs.tflite": [0.8, 0.6, 0.85]}
+    results = {
+        "models": [
+            {
+                "model": model,
+                "datasets": {
+                    "davis:/d/people": {"image_ious": video[model]},
+                    "portrait:/d/selfies": {"image_ious": stills[model]},
+                },
+            }
+            for model in video
+        ],
+        "sequences": {
+            "davis:/d/people": ["jump"] * 10 + ["walk"] * 10,
+            "portrait:/d/selfies": [None] * 3,
+        },
+    }
+    results["differences"] = paired_differences(results, ["theirs.tflite"])
+    assert results["differences"][0]["datasets"]["davis:/d/people"]["mean"] > 0
+    columns = by_column(results)
+    assert [c["label"] for c in columns] == ["people jump", "people walk", "selfies"]
+    assert [c["images"] for c in columns] == [10, 10, 3]
+    jump, walk, selfies = columns
+    assert walk["mean_iou"] == pytest.approx({"ours.tflite": 0.5, "theirs.tflite": 0.55})
+    (behind,) = walk["differences"]
+    assert behind["mean"] == pytest.approx(-0.05) and behind["losses"] == 10
+    assert behind["low"] == pytest.approx(-0.05) and behind["high"] == pytest.approx(-0.05)
+    assert jump["differences"][0]["low"] == pytest.approx(0.3)
+    assert selfies["differences"][0]["low"] <= 0.05 <= selfies["differences"][0]["high"]
+    assert tally(columns, "ours.tflite", "theirs.tflite") == {
+        "columns": 3,
+        "ahead": 2,
+        "behind": 1,
+        "surely_ahead": 1,
+        "surely_behind": 1,
+    }
+    results["columns"] = columns
+    labels = {"ours.tflite": "ours", "theirs.tflite": "theirs"}
+    table = format_columns(results, labels)
+    assert "| ours | 0.9000 | 0.5000 | 0.8000 |" in table
+    assert "people walk (10)" in table and "-0.0500 (-0.0500, -0.0500)" in table
+    assert "| 2 (1) / 1 (1) of 3 |" in table
+    # Without video there is nothing the main table does not say.
+    stills_only = {**results, "columns": [selfies]}
+    assert format_columns(stills_only, labels) == ""

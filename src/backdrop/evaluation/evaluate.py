@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from backdrop.data.readers.base import Reader
 from backdrop.data.split import split_samples
+from backdrop.evaluation.columns import by_column, format_columns
 from backdrop.evaluation.differences import format_differences, paired_differences
 from backdrop.evaluation.metrics import THRESHOLD, boundary_iou, flicker, iou, truth_and_valid
 from backdrop.outputs import write_atomic
@@ -217,6 +218,7 @@ def evaluate(
         "skipped": {names[r]: reader.skipped for r, reader in enumerate(readers)},
     }
     results["differences"] = paired_differences(results, list(dict.fromkeys(references)))
+    results["columns"] = by_column(results)
     return results
 
 
@@ -297,10 +299,15 @@ def format_skips(results: dict, shown: int = 3) -> str:
 
 
 def format_report(results: dict) -> str:
-    """The table, then each model's differences from each reference (if any were given)."""
+    """The table, each model's differences from each reference (if any were given), then (with
+    video) the same on each still set and each sequence."""
     paths = [entry["model"] for entry in results["models"]]
     labels = dict(zip(paths, model_labels(paths), strict=True))
-    return format_table(results) + format_differences(results, labels)
+    return (
+        format_table(results)
+        + format_differences(results, labels)
+        + format_columns(results, labels)
+    )
 
 
 def write_results(results: dict, folder: Path) -> None:
