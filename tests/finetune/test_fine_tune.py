@@ -135,6 +135,26 @@ def test_split_pictures_makes_each_picture_a_clip(tmp_path):
     assert sorted(c.kind for c in together) == ["pictures", "video"]
 
 
+def test_photos_are_each_a_clip_beside_footage_whose_folders_stay_clips(tmp_path):
+    """A team's recordings (folders of frames) and a folder of phone photos in one fine-tune:
+    the frames of a recording stay one clip, so they are never split between training and
+    scoring; each photo is a clip of its own."""
+    pictures(tmp_path / "calls" / "monday", 3)
+    pictures(tmp_path / "calls" / "tuesday", 3)
+    pictures(tmp_path / "phone", 4, suffix=".jpg")
+    found = find_clips([tmp_path / "calls"], photos=[tmp_path / "phone"])
+    assert sorted((c.path.name, c.kind) for c in found) == [
+        *((f"frame{i:03d}.jpg", "picture") for i in range(4)),
+        ("monday", "pictures"),
+        ("tuesday", "pictures"),
+    ]
+    _, held = choose_held_out(found, 0.5)
+    assert len(held) == 3 and all(c.kind in ("picture", "pictures") for c in held)
+    assert len(find_clips([], photos=[tmp_path / "phone"])) == 4
+    with pytest.raises(FootageError, match="given twice"):
+        find_clips([tmp_path / "phone"], photos=[tmp_path / "phone"])
+
+
 def test_clips_of_the_same_name_get_unique_names(tmp_path):
     for place in ("north", "south", "east"):
         pictures(tmp_path / place / "cam", 2)
@@ -368,10 +388,16 @@ def test_a_plan_is_trusted_only_as_far_as_its_settings_give_it(walls, anchor, ca
     assert main([*args, "-o", "out", "-q"]) == 1
     one_line_error(capsys, str(path), "1 clips new, 0 gone")
     # The plan as written continues: labelling is done, so the records step is next (and finds
-    # too little of the walls to hold any out).
+    # too little of the walls to hold any out). So does one written before a setting existed,
+    # which was made with its default.
     shutil.rmtree(walls / "kitchen")
-    assert main([*args, "-o", "out", "-q"]) == 1
-    one_line_error(capsys, "too little footage")
+    for recorded in (
+        plan["settings"],
+        {k: v for k, v in plan["settings"].items() if k != "photos"},
+    ):
+        path.write_text(json.dumps({**plan, "settings": recorded}))
+        assert main([*args, "-o", "out", "-q"]) == 1
+        one_line_error(capsys, "too little footage")
 
 
 @pytest.mark.parametrize("kind", ["video", "pictures"])

@@ -24,7 +24,7 @@ def _fine_tune_parser(subparsers) -> None:
         "again to continue a cut-off run.",
     )
     parser.add_argument(
-        "inputs", nargs="+", metavar="FOOTAGE", help="your videos, pictures, folders of them"
+        "inputs", nargs="*", metavar="FOOTAGE", help="your videos, pictures, folders of them"
     )
     parser.add_argument(
         "-o", "--output", default=str(DEFAULT("output")), help="run folder (default: %(default)s)"
@@ -85,6 +85,14 @@ def _fine_tune_parser(subparsers) -> None:
         "--split-pictures",
         action="store_true",
         help="each picture is a clip of its own (unrelated photos, not the frames of a video)",
+    )
+    parser.add_argument(
+        "--photos",
+        action="append",
+        default=[],
+        metavar="FOLDER",
+        help="a folder of unrelated photos (repeatable): each picture a clip of its own, beside "
+        "FOOTAGE whose folders of frames stay one clip each",
     )
     parser.add_argument(
         "--every",

@@ -81,6 +81,7 @@ def fine_tune(
     held_out_share: float = 0.2,
     hold_out: Sequence[str | Path] = (),
     split_pictures: bool = False,
+    photos: Sequence[str | Path] = (),
     every: int = 10,
     truth_weight: float = 0.5,
     footage_repeat: int = 1,
@@ -109,6 +110,7 @@ def fine_tune(
     Args:
         footage: Videos, pictures, or folders of them (each video and each folder of pictures
             is a clip; clips are never split between training and scoring).
+        photos: Folders of unrelated photos: each picture a clip of its own.
         start: "mediapipe", "mediapipe-landscape", a MediaPipe or Meet segmenter `.tflite`, or
             a Backdrop run folder or `.keras` checkpoint.
         output: The run folder.

@@ -31,6 +31,8 @@ class FineTuneConfig:
         held_out_share: Share of the clips held out for scoring (at least one clip).
         hold_out: Clips (or folders of them) to hold out instead of a hashed choice.
         split_pictures: Each picture is a clip of its own (unrelated photos, not frames).
+        photos: Folders of unrelated photos beside the footage, each picture a clip of its own
+            (as `split_pictures`, for these folders only: the footage's stay clips).
         every: Label every Nth video frame.
         truth_weight: Share of a `data` mask's truth in its label.
         footage_repeat: Each footage label is shown this many times an epoch (the `data` once).
@@ -63,6 +65,7 @@ class FineTuneConfig:
     held_out_share: float = 0.2
     hold_out: tuple[Path, ...] = ()
     split_pictures: bool = False
+    photos: tuple[Path, ...] = ()
     every: int = 10
     truth_weight: float = 0.5
     footage_repeat: int = 1
@@ -81,7 +84,7 @@ class FineTuneConfig:
     progress: bool = True
 
     def __post_init__(self):
-        paths = ("footage", "teachers", "hold_out", "backgrounds")
+        paths = ("footage", "photos", "teachers", "hold_out", "backgrounds")
         for name in paths:
             value = getattr(self, name)
             value = (value,) if isinstance(value, str | Path) else value
@@ -94,7 +97,10 @@ class FineTuneConfig:
             object.__setattr__(self, "labels", Path(self.labels))
         object.__setattr__(self, "start", str(self.start))
         problems = [
-            (not self.footage, "give at least one video, picture or folder of your footage"),
+            (
+                not self.footage and not self.photos,
+                "give at least one video, picture or folder of your footage (or --photos)",
+            ),
             (not 0 < self.held_out_share < 1, f"held_out_share {self.held_out_share}: in (0, 1)"),
             (self.every < 1, f"every {self.every}: a whole number >= 1"),
             (not 0 <= self.truth_weight <= 1, f"truth_weight {self.truth_weight}: in [0, 1]"),
@@ -131,11 +137,16 @@ class FineTuneConfig:
         values = dataclasses.asdict(self)
         for name in RUNTIME_SETTINGS:
             values.pop(name)
-        return {
-            key: [str(v) for v in value]
-            if isinstance(value, tuple)
-            else str(value)
-            if isinstance(value, Path)
-            else value
-            for key, value in values.items()
-        }
+        return {key: _as_json(value) for key, value in values.items()}
+
+    @classmethod
+    def recorded_default(cls, name: str):
+        """A setting's default as `recorded()` writes it: what a plan written before the
+        setting existed was made with."""
+        return _as_json(cls.__dataclass_fields__[name].default)
+
+
+def _as_json(value):
+    if isinstance(value, tuple):
+        return [str(v) for v in value]
+    return str(value) if isinstance(value, Path) else value

@@ -102,25 +102,29 @@ def _unique_names(paths: Sequence[Path]) -> list[str]:
     return [name if unique else f"{i:03d}_{name}" for i, name in enumerate(safe)]
 
 
-def find_clips(inputs: Sequence[str | Path], split_pictures: bool = False) -> list[Clip]:
+def find_clips(
+    inputs: Sequence[str | Path], split_pictures: bool = False, photos: Sequence[str | Path] = ()
+) -> list[Clip]:
     """The clips of the footage, in a stable order.
 
     Args:
         inputs: Videos, pictures and folders (read recursively: each folder's own pictures are
             one clip, each video is one).
-        split_pictures: Each picture is a clip of its own: for collections of unrelated
-            photos, not frames.
+        split_pictures: Each picture of `inputs` is a clip of its own: for collections of
+            unrelated photos, not frames.
+        photos: More folders (or pictures) of unrelated photos: each picture a clip of its own,
+            beside `inputs` whose folders stay clips.
 
     Raises:
         FootageError: an input is missing or not footage, or nothing usable was found.
     """
     found: list[tuple[Path, str, int]] = []
-    for given in inputs:
-        path = Path(given)
+    given_all = [(Path(p), split_pictures) for p in inputs] + [(Path(p), True) for p in photos]
+    for path, split in given_all:
         if not path.exists():
             raise FootageError(f"footage {path} not found")
         before = len(found)
-        _walk(path, split_pictures, found)
+        _walk(path, split, found)
         if len(found) == before:
             raise FootageError(
                 f"footage {path} holds no pictures ({', '.join(IMAGE_EXTENSIONS)}) or videos "
@@ -130,6 +134,10 @@ def find_clips(inputs: Sequence[str | Path], split_pictures: bool = False) -> li
     if len(paths) < len(found):
         twice = sorted({str(p) for p, _, _ in found if [q for q, _, _ in found].count(p) > 1})
         raise FootageError(f"footage given twice: {', '.join(twice[:3])}")
+    folders = {p for p, kind, _ in found if kind == "pictures"}
+    inside = [p for p, kind, _ in found if kind == "picture" and p.parent in folders]
+    if inside:
+        raise FootageError(f"footage given twice: {inside[0]} (as a photo and in its folder)")
     names = _unique_names(paths)
     return [
         Clip(name, path, kind, count)

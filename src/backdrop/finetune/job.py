@@ -81,10 +81,12 @@ def _read_plan(root: Path, config: FineTuneConfig) -> dict | None:
         raise ValueError(f"{path}: its steps done {done!r} are not steps in order; remove it")
     if not done:
         return None
+    settings = content["settings"]
+    was = {key: settings.get(key, config.recorded_default(key)) for key in config.recorded()}
     changed = [
-        f"{key} {content['settings'].get(key)!r} -> {value!r}"
+        f"{key} {was[key]!r} -> {value!r}"
         for key, value in config.recorded().items()
-        if content["settings"].get(key) != value
+        if was[key] != value
     ]
     if changed:
         raise ValueError(
@@ -126,7 +128,7 @@ def _derived(config: FineTuneConfig) -> dict:
     from backdrop.finetune.teacher import default_teachers
 
     start = resolve_start(config.start)
-    clips = find_clips(config.footage, config.split_pictures)
+    clips = find_clips(config.footage, config.split_pictures, config.photos)
     training, held_out = choose_held_out(clips, config.held_out_share, config.hold_out)
     if config.teachers:
         teachers, note = (
@@ -171,6 +173,7 @@ def fine_tune_run(config: FineTuneConfig) -> dict:
         content = _new_plan(config)  # every input checked before anything is written
     inputs = [
         *config.footage,
+        *config.photos,
         *(Path(spec.split(":")[1]) for spec in config.data + config.validate if ":" in spec),
     ]
     with OutputFolder(root, "fine-tune", "--output", inputs) as folder:
