@@ -1,0 +1,107 @@
+"""Leave one sequence out: a fine-tune's settings judged on every DAVIS people sequence, each
+scored by a model that never trained on it.
+
+For each sequence S of davis2016_people, `backdrop fine-tune` runs with the other sequences'
+training split as labelled data (`--data`, truth blended with the teacher as the recipe does) and
+S alone scored (`--validate`), beside whatever footage and other data are given. One run folder
+per sequence (RUN/S), each resumable: run the same command again to continue. The table gives,
+per sequence, the new model, the start and the difference with its 95% block-bootstrap interval,
+and how many sequences the settings win and lose: a setting that wins the mean and loses a
+sequence shows it here.
+
+    .venv/bin/python benchmarks/leave_one_out.py RUN [--sequences A B ...] [--start START]
+        [--footage PATH ...] [--photos FOLDER ...] [--data FORMAT:PATH ...] [--epochs N]
+        [--truth-weight W] [--average-weight W] [--no-rvm]
+
+The DAVIS folder: BACKDROP_DATA (default ../shared/datasets)/davis2016_people; each fold's data
+is linked into RUN/folds/S/ in DAVIS's own layout (nothing copied). The sequence the records'
+hash puts in the validation split (breakdance-flare) is never trained on in any fold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fine_tune_davis import linked_davis  # noqa: E402
+
+
+def fold(args, davis: Path, sequences: list[str], left_out: str):
+    """The fine-tune that leaves `left_out` out (run or continued); its result."""
+    import backdrop
+
+    root = Path(args.run)
+    others = [s for s in sequences if s != left_out]
+    train = linked_davis(davis, others, root / "folds" / left_out / "train")
+    scored = linked_davis(davis, [left_out], root / "folds" / left_out / "scored")
+    footage = list(args.footage)
+    if not footage and not args.photos:
+        # Unlabelled video by default: davis2016_more's seven sequences (their masks hold what
+        # the people ride, so only the teacher labels them) and the sam2 bedroom video.
+        more = davis.parent / "davis2016_more" / "JPEGImages" / "480p"
+        footage = [more, davis.parent / "sam2_bedroom" / "frames"]
+    return backdrop.fine_tune(
+        footage,
+        start=args.start,
+        output=root / left_out,
+        photos=args.photos,
+        data=[f"davis:{train}", *args.data],
+        validate=[f"davis:{scored}"],
+        rvm=args.rvm,
+        epochs=args.epochs,
+        truth_weight=args.truth_weight,
+        average_weight=args.average_weight,
+        progress=False,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run")
+    parser.add_argument("--sequences", nargs="+", help="default: every one of davis2016_people")
+    parser.add_argument("--start", default="mediapipe")
+    parser.add_argument("--footage", nargs="+", default=[], help="unlabelled footage")
+    parser.add_argument("--photos", nargs="+", default=[], help="folders of unrelated photos")
+    parser.add_argument("--data", action="append", default=[], help="more labelled data")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--truth-weight", type=float, default=0.5)
+    parser.add_argument("--average-weight", type=float)
+    parser.add_argument("--no-rvm", dest="rvm", action="store_false")
+    args = parser.parse_args()
+
+    data = Path(os.environ.get("BACKDROP_DATA", Path(__file__).parents[1] / "../shared/datasets"))
+    davis = data / "davis2016_people"
+    sequences = sorted(p.name for p in (davis / "JPEGImages" / "480p").iterdir() if p.is_dir())
+    for wanted in args.sequences or []:
+        if wanted not in sequences:
+            parser.error(f"{wanted} is not a sequence of {davis}: {', '.join(sequences)}")
+    rows = []
+    for left_out in args.sequences or sequences:
+        began = time.monotonic()
+        result = fold(args, davis, sequences, left_out)
+        (entry,) = [e for e in result.validation if "scored" in e["dataset"]]
+        rows.append((left_out, entry))
+        print(f"{left_out}: {(time.monotonic() - began) / 60:.1f} min", flush=True)
+    print("\n| left out (frames) | fine-tuned IoU | start IoU | teacher IoU | new - start (95%) |")
+    print("|---|---|---|---|---|")
+    for left_out, entry in rows:
+        diff = entry["new_minus_start"]
+        print(
+            f"| {left_out} ({entry['new']['images']}) | {entry['new']['mean_iou']:.4f} | "
+            f"{entry['start']['mean_iou']:.4f} | {entry.get('teacher', {}).get('mean_iou', 1):.4f} | "
+            f"{diff['mean']:+.4f} ({diff['low']:+.4f}, {diff['high']:+.4f}) |"
+        )
+    means = [entry["new_minus_start"] for _, entry in rows]
+    print(
+        f"\nahead on {sum(d['mean'] > 0 for d in means)} of {len(means)} sequences "
+        f"({sum(d['low'] > 0 for d in means)} with the interval above 0), behind on "
+        f"{sum(d['mean'] < 0 for d in means)} ({sum(d['high'] < 0 for d in means)} below 0)"
+    )
+
+
+if __name__ == "__main__":
+    main()
