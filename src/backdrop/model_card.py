@@ -4,8 +4,6 @@ its limits, and how to load it in an app. TensorFlow-free."""
 
 from __future__ import annotations
 
-import os
-import platform
 from pathlib import Path
 
 from backdrop.data.prepare import METADATA, load_metadata
@@ -103,7 +101,9 @@ def model_card(contract: dict, training: dict | None) -> str:
         else "**Not written** (MediaPipe's writer was not installed; run `make mediapipe` and "
         "export again): MediaPipe Tasks cannot load this file."
     )
-    machine = f"{platform.machine()}, {os.cpu_count()} cores ({platform.system()})"
+    from backdrop.machine import machine as machine_words
+
+    machine = machine_words()
     return f"""# Model card: {name}
 
 ## Model details

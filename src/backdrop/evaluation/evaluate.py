@@ -192,7 +192,10 @@ def evaluate(
     # Rounds: a busy moment of the machine slows every model, not one. Each model in a process of
     # its own: in one process, three copies of one file read up to 25% apart on the 2-core VM.
     latencies = np.median(isolated_latency_ms(model_paths, threads), axis=0)
+    from backdrop.machine import measured
+
     results = {
+        "measured": measured(),
         "threads": threads,
         "split": split or "all",
         "validation_fraction": validation_fraction if split else None,
