@@ -17,7 +17,6 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "results_page.py"
 
 @pytest.fixture(scope="module")
 def results_page():
-    pytest.importorskip("matplotlib", reason="the docs extra draws the plots")
     spec = importlib.util.spec_from_file_location("results_page", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
