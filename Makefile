@@ -9,8 +9,9 @@ STAMP := $(VENV)/.installed
 # protobuf<5, which TensorFlow 2.21 cannot share: it gets a venv of its own (backdrop/metadata.py).
 MEDIAPIPE_VENV := .venv-mediapipe
 MEDIAPIPE_STAMP := $(MEDIAPIPE_VENV)/.installed
+DOCS_STAMP := $(VENV)/.docs-installed
 
-.PHONY: demo test lint mobile beat clean mediapipe
+.PHONY: demo test lint docs mobile beat clean mediapipe
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,5 +51,19 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests python benchmarks
 	$(BIN)/ruff format --check src tests python benchmarks
 
+# The documentation site from docs/ and mkdocs.yml into site/; --strict: any warning (a broken link,
+# a missing heading, a docstring the API pages cannot parse) fails the build. The docs extra needs
+# no TensorFlow: the API pages read the source, they do not import it.
+$(DOCS_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+# NO_MKDOCS_2_WARNING: Material for MkDocs prints a notice of its end of life on every build (a
+# print, not a build warning); the notice is about the theme, not these pages.
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) $(MEDIAPIPE_VENV) demo_output runs .pytest_cache
+	rm -rf $(VENV) $(MEDIAPIPE_VENV) demo_output runs .pytest_cache site
