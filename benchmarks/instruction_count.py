@@ -2,13 +2,13 @@
 load cannot move.
 
 On the 2-core VM the same two files timed 0.91x and then 1.14x of each other 25 minutes apart
-(benchmarks/README.md, "one process and a file's place"); wall time there cannot settle a
-difference of a few percent. Valgrind's callgrind counts the instructions a program executes, the
-same count on every run, busy machine or not. Each model runs in a fresh process under callgrind
-twice, with `--warm` and with `--warm + --invokes` invokes after one warm-up; the difference over
-`--invokes` is one inference, with the process start, the imports and the model's preparation
-subtracted. Beside the instructions: the data reads and writes, and callgrind's simulated
-first-level data cache misses (the host's cache sizes), also the same on every run.
+(docs/lab/2026-11-issue-14-latency.md, "one process and a file's place"); wall time there cannot
+settle a difference of a few percent. Valgrind's callgrind counts the instructions a program
+executes, the same count on every run, busy machine or not. Each model runs in a fresh process under
+callgrind twice, with `--warm` and with `--warm + --invokes` invokes after one warm-up; the
+difference over `--invokes` is one inference, with the process start, the imports and the model's
+preparation subtracted. Beside the instructions: the data reads and writes, and callgrind's
+simulated first-level data cache misses (the host's cache sizes), also the same on every run.
 
 What it is not: latency. It times nothing and simulates no memory stall, and valgrind reports a CPU
 without AVX-512, so XNNPACK runs its AVX2/FMA kernels here whatever the host has. With more than

@@ -1,4 +1,7 @@
-"""Where an int8 export's IoU goes: the diagnostics behind benchmarks/README.md's int8 sections.
+"""Where an int8 export's IoU goes: the diagnostics behind docs/lab/2026-11-issue-14-int8.md.
+
+`agreement` also measured the recipe's int8 step (benchmarks/README.md, "int8 of the `make beat`
+models").
 
 Each subcommand measures one question, on the validation split of each `--data` set (evaluate's
 split, IoU at threshold 0.5, ignore pixels left out) or on the records' own validation split (the

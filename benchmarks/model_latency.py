@@ -8,7 +8,8 @@ ratio is what the method cannot tell apart from 1.00x.
 
 `--one-process` times every model in turn in this one process (`interleaved_latency_ms`), the
 method before 2026-11-27: there, MediaPipe landscape's own time rose by a third beside our file
-of its architecture, and copies of one file read up to 25% apart (benchmarks/README.md).
+of its architecture, and copies of one file read up to 25% apart
+(docs/lab/2026-11-issue-14-latency.md).
 
     .venv/bin/python benchmarks/model_latency.py --reference REF.tflite MODEL.tflite... \
         [--threads 2] [--rounds 7] [--runs 200] [--control] [--one-process]

@@ -1,7 +1,7 @@
 # `make mobile`'s training flags for Backdrop's mobile segmenter (issue 6), sourced by every recipe
 # that trains it from scratch, so that they train it the same way.
 # Environment: ACTIVATION, CROP_ASPECT, WHOLE_FRAME, WEIGHT_DECAY override the options below (the
-# variants measured in benchmarks/README.md).
+# variants measured in docs/lab/2026-11-issue-6-mobile-segmenter.md).
 ACTIVATION=${ACTIVATION:-relu}  # relu6: a smaller post-training int8 drop, lower IoU
 CROP_ASPECT=${CROP_ASPECT:-input}  # frame: crops stretched like the runtime's frames
 WHOLE_FRAME=${WHOLE_FRAME:-0.3}  # share of examples that are the whole frame, stretched

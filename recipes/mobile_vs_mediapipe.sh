@@ -6,8 +6,8 @@
 #   bash recipes/mobile_vs_mediapipe.sh [RUN_DIR] [EPOCHS] [QUANTIZE_AWARE_EPOCHS]
 #
 # Environment: ACTIVATION, CROP_ASPECT, WHOLE_FRAME, WEIGHT_DECAY override the training options
-# (recipes/mobile_training.sh; the variants measured in benchmarks/README.md); BACKDROP_DATA,
-# BACKDROP_ANCHORS the folders.
+# (recipes/mobile_training.sh; the variants measured in
+# docs/lab/2026-11-issue-6-mobile-segmenter.md); BACKDROP_DATA, BACKDROP_ANCHORS the folders.
 # Nothing trained here may be committed: the data's licences forbid redistributing it.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -98,8 +98,8 @@ def convert(
     # each rounded tensor over the range learned in training, as training rounded it, and
     # calibrates only the rest. Calibrating everything afresh lost 0.0277 validation IoU of
     # MediaPipe's architecture after six rounding epochs, the learned ranges 0.0125; for the
-    # mobile segmenter after twenty, 0.0010 against 0.0036 (benchmarks/README.md, "int8 of the
-    # square model").
+    # mobile segmenter after twenty, 0.0010 against 0.0036 (docs/lab/2026-11-issue-14-int8.md,
+    # "int8 of the square model").
     if mode == "int8":
         images = calibration_images(quantization.representative)
         # The logits are rounded over at most [-8, 8], where the sigmoid's int8 output saturates
@@ -323,7 +323,8 @@ def recommend(reports: list[dict]) -> tuple[str | None, str]:
     bytes and runs float32's arithmetic on a CPU (XNNPACK widens the weights once, at load:
     25.76 million instructions an invoke for both, landscape recipe model) and float16's
     on a GPU. Timed against each other they measured the machine's drift: 1.33 ms against 1.69
-    ms in one recipe run on the 2-core VM, past `SPEED_TIE` (benchmarks/README.md).
+    ms in one recipe run on the 2-core VM, past `SPEED_TIE` (docs/lab/2026-11-issue-14-latency.md,
+    "Cost counted, not timed").
     """
     eligible = [
         r

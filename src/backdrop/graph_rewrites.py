@@ -42,7 +42,7 @@ def pool_branches_first(model: keras.Model) -> keras.Model:
     Meet's decoder has three such (its imported `Concatenate` -> `GlobalAveragePooling2D`):
     copying them was the whole of the 2% more instructions an invoke that our Meet-architecture
     export executed against MediaPipe landscape (benchmarks/instruction_count.py,
-    benchmarks/README.md). Unchanged when there is none.
+    docs/lab/2026-11-issue-14-latency.md, "Cost counted, not timed"). Unchanged when there is none.
     """
     consumers = readers(model)
     outputs = {id(tensor._keras_history.operation) for tensor in model.outputs}

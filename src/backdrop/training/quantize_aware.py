@@ -19,7 +19,7 @@ every int8 export (`limit_sigmoid_inputs`): the sigmoid's int8 output (steps of 
 -6.9 and 255/256 above 6.3, so nothing beyond is lost, and the logits' own range (-232 to 138 in
 the distilled MediaPipe model) would round them in steps of 1.45. On the records' validation
 split that alone took the square model's int8 from 0.9159 to 0.9235, float 0.9273
-(benchmarks/README.md, "int8: the logits' range").
+(docs/lab/2026-11-issue-14-int8.md, "int8: the logits' range").
 """
 
 from __future__ import annotations
