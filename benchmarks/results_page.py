@@ -35,6 +35,31 @@ def _references(results: dict) -> list[str]:
     return list(dict.fromkeys(d["reference"] for d in results.get("differences") or []))
 
 
+def summary(results: dict, labels: dict[str, str]) -> str:
+    """One markdown table: each model's IoU on each set and sequence, its flicker on the first
+    video set and its latency (the README's table is this one)."""
+    from backdrop.evaluation.columns import by_column
+
+    columns = results.get("columns") or by_column(results)
+    videos = [name for name, seqs in results["sequences"].items() if any(seqs)]
+    heads = [f"{c['label']} ({c['images']})" for c in columns]
+    heads += ["flicker"] if videos else []
+    lines = [
+        "| model | input | " + " | ".join(heads) + f" | ms ({results['threads']} threads) |",
+        "|---|---|" + "---|" * (len(heads) + 1),
+    ]
+    for entry in results["models"]:
+        cells = [f"{c['mean_iou'][entry['model']]:.4f}" for c in columns]
+        if videos:
+            cells.append(_flicker(entry["datasets"][videos[0]]["flicker"]))
+        lines.append(
+            f"| {labels[entry['model']]} | {entry['input']} | "
+            + " | ".join(cells)
+            + f" | {entry['latency_ms']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def tables(results: dict, labels: dict[str, str]) -> str:
     """Markdown: IoU per set and sequence, each model against each reference, latency and
     size, flicker per video set."""
@@ -263,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
         results = json.loads(args.evaluation.read_text())
         unknown = set(names) - {entry["model"] for entry in results["models"]}
         labels = _labels(results, names)
-        text = tables(results, labels)  # a file that is not an evaluation fails here, at once
+        text = "## Summary\n\n" + summary(results, labels) + "\n\n" + tables(results, labels)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         sys.exit(f"results_page: {args.evaluation} is not an evaluation.json ({error!r})")
     if unknown:
@@ -272,6 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     given = sys.argv[1:] if argv is None else argv
     command = shlex.join([".venv/bin/python", "benchmarks/results_page.py", *given])
     args.output.write_text(page(results, args.evaluation, text, written, command))
+    print(summary(results, labels))
     print(f"wrote {args.output} and {len(written)} plots")
 
 

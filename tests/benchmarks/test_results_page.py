@@ -46,6 +46,9 @@ def test_the_page_holds_what_the_evaluation_measured(results_page, tiny_models, 
         assert f"{difference['mean']:+.4f}" in text
     assert [c["label"] for c in results["columns"]] == ["selfies", "davis walk", "davis wave"]
     assert "| Ours |" in text and f"| {mine['latency_ms']:.2f} |" in text
+    summary = text.split("## Summary")[1].split("##")[0]  # the README's table
+    row = next(line for line in summary.splitlines() if line.startswith("| Ours |"))
+    assert row.count(f"{results['columns'][0]['mean_iou'][ours]:.4f}") == 1, row
     assert f"{results['ground_truth_flicker'][f'davis:{video}']:.3f}" in text
     for name in results_page.PLOTS:
         plot = page.parent / "results" / name
