@@ -13,6 +13,7 @@ was made from, when and on what machine that evaluation ran, and the command tha
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import shlex
 import sys
@@ -253,8 +254,12 @@ def _save(figure, path: Path) -> Path:
 
 def page(results: dict, source: Path, tables_text: str, plot_files, command: str) -> str:
     measured = results.get("measured") or {}
-    when = measured.get("date", "not recorded (evaluated before 2026-12-06)")
-    machine = measured.get("machine", "not recorded")
+    if "date" in measured:
+        when = measured["date"]
+    else:  # written before evaluations recorded it: the file's own time
+        stamp = datetime.datetime.fromtimestamp(source.stat().st_mtime, datetime.UTC)
+        when = f"{stamp.isoformat(timespec='seconds')} (the file's time)"
+    machine = measured.get("machine", "a machine the file does not record")
     images = "\n\n".join(f"![{p.stem}](results/{p.name})" for p in plot_files)
     return f"""# Results
 
