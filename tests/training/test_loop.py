@@ -19,6 +19,7 @@ from backdrop.data.prepare import PrepareConfig, prepare
 from backdrop.data.readers.portrait import PortraitReader
 from backdrop.data.synthetic import write_synthetic_dataset
 from backdrop.training.loop import TrainConfig, TrainingError, train
+from backdrop.training.run_folder import check_init_from
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -402,9 +403,11 @@ def test_init_from_mediapipe_starts_from_its_weights_and_trains(
     assert model_and_input() == ("mediapipe_selfie", (256, 256))
     assert model_and_input("--input", "64") == ("mediapipe_selfie", (64, 64))
     with pytest.raises(TrainingError, match="initialises mediapipe_selfie, not mobile_segmenter"):
-        small_config(
-            synthetic_records, tmp_path / "x", model="mobile_segmenter", init_from=path
-        ).check_init_from()
+        check_init_from(
+            small_config(
+                synthetic_records, tmp_path / "x", model="mobile_segmenter", init_from=path
+            )
+        )
     config = small_config(
         synthetic_records,
         tmp_path / "run",
@@ -575,11 +578,11 @@ def test_init_from_a_checkpoint_fine_tunes_it_with_a_new_optimizer(synthetic_rec
         8,
     )
     with pytest.raises(TrainingError, match="another architecture.*filters 8 -> 4"):
-        dataclasses.replace(first, filters=4, init_from=start).check_init_from()
+        check_init_from(dataclasses.replace(first, filters=4, init_from=start))
     orphan = tmp_path / "orphan.keras"
     orphan.write_bytes(start.read_bytes())
     with pytest.raises(TrainingError, match="no config.json beside it"):
-        dataclasses.replace(first, init_from=orphan).check_init_from()
+        check_init_from(dataclasses.replace(first, init_from=orphan))
 
     tuned = dataclasses.replace(
         first, checkpoints=tmp_path / "tuned", init_from=start, learning_rate=0.0

@@ -16,7 +16,7 @@ from backdrop.outputs import OutputFolder
 from backdrop.tf_setup import import_tensorflow
 from backdrop.training.checkpoints import load_checkpoint, save_model_atomic
 from backdrop.training.config import CONFIG, TrainConfig, TrainingError, is_checkpoint
-from backdrop.training.run_folder import RunFolder
+from backdrop.training.run_folder import RunFolder, check_init_from
 
 import_tensorflow()
 import keras  # noqa: E402  (after TensorFlow's quiet import)
@@ -67,7 +67,7 @@ def start_model(checkpoint: Path, tuned: keras.Model, start: Path | None) -> ker
     from backdrop.models.registry import build_model
 
     if start is None:
-        config.check_init_from()  # the file is still there and starts this architecture
+        check_init_from(config)  # the file is still there and starts this architecture
     begin = build_model(
         config.model,
         tuple(tuned.input_shape[1:3]),

@@ -255,36 +255,6 @@ class TrainConfig:
             if getattr(self, name) != getattr(other, name)
         ]
 
-    def check_init_from(self) -> None:
-        """Raises TrainingError unless `init_from` is a file that initialises `model`: public
-        weights, or a Backdrop checkpoint of this very architecture (input size included, as the
-        checkpoint's model is trained as it is)."""
-        if self.init_from is None:
-            return
-        if is_checkpoint(self.init_from):
-            from backdrop.training.run_folder import checkpoint_run
-
-            changed = checkpoint_run(self.init_from).architecture_changes(self)
-            if changed:
-                raise TrainingError(
-                    f"--init-from {self.init_from} is a checkpoint of another architecture "
-                    f"({'; '.join(changed)}); leave --model, --input, --filters, --depth, "
-                    "--width, --activation and --extra-blocks out to take its own"
-                )
-            return
-        from backdrop.models.pretrained import identify_weights
-
-        try:
-            start = identify_weights(self.init_from)
-        except ValueError as error:
-            raise TrainingError(str(error)) from None
-        if start.architecture != self.model:
-            raise TrainingError(
-                f"--init-from {self.init_from} ({start.description}) initialises "
-                f"{start.architecture}, not {self.model}; pass --model {start.architecture} or "
-                "leave --model out"
-            )
-
 
 def _path(value) -> bool:
     return isinstance(value, str) and "\0" not in value

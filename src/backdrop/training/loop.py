@@ -30,7 +30,7 @@ from backdrop.training.checkpoints import (  # noqa: E402
 from backdrop.training.config import TrainConfig, TrainingError, is_checkpoint  # noqa: E402
 from backdrop.training.distribute import select_strategy  # noqa: E402
 from backdrop.training.quantize_aware import add_fake_quant, has_fake_quant  # noqa: E402
-from backdrop.training.run_folder import RunFolder  # noqa: E402
+from backdrop.training.run_folder import RunFolder, check_init_from  # noqa: E402
 
 __all__ = [
     "TrainConfig",
@@ -221,7 +221,7 @@ def train(
     if restore:
         state = check_restorable(config, run)
     else:
-        config.check_init_from()
+        check_init_from(config)
         state = {"epoch": 0, "best_val_iou": -1.0, "best_epoch": 0}
     with OutputFolder(run.root, "train", "--checkpoints folder", config.input_paths()) as folder:
         claim_run_folder(folder, run, restore, remove_previous)

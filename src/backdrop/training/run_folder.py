@@ -21,7 +21,14 @@ import json
 import re
 from pathlib import Path
 
-from backdrop.training.config import CONFIG, MAX_SETTING, RunFileError, TrainConfig, TrainingError
+from backdrop.training.config import (
+    CONFIG,
+    MAX_SETTING,
+    RunFileError,
+    TrainConfig,
+    TrainingError,
+    is_checkpoint,
+)
 
 STATE = "state.json"
 EPOCH = re.compile(r"^epoch-(\d+)\.keras$")
@@ -182,6 +189,35 @@ def _state_problem(state) -> str | None:
 
 def _whole(value) -> bool:
     return type(value) is int and 0 <= value <= MAX_SETTING
+
+
+def check_init_from(config: TrainConfig) -> None:
+    """Raises TrainingError unless `config.init_from` is a file that initialises its model: public
+    weights, or a Backdrop checkpoint of this very architecture (input size included, as the
+    checkpoint's model is trained as it is)."""
+    if config.init_from is None:
+        return
+    if is_checkpoint(config.init_from):
+        changed = checkpoint_run(config.init_from).architecture_changes(config)
+        if changed:
+            raise TrainingError(
+                f"--init-from {config.init_from} is a checkpoint of another architecture "
+                f"({'; '.join(changed)}); leave --model, --input, --filters, --depth, "
+                "--width, --activation and --extra-blocks out to take its own"
+            )
+        return
+    from backdrop.models.pretrained import identify_weights
+
+    try:
+        start = identify_weights(config.init_from)
+    except ValueError as error:
+        raise TrainingError(str(error)) from None
+    if start.architecture != config.model:
+        raise TrainingError(
+            f"--init-from {config.init_from} ({start.description}) initialises "
+            f"{start.architecture}, not {config.model}; pass --model {start.architecture} or "
+            "leave --model out"
+        )
 
 
 def checkpoint_run(checkpoint: Path) -> TrainConfig:
