@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backdrop.evaluation.differences import CONFIDENCE, FRAME_BLOCK, bootstrap_interval
+from backdrop.evaluation.differences import CONFIDENCE, FRAME_BLOCK, summarise
 
 
 def column_parts(results: dict) -> list[dict]:
@@ -69,17 +69,8 @@ def by_column(results: dict) -> list[dict]:
         differences = []
         for model, reference in pairs:
             difference = ious(model) - ious(reference)
-            mean, low, high = bootstrap_interval(difference, sequences)
             differences.append(
-                {
-                    "model": model,
-                    "reference": reference,
-                    "mean": mean,
-                    "low": low,
-                    "high": high,
-                    "wins": int(np.count_nonzero(difference > 1e-3)),
-                    "losses": int(np.count_nonzero(difference < -1e-3)),
-                }
+                {"model": model, "reference": reference, **summarise(difference, sequences)}
             )
         columns.append(
             {

@@ -84,6 +84,19 @@ def _blocks(sequences: Sequence[str | None], block: int) -> list[np.ndarray]:
     return blocks
 
 
+def summarise(difference: np.ndarray, sequences: Sequence[str | None]) -> dict:
+    """`{"mean", "low", "high", "wins", "losses"}` of per-picture IoU differences: the mean and
+    its interval (`bootstrap_interval`), and the pictures ahead or behind by more than 0.001."""
+    mean, low, high = bootstrap_interval(difference, sequences)
+    return {
+        "mean": mean,
+        "low": low,
+        "high": high,
+        "wins": int(np.count_nonzero(difference > 1e-3)),
+        "losses": int(np.count_nonzero(difference < -1e-3)),
+    }
+
+
 def paired_differences(results: dict, references: Sequence[str | Path]) -> list[dict]:
     """Each model's per-image IoU minus each reference's, on every dataset, with its interval.
 
@@ -110,14 +123,7 @@ def paired_differences(results: dict, references: Sequence[str | Path]) -> list[
                 difference = np.subtract(
                     summary["image_ious"], base["datasets"][name]["image_ious"]
                 )
-                mean, low, high = bootstrap_interval(difference, results["sequences"][name])
-                datasets[name] = {
-                    "mean": mean,
-                    "low": low,
-                    "high": high,
-                    "wins": int(np.count_nonzero(difference > 1e-3)),
-                    "losses": int(np.count_nonzero(difference < -1e-3)),
-                }
+                datasets[name] = summarise(difference, results["sequences"][name])
             compared.append(
                 {"reference": base["model"], "model": entry["model"], "datasets": datasets}
             )
