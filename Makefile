@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 # MediaPipe 0.10.21 (its metadata writer, and the Tasks client the tests run) pins numpy<2 and
-# protobuf<5, which TensorFlow 2.21 cannot share: it gets a venv of its own (backdrop/metadata.py).
+# protobuf<5, which TensorFlow 2.21 cannot share: it gets a venv of its own (backdrop/ship/metadata.py).
 MEDIAPIPE_VENV := .venv-mediapipe
 MEDIAPIPE_STAMP := $(MEDIAPIPE_VENV)/.installed
 DOCS_STAMP := $(VENV)/.docs-installed

@@ -42,8 +42,9 @@ def main() -> None:
 
     from backdrop.data.prepare import downscale
     from backdrop.data.split import split_samples
-    from backdrop.evaluation.evaluate import dataset_labels, model_labels, parse_data_spec
+    from backdrop.evaluation.evaluate import dataset_labels, parse_data_spec
     from backdrop.evaluation.metrics import THRESHOLD, iou, truth_and_valid
+    from backdrop.evaluation.results import model_labels
     from backdrop.runtime.segmenter import Segmenter
 
     readers = [parse_data_spec(spec) for spec in args.data]

@@ -38,8 +38,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is reported")
     args = parser.parse_args()
     from backdrop.data.readers import get_reader
-    from backdrop.export import export_tflite
     from backdrop.models.tflite_import import import_segmenter
+    from backdrop.ship.export import export_tflite
 
     found = {name: path for name, path in MODELS.items() if path.is_file()}
     if not found or not PORTRAITS.is_dir():

@@ -107,15 +107,15 @@ def _keras_predictor(model, segmenter):
 
 def _records_data(run: Path):
     """The calibration pictures and validation pairs `backdrop export` uses for this run."""
-    from backdrop.training.loop import export_data
+    from backdrop.training.datasets import export_data
     from backdrop.training.run_folder import RunFolder
 
     return export_data(RunFolder(run).saved_config())
 
 
 def _records_iou(path: Path, validation) -> float:
-    from backdrop.export import validation_iou
     from backdrop.runtime.segmenter import Segmenter
+    from backdrop.ship.validation import validation_iou
 
     return validation_iou(Segmenter(path, THREADS).raw_probability, validation)
 
@@ -149,8 +149,8 @@ def per_frame(args) -> None:
 
 
 def public(args) -> None:
-    from backdrop import export
     from backdrop.models.tflite_import import import_segmenter
+    from backdrop.ship.convert import convert
     from backdrop.training.run_folder import RunFolder
 
     config = RunFolder(args.run).saved_config()
@@ -158,13 +158,13 @@ def public(args) -> None:
     calibration, validation = _records_data(args.run)
     for mode in ("float16", "int8"):
         path = Path(f"{args.output}_{mode}.tflite")
-        path.write_bytes(export.convert(model, mode, calibration))
+        path.write_bytes(convert(model, mode, calibration))
         print(f"{mode} {path}: records' validation IoU {_records_iou(path, validation):.4f}")
 
 
 def reaverage(args) -> None:
-    from backdrop import export
-    from backdrop.export import keras_validation_iou
+    from backdrop.ship.convert import convert
+    from backdrop.ship.validation import keras_validation_iou
     from backdrop.training import quantize_aware
     from backdrop.training.average import average_weights
     from backdrop.training.checkpoints import load_checkpoint
@@ -177,7 +177,7 @@ def reaverage(args) -> None:
         stripped = quantize_aware.strip_fake_quant(rounded)
         average_weights(start, stripped, weight)
         path = Path(f"{args.output}_{weight}.tflite")
-        path.write_bytes(export.convert(rounded, "int8", calibration))
+        path.write_bytes(convert(rounded, "int8", calibration))
         print(
             f"weight {weight}: float {keras_validation_iou(stripped, validation):.4f}, "
             f"int8 {_records_iou(path, validation):.4f} (records' validation)",
@@ -188,7 +188,7 @@ def reaverage(args) -> None:
 def weights(args) -> None:
     import keras
 
-    from backdrop.export import keras_validation_iou
+    from backdrop.ship.validation import keras_validation_iou
     from backdrop.training.checkpoints import load_checkpoint
 
     model = load_checkpoint(args.checkpoint)
@@ -247,7 +247,7 @@ def _stored_range(layer) -> tuple[float, float]:
 
 
 def sensitivity(args) -> None:
-    from backdrop.export import keras_validation_iou
+    from backdrop.ship.validation import keras_validation_iou
     from backdrop.tf_setup import import_tensorflow
     from backdrop.training.checkpoints import load_checkpoint
 
@@ -317,8 +317,8 @@ def _clipped_range(sample: np.ndarray, low: float, high: float, rule: str) -> tu
 
 
 def ranges(args) -> None:
-    from backdrop import export
-    from backdrop.export import keras_validation_iou
+    from backdrop.ship.convert import convert
+    from backdrop.ship.validation import keras_validation_iou
     from backdrop.training.checkpoints import load_checkpoint
     from backdrop.training.quantize_aware import SIGMOID_INPUT_LIMIT, feeds_sigmoid, readers
 
@@ -342,7 +342,7 @@ def ranges(args) -> None:
         line = f"{rule}: simulated {keras_validation_iou(model, validation):.4f}"
         if args.output:
             path = Path(f"{args.output}_{rule}.tflite")
-            path.write_bytes(export.convert(model, "int8", calibration))
+            path.write_bytes(convert(model, "int8", calibration))
             line += f", int8 file {_records_iou(path, validation):.4f} ({path})"
         print(line + " (records' validation)", flush=True)
         if args.save:
@@ -356,8 +356,8 @@ def int16x8(args) -> None:
     import contextlib
     import io
 
-    from backdrop.export import calibration_images
-    from backdrop.graph_rewrites import fixed_batch
+    from backdrop.ship.convert import calibration_images
+    from backdrop.ship.graph_rewrites import fixed_batch
     from backdrop.tf_setup import import_tensorflow
     from backdrop.training import quantize_aware
     from backdrop.training.checkpoints import load_checkpoint

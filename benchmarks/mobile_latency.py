@@ -27,8 +27,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200, help="invokes per model and round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is reported")
     args = parser.parse_args()
-    from backdrop.export import export_tflite
     from backdrop.models.mobile_segmenter import build_mobile_segmenter
+    from backdrop.ship.export import export_tflite
 
     reference = ANCHORS / "selfie_segmentation.tflite"
     if not reference.is_file():

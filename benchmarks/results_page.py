@@ -25,7 +25,7 @@ PLOTS = ("iou.png", "latency.png", "flicker.png")
 
 
 def _labels(results: dict, names: dict[str, str]) -> dict[str, str]:
-    from backdrop.evaluation.evaluate import model_labels
+    from backdrop.evaluation.results import model_labels
 
     paths = [entry["model"] for entry in results["models"]]
     automatic = dict(zip(paths, model_labels(paths), strict=True))

@@ -78,8 +78,8 @@ def end_to_end(model: Path, clip: Path, output: Path, threads: int) -> dict[str,
 
 
 def export_modes(folder: Path) -> dict[str, Path]:
-    from backdrop.export import export_tflite
     from backdrop.models.attention_unet import build_attention_unet
+    from backdrop.ship.export import export_tflite
 
     model = build_attention_unet(256, 8)
     rng = np.random.default_rng(0)

@@ -1,5 +1,5 @@
 """Runs MediaPipe Tasks' ImageSegmenter (the client the mobile SDKs share) on pictures, in the
-interpreter that has mediapipe (see backdrop.metadata): `python tests/mediapipe_client.py MODEL
+interpreter that has mediapipe (see backdrop.ship.metadata): `python tests/mediapipe_client.py MODEL
 IMAGE|VIDEO PICTURES.npy MASKS.npy`. Writes each picture's confidence mask at its size."""
 
 import sys

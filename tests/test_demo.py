@@ -41,7 +41,7 @@ def test_quick_demo_writes_valid_artefacts(tmp_path, capsys):
     assert "model_int8.md" in text, "the report links the model card"
     card = (output / "training" / "model_int8.md").read_text()
     assert "| synthetic |" in card, "the card lists the training data by source"
-    from backdrop.metadata import writer_python
+    from backdrop.ship.metadata import writer_python
 
     if writer_python() is not None:  # MediaPipe Tasks can load what the demo exported
         import json

@@ -24,7 +24,7 @@ def build_tiny_models(folder: Path) -> dict[str, Path]:
     """
     import keras
 
-    from backdrop.export import export_tflite
+    from backdrop.ship.export import export_tflite
 
     folder.mkdir(parents=True, exist_ok=True)
     inputs = keras.Input((32, 48, 3))

@@ -52,11 +52,12 @@ DEMO_OUTPUTS = (
 
 def _run_demo(output: Path, settings: DemoSettings) -> dict[str, Path]:
     from backdrop.evaluation.report import write_report
-    from backdrop.export import format_reports
     from backdrop.runtime.media import process_video
     from backdrop.runtime.pipeline import FramePipeline, parse_effect
     from backdrop.runtime.segmenter import Segmenter
-    from backdrop.training.loop import TrainConfig, export_after_training, train
+    from backdrop.ship.export import format_reports
+    from backdrop.training.export_step import export_after_training
+    from backdrop.training.loop import TrainConfig, train
 
     started = time.perf_counter()
 

@@ -17,7 +17,7 @@ from backdrop.cli import main
 from backdrop.outputs import MANIFEST
 from tests import fixtures
 from tests.data.test_prepare import prepare_command
-from tests.test_outputs import hold_lock
+from tests.outputs.test_folder import hold_lock
 
 # Files users keep in their folders, named like Backdrop's outputs or nothing like them.
 FOREIGN = {
@@ -472,7 +472,7 @@ def test_a_full_disk_during_prepare_is_one_line(tmp_path, capsys):
 
 
 def test_a_tampered_manifest_deletes_nothing_through_prepare_or_train(records, tmp_path, capsys):
-    from tests.test_outputs import sacrificial, tamper
+    from tests.outputs.test_folder import sacrificial, tamper
 
     portrait = fixtures.make_portrait(tmp_path / "p", count=3)
     target = sacrificial(tmp_path)
@@ -502,7 +502,7 @@ def test_a_tampered_manifest_deletes_nothing_through_prepare_or_train(records, t
 def test_a_planted_manifest_deletes_nothing_without_the_flag(tmp_path, monkeypatch, capsys):
     """A manifest in a dataset bundle or a working folder named the input and the user's files:
     a plain prepare or supervisely deleted them as an interrupted run's leftovers."""
-    from tests.test_outputs import tamper
+    from tests.outputs.test_folder import tamper
 
     bundle = tmp_path / "bundle"
     portrait = fixtures.make_portrait(bundle / "portrait", count=3)

@@ -14,16 +14,11 @@ import numpy as np
 import pytest
 
 from backdrop.cli import main
-from backdrop.data.prepare import (
-    PrepareConfig,
-    PrepareError,
-    downscale,
-    prepare,
-    shard_paths,
-)
+from backdrop.data.prepare import PrepareConfig, downscale, prepare
 from backdrop.data.readers import READERS
 from backdrop.data.readers.portrait import PortraitReader
 from backdrop.data.records import quantize_mask, read_records
+from backdrop.data.records_metadata import PrepareError, shard_paths
 from backdrop.data.split import split_of
 from backdrop.outputs import MANIFEST, UnsafeRemovalError, check_removable
 from tests import fixtures

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backdrop.data.prepare import PrepareConfig, downscale, prepare, shard_paths
+from backdrop.data.prepare import PrepareConfig, downscale, prepare
 from backdrop.data.readers.coco import COCOReader
 from backdrop.data.readers.davis import DAVISReader
 from backdrop.data.readers.portrait import PortraitReader
 from backdrop.data.readers.voc import VOCReader
 from backdrop.data.records import quantize_mask, read_records
+from backdrop.data.records_metadata import shard_paths
 
 VOC_SAMPLE = "voc_labelme_sample/examples/semantic_segmentation/data_dataset_voc"
 

@@ -14,9 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backdrop.data.prepare import PrepareConfig, load_metadata, prepare, shard_paths
+from backdrop.data.prepare import PrepareConfig, prepare
 from backdrop.data.readers import create_reader
 from backdrop.data.records import RecordsFileError, check_shards, count_records, read_records
+from backdrop.data.records_metadata import load_metadata, shard_paths
 from tests import fixtures
 from tests.fuzzing import broken, mutated, one_line_naming
 

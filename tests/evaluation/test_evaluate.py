@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from backdrop.cli import main
-from backdrop.evaluation.evaluate import dataset_labels, model_labels, parse_data_spec
+from backdrop.evaluation.evaluate import dataset_labels, parse_data_spec
 from backdrop.evaluation.metrics import boundary_iou, flicker, iou
+from backdrop.evaluation.results import model_labels
 
 
 def test_iou_and_boundary_iou():

@@ -55,7 +55,7 @@ class ModelTester:
     def test_exports_with_builtin_ops_only_and_matches_keras(self, tmp_path):
         from ai_edge_litert.interpreter import Interpreter
 
-        from backdrop.export import export_tflite
+        from backdrop.ship.export import export_tflite
 
         model = self.build()
         path = export_tflite(model, tmp_path / "model.tflite", "float32")

@@ -54,7 +54,7 @@ def test_exports_with_builtin_ops_only(tmp_path, activation, shape):
     landscape case: a side that is not a multiple of 32 stops the encoder at 1/16."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from backdrop.export import export_tflite
+    from backdrop.ship.export import export_tflite
 
     model = build_mobile_segmenter(shape, width=0.5, activation=activation)
     path = export_tflite(model, tmp_path / "mobile.tflite", "float32")
@@ -78,8 +78,8 @@ class TestMobileSegmenter(ModelTester):
 
     def test_default_export_needs_no_hard_swish(self, tmp_path):
         """XNNPACK has no int8 hard-swish: the default (ReLU) net must not need one."""
-        from backdrop.export import export_tflite
         from backdrop.models.tflite_graph import read_tflite
+        from backdrop.ship.export import export_tflite
 
         path = export_tflite(self.build(), tmp_path / "model.tflite", "float32")
         assert "HARD_SWISH" not in read_tflite(path).kinds()

@@ -8,8 +8,8 @@ import sys
 import keras
 import numpy as np
 
-from backdrop.export import export_tflite
 from backdrop.models.tflite_graph import read_tflite
+from backdrop.ship.export import export_tflite
 
 
 def _conv_model() -> keras.Model:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from backdrop.export import export_tflite
 from backdrop.models.pretrained import identify_weights
 from backdrop.models.tflite_graph import TFLiteFormatError, read_tflite
 from backdrop.models.tflite_import import build_from_graph, import_segmenter
+from backdrop.ship.export import export_tflite
 from tests.conftest import find_shared_model
 from tests.models.base import ModelTester
 
@@ -65,7 +65,7 @@ def test_rebuilt_tiny_graph_matches_its_tflite(tmp_path, mode, last):
     if mode is None:
         import tensorflow as tf
 
-        from backdrop.graph_rewrites import fixed_batch
+        from backdrop.ship.graph_rewrites import fixed_batch
 
         converter = tf.lite.TFLiteConverter.from_keras_model(fixed_batch(model))
         path.write_bytes(converter.convert())

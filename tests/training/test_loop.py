@@ -265,7 +265,7 @@ print("EPOCHS", state["epoch"])
 
 
 def test_repeated_sources_and_copy_paste_reach_the_training_data(synthetic_records, tmp_path):
-    from backdrop.training.loop import make_datasets
+    from backdrop.training.datasets import make_datasets
 
     _, _, plain = make_datasets(small_config(synthetic_records, tmp_path))
     config = small_config(
@@ -283,7 +283,7 @@ def test_repeated_sources_and_copy_paste_reach_the_training_data(synthetic_recor
 
 def test_crop_flags_reach_the_training_data(synthetic_records, tmp_path):
     from backdrop.cli import build_parser
-    from backdrop.training.loop import make_datasets
+    from backdrop.training.datasets import make_datasets
 
     parser = build_parser()
     args = parser.parse_args(
@@ -319,7 +319,7 @@ def test_crop_flags_reach_the_training_data(synthetic_records, tmp_path):
 def test_repeat_source_flag_rejects_bad_values():
     import argparse
 
-    from backdrop.cli.train import parse_repeat
+    from backdrop.cli.train_flags import parse_repeat
 
     assert parse_repeat("portrait=2") == ("portrait", 2)
     for bad in ("portrait", "portrait=0", "=2", "portrait=two"):
@@ -423,7 +423,7 @@ def test_init_from_mediapipe_starts_from_its_weights_and_trains(
     # Learning rate 0: the checkpoint holds exactly MediaPipe's weights.
     for ours, theirs in zip(trained.weights, imported.weights, strict=True):
         np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
-    from backdrop.training.loop import export_after_training
+    from backdrop.training.export_step import export_after_training
 
     reports = export_after_training(config)
     assert reports and (tmp_path / "run" / "model_float32.tflite").is_file()

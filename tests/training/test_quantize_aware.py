@@ -14,16 +14,16 @@ import tensorflow as tf
 
 from backdrop.cli import main
 from backdrop.models.mobile_segmenter import build_mobile_segmenter
-from backdrop.training.loop import TrainConfig, export_after_training, load_checkpoint, train
+from backdrop.training.export_step import export_after_training
+from backdrop.training.loop import TrainConfig, load_checkpoint, train
 from backdrop.training.quantize_aware import (
     SIGMOID_INPUT_LIMIT,
     FakeQuant,
     add_fake_quant,
-    clip_ranges,
     has_fake_quant,
-    limit_sigmoid_inputs,
     strip_fake_quant,
 )
+from backdrop.training.ranges import clip_ranges, limit_sigmoid_inputs
 from tests.training.test_loop import small_config, synthetic_records  # noqa: F401 (fixture)
 
 
@@ -236,7 +236,7 @@ def test_int8_export_quantizes_rounded_tensors_over_their_learned_ranges():
     float exports leave the layers out)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from backdrop.export import convert
+    from backdrop.ship.convert import convert
 
     model = build_mobile_segmenter(64, 8, width=0.5, activation="relu6")
     quantize_aware = add_fake_quant(model)
@@ -369,7 +369,7 @@ def test_int8_export_keeps_the_sigmoid_exact_where_the_logits_are_wide():
     sigmoid by up to 0.1 near 0.5; within [-8, 8] the int8 output stays within 0.02."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from backdrop.export import convert
+    from backdrop.ship.convert import convert
 
     model = _wide_logits_model()
     pictures = np.random.default_rng(0).random((8, 16, 16, 3), dtype=np.float32)
@@ -388,7 +388,7 @@ def test_int8_export_keeps_the_sigmoid_exact_where_the_logits_are_wide():
 
 
 def test_a_float_model_rounded_over_its_values_less_the_tails():
-    from backdrop.training.quantize_aware import tail_rounded
+    from backdrop.training.ranges import tail_rounded
 
     model = _wide_logits_model()
     pictures = np.random.default_rng(0).random((8, 16, 16, 3), dtype=np.float32)

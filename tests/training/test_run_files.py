@@ -185,7 +185,9 @@ def test_any_edit_of_a_state_reads_or_is_refused_in_one_line(state):
 def test_every_setting_has_a_check_of_its_json_value():
     import dataclasses
 
-    from backdrop.training.config import _SETTING_CHECKS
+    from backdrop.training.setting_checks import SETTING_CHECKS
 
-    unchecked = [f.name for f in dataclasses.fields(TrainConfig) if f.type not in _SETTING_CHECKS]
-    assert not unchecked, f"add the JSON check of {unchecked}' types to config._SETTING_CHECKS"
+    unchecked = [f.name for f in dataclasses.fields(TrainConfig) if f.type not in SETTING_CHECKS]
+    assert not unchecked, (
+        f"add the JSON check of {unchecked}' types to setting_checks.SETTING_CHECKS"
+    )

@@ -43,7 +43,7 @@ def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 15) -> Path:
 @pytest.fixture(scope="module")
 def demo_model(tmp_path_factory) -> Path:
     from backdrop.demo import DemoSettings, run_demo
-    from backdrop.metadata import writer_python
+    from backdrop.ship.metadata import writer_python
 
     browser_or_skip()  # before the demo's training, which only the browser test needs
     if writer_python() is None:
@@ -124,7 +124,7 @@ def test_missing_npm_is_one_line_naming_what_to_install(tmp_path, monkeypatch, t
     monkeypatch.setattr(web.vendor.shutil, "which", lambda name: None)
     with pytest.raises(ServeError, match="no TFLite metadata"):
         web.build_site([tiny_models["float32"]], tmp_path / "site")
-    from backdrop.metadata import describe, write_metadata, writer_python
+    from backdrop.ship.metadata import describe, write_metadata, writer_python
 
     if writer_python() is not None:
         model = tmp_path / "with_metadata.tflite"

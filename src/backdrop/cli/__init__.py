@@ -11,14 +11,16 @@ import errno
 import sys
 from collections.abc import Callable, Sequence
 
-from backdrop.cli.data import _prepare_parser, _supervisely_parser, run_prepare, run_supervisely
+from backdrop.cli.data import _prepare_parser, run_prepare
 from backdrop.cli.demo import _demo_parser
 from backdrop.cli.finetune import _fine_tune_parser
 from backdrop.cli.report import _report_parser
 from backdrop.cli.serve import _serve_parser
 from backdrop.cli.ship import _evaluate_parser, _export_parser, _segment_parser
+from backdrop.cli.supervisely import _supervisely_parser, run_supervisely
 from backdrop.cli.teach import _pseudo_label_parser
-from backdrop.cli.train import _train_parser, parse_shape, run_train
+from backdrop.cli.train import _train_parser, run_train
+from backdrop.cli.train_flags import parse_shape
 from backdrop.cli.weights import _average_parser, _fit_int8_parser
 
 __all__ = ["main", "parse_shape", "run_cli", "run_prepare", "run_supervisely", "run_train"]

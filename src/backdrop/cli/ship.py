@@ -54,10 +54,11 @@ def _export_parser(subparsers) -> None:
 def _run_export(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from backdrop.export import export_models, format_reports
-    from backdrop.model_card import training_data
+    from backdrop.ship.export import export_models, format_reports
+    from backdrop.ship.model_card import training_data
+    from backdrop.training.checkpoints import load_checkpoint
     from backdrop.training.config import TrainConfig
-    from backdrop.training.loop import export_data, load_checkpoint
+    from backdrop.training.datasets import export_data
     from backdrop.training.run_folder import RunFolder
 
     source = Path(args.checkpoint)
@@ -70,7 +71,8 @@ def _run_export(args: argparse.Namespace) -> None:
     calibration, validation = export_data(config)
     mode_extra = {}
     if args.int8_range_tail is not None:
-        from backdrop.training.quantize_aware import clip_ranges, has_fake_quant, tail_rounded
+        from backdrop.training.quantize_aware import has_fake_quant
+        from backdrop.training.ranges import clip_ranges, tail_rounded
 
         measure = clip_ranges if has_fake_quant(model) else tail_rounded
         model = measure(model, np.stack(calibration), args.int8_range_tail)
@@ -240,11 +242,10 @@ def _evaluate_parser(subparsers) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> None:
-    from backdrop.evaluation.evaluate import (
-        evaluate,
+    from backdrop.evaluation.evaluate import evaluate, parse_data_spec
+    from backdrop.evaluation.results import (
         format_report,
         format_skips,
-        parse_data_spec,
         update_model_cards,
         write_results,
     )

@@ -73,8 +73,8 @@ def _run_fit_int8(args: argparse.Namespace) -> None:
     import numpy as np
 
     from backdrop.training.checkpoints import load_checkpoint, save_model_atomic
+    from backdrop.training.datasets import export_data, make_datasets
     from backdrop.training.fit_rounding import fit_rounding, mask_agreement
-    from backdrop.training.loop import export_data, make_datasets
     from backdrop.training.quantize_aware import strip_fake_quant
 
     output = Path(args.output)

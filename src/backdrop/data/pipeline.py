@@ -28,7 +28,7 @@ from backdrop.data.augment import (
     replace_background,
     split_seed,
 )
-from backdrop.data.prepare import METADATA, load_metadata, shard_paths
+from backdrop.data.records_metadata import METADATA, load_metadata, shard_paths
 from backdrop.tf_setup import import_tensorflow
 
 tf = import_tensorflow()

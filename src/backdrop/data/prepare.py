@@ -16,21 +16,15 @@ import numpy as np
 from backdrop.data import records
 from backdrop.data.parallel import log, parallel_map
 from backdrop.data.readers.base import Reader, printable
-from backdrop.data.records_metadata import read_metadata
+from backdrop.data.records_metadata import METADATA, SPLITS, PrepareError
 from backdrop.data.sample import Sample
+from backdrop.data.shards import SHARD_NAMES, ShardWriter
 from backdrop.data.split import split_of_sample
-from backdrop.outputs import OutputFolder, temporary_path, write_atomic
+from backdrop.outputs import OutputFolder, write_atomic
 
-SPLITS = ("train", "validation")
-SHARD_NAMES = rf"({'|'.join(SPLITS)})-\d{{5}}\.tfrecord"  # train-00000.tfrecord, ...
-METADATA = "metadata.json"
 # A dataset whose masks mark less than this share of pixels as person is reported: its masks are
 # probably read the wrong way (class ids read as grey levels, 0/1 masks read as soft).
 MIN_PERSON_SHARE = 0.001
-
-
-class PrepareError(RuntimeError):
-    """The prepare run cannot go on; the message names the fix."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,49 +130,6 @@ def _process(task: tuple[int, str]) -> tuple:
     split, serialized = encode_sample(sample, config.validation_fraction, config.image_format)
     person = float(np.mean(sample.mask >= 0.5))
     return ("ok", reader_index, sample.name, split, records.frame_record(serialized), person)
-
-
-class ShardWriter:
-    """Writes one split's shards under temporary names, renaming each when it is complete."""
-
-    def __init__(self, folder: OutputFolder, split: str, shard_size: int):
-        self.folder, self.split, self.shard_size = folder, split, shard_size
-        self.shards: list[dict] = []
-        self._writer = None
-        self._count = 0
-
-    def _paths(self) -> tuple[Path, Path]:
-        final = self.folder.root / f"{self.split}-{len(self.shards):05d}.tfrecord"
-        return final, temporary_path(final)
-
-    def write(self, framed: bytes) -> None:
-        """Appends one framed record (see `records.frame_record`)."""
-        if self._writer is None:
-            self.folder.path(self._paths()[0].name)  # claimed before it is written
-            self._writer = open(self._paths()[1], "wb")  # noqa: SIM115 - closed in close()
-        self._writer.write(framed)
-        self._count += 1
-        if self._count == self.shard_size:
-            self.close()
-
-    def close(self) -> None:
-        """Finishes the open shard, if any: flush, close, rename to its final name."""
-        if self._writer is None:
-            return
-        self._writer.flush()
-        os.fsync(self._writer.fileno())
-        self._writer.close()
-        final, temporary = self._paths()
-        os.replace(temporary, final)
-        self.shards.append({"file": final.name, "count": self._count})
-        self._writer, self._count = None, 0
-
-    def abandon(self) -> None:
-        """Drops the open shard (after an interruption): its temporary file is removed."""
-        if self._writer is not None:
-            self._writer.close()
-            self._paths()[1].unlink(missing_ok=True)
-            self._writer, self._count = None, 0
 
 
 def _prepare_destination(folder: OutputFolder, remove_previous: bool) -> None:
@@ -313,25 +264,3 @@ def _prepare(
     }
     write_atomic(config.destination / METADATA, json.dumps(metadata, indent=2))
     return metadata
-
-
-def load_metadata(folder: str | Path) -> dict:
-    """Reads a records folder's metadata.json, with an error that names the fix when absent.
-
-    Raises:
-        PrepareError: there is none.
-        RecordsFileError: it is malformed (`records_metadata.read_metadata`); one line naming it.
-    """
-    path = Path(folder) / METADATA
-    if not path.is_file():
-        raise PrepareError(
-            f"{path} not found: {folder} is not a complete records folder; run `backdrop prepare`"
-        )
-    return read_metadata(path, SPLITS)
-
-
-def shard_paths(folder: str | Path, split: str) -> list[Path]:
-    """The shard files of one split that metadata.json claims, in order (each a file name in
-    `folder`: `read_metadata` refuses any other)."""
-    metadata = load_metadata(folder)
-    return [Path(folder) / shard["file"] for shard in metadata["splits"][split]["shards"]]

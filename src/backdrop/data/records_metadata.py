@@ -17,6 +17,35 @@ from backdrop.data.records import PREPARE_AGAIN, RecordsFileError
 MAX_METADATA_BYTES = 256 * 1024 * 1024  # a million skipped files with their reasons fit
 MAX_COUNT = 2**40
 MAX_SHARDS = 1_000_000
+SPLITS = ("train", "validation")
+METADATA = "metadata.json"
+
+
+class PrepareError(RuntimeError):
+    """The prepare run cannot go on, or a folder holds no complete records; the message names
+    the fix."""
+
+
+def load_metadata(folder: str | Path) -> dict:
+    """Reads a records folder's metadata.json, with an error that names the fix when absent.
+
+    Raises:
+        PrepareError: there is none.
+        RecordsFileError: it is malformed (`read_metadata`); one line naming it.
+    """
+    path = Path(folder) / METADATA
+    if not path.is_file():
+        raise PrepareError(
+            f"{path} not found: {folder} is not a complete records folder; run `backdrop prepare`"
+        )
+    return read_metadata(path, SPLITS)
+
+
+def shard_paths(folder: str | Path, split: str) -> list[Path]:
+    """The shard files of one split that metadata.json claims, in order (each a file name in
+    `folder`: `read_metadata` refuses any other)."""
+    metadata = load_metadata(folder)
+    return [Path(folder) / shard["file"] for shard in metadata["splits"][split]["shards"]]
 
 
 def read_metadata(path: Path, splits: Sequence[str]) -> dict:

@@ -60,7 +60,7 @@ class StartModel:
 def mediapipe_file(name: str) -> Path:
     """The `.tflite` of MediaPipe's model `name` (a key of `MEDIAPIPE_MODELS`) in an installed
     mediapipe package."""
-    from backdrop.metadata import HELPER_VENV
+    from backdrop.ship.metadata import HELPER_VENV
 
     folders = []
     spec = importlib.util.find_spec("mediapipe")

@@ -110,11 +110,12 @@ def average(config, plan) -> None:
 
 
 def export(config, plan) -> None:
-    from backdrop.export import export_models, format_reports
-    from backdrop.model_card import training_data
+    from backdrop.ship.export import export_models, format_reports
+    from backdrop.ship.model_card import training_data
+    from backdrop.training.checkpoints import load_checkpoint
     from backdrop.training.config import TrainConfig
-    from backdrop.training.loop import export_data, load_checkpoint
-    from backdrop.training.quantize_aware import tail_rounded
+    from backdrop.training.datasets import export_data
+    from backdrop.training.ranges import tail_rounded
 
     start = start_of(plan)
     records_folder = plan.root / "records"

@@ -1,20 +1,22 @@
 """Reads a `.tflite` file into plain Python: its operators in order and its constant tensors as
 float32 arrays (float16 weights widened, int8 weights de-quantized per channel).
 
-TensorFlow-free, and a file is data: the flatbuffer is walked by checked accessors that bound
-every offset, vector length and string by the bytes that are there, so a truncated or corrupt
-file is one `TFLiteFormatError` naming it. The schema module that ships in ai-edge-litert (or
-TensorFlow's copy) gives only the enum names. The importers (`backdrop.models.tflite_import`,
-`backdrop.models.encoders`) build Keras models from what it returns.
+TensorFlow-free, and a file is data: the flatbuffer is walked by checked accessors
+(`backdrop.models.flatbuffer`) that bound every offset, vector length and string by the bytes
+that are there, so a truncated or corrupt file is one `TFLiteFormatError` naming it. The schema
+module that ships in ai-edge-litert (or TensorFlow's copy) gives only the enum names. The
+importers (`backdrop.models.tflite_import`, `backdrop.models.encoders`) build Keras models from
+what it returns.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import struct
 from pathlib import Path
 
 import numpy as np
+
+from backdrop.models.flatbuffer import Flatbuffer, Table, fits, indices
 
 CUSTOM = 32  # BuiltinOperator.CUSTOM
 # TFLite fused activations -> Keras activation names.
@@ -54,7 +56,6 @@ BOOL_FIELDS = ("AlignCorners", "HalfPixelCenters", "KeepDims")
 ONE_FIELDS = ("DilationWFactor", "DilationHFactor")  # default 1, the others 0
 DTYPES = {"FLOAT32": "<f4", "FLOAT16": "<f2", "INT8": "i1", "UINT8": "u1", "INT32": "<i4"}
 DTYPES["INT64"] = "<i8"
-READ_LIMIT = 8  # the vector elements a file may yield, as a multiple of its size
 
 
 class TFLiteFormatError(ValueError):
@@ -124,102 +125,6 @@ class TFLiteGraph:
         )
 
 
-class _Flatbuffer:
-    """The bytes of one file, read only where they are there."""
-
-    def __init__(self, content: bytes, path: Path):
-        self.content, self.path = content, path
-        # Tables may share vectors (the converter shares equal buffers), but a file pointing at
-        # the same bytes over and over must not cost time or memory quadratic in its size.
-        self.left = READ_LIMIT * len(content) + 64
-
-    def error(self, reason: str) -> TFLiteFormatError:
-        return TFLiteFormatError(f"{self.path} is not a readable TFLite model ({reason})")
-
-    def read(self, fmt: str, position: int):
-        if position < 0 or position + struct.calcsize(fmt) > len(self.content):
-            raise self.error(f"truncated or corrupt at byte {position} of {len(self.content)}")
-        return struct.unpack_from(fmt, self.content, position)[0]
-
-    def vector(self, position: int, itemsize: int) -> tuple[int, int]:
-        """(start, length) of the vector at `position`, all of it inside the file."""
-        length = self.read("<I", position)
-        if length * itemsize > len(self.content) - position - 4:
-            raise self.error(f"a vector of {length} at byte {position} runs past the end")
-        self.charge(length)
-        return position + 4, length
-
-    def charge(self, count: int) -> None:
-        self.left -= count
-        if self.left < 0:
-            raise self.error(f"its vectors overlap: it reads over {READ_LIMIT} times its size")
-
-    def table(self, position: int) -> _Table:
-        return _Table(self, position)
-
-
-class _Table:
-    """One flatbuffer table: each field by its schema slot, checked, or its default."""
-
-    def __init__(self, buffer: _Flatbuffer, position: int):
-        self.buffer, self.position = buffer, position
-        self.vtable = position - buffer.read("<i", position)
-        self.vtable_size = buffer.read("<H", self.vtable)
-        if self.vtable_size < 4 or self.vtable_size % 2:
-            raise buffer.error(f"the table at byte {position} has a malformed vtable")
-        buffer.read("<H", self.vtable + self.vtable_size - 2)  # the whole vtable is there
-
-    def _field(self, slot: int) -> int | None:
-        if 4 + 2 * slot >= self.vtable_size:
-            return None
-        offset = self.buffer.read("<H", self.vtable + 4 + 2 * slot)
-        return self.position + offset if offset else None
-
-    def _target(self, slot: int) -> int | None:
-        field = self._field(slot)
-        return None if field is None else field + self.buffer.read("<I", field)
-
-    def scalar(self, slot: int, fmt: str, default=0):
-        field = self._field(slot)
-        return default if field is None else self.buffer.read(fmt, field)
-
-    def table(self, slot: int) -> _Table | None:
-        target = self._target(slot)
-        return None if target is None else self.buffer.table(target)
-
-    def tables(self, slot: int) -> list[_Table]:
-        target = self._target(slot)
-        if target is None:
-            return []
-        start, length = self.buffer.vector(target, 4)
-        elements = [start + 4 * i for i in range(length)]
-        return [self.buffer.table(e + self.buffer.read("<I", e)) for e in elements]
-
-    def numbers(self, slot: int, dtype: str) -> np.ndarray:
-        target, dtype = self._target(slot), np.dtype(dtype)
-        if target is None:
-            return np.zeros(0, dtype)
-        start, length = self.buffer.vector(target, dtype.itemsize)
-        return np.frombuffer(self.buffer.content, dtype, length, start)
-
-    def bytes(self, slot: int) -> bytes:
-        return self.numbers(slot, "u1").tobytes()
-
-    def string(self, slot: int) -> str | None:
-        """A string field (a vector of UTF-8 bytes), undecodable bytes replaced."""
-        has = self._field(slot) is not None
-        return self.bytes(slot).decode("utf-8", "replace") if has else None
-
-
-def _indices(buffer: _Flatbuffer, values: np.ndarray, count: int, what: str, least=-1) -> tuple:
-    """Tensor indices, each in [least, count) (-1: an optional input left out)."""
-    indices = tuple(int(v) for v in values)
-    for index in indices:
-        if not least <= index < count:
-            raise buffer.error(f"{what} names tensor {index} of {count}")
-    return indices
-
-
 def _text(shape: tuple) -> str:
     """A shape for a one-line message, however many dimensions the file claims."""
     return f"shape {shape}" if len(shape) <= 8 else f"a shape of {len(shape)} dimensions"
@@ -230,18 +135,8 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text[:80])
 
 
-def _fits(shape: tuple, itemsize: int, size: int) -> bool:
-    """Whether `shape` holds exactly `size` bytes (> 0), never multiplying past them."""
-    count = itemsize
-    for dimension in shape:
-        if dimension <= 0 or count * dimension > size:
-            return False
-        count *= dimension
-    return count == size
-
-
 def _constant(
-    buffer: _Flatbuffer, table: _Table, raw: bytes, shape: tuple, type_name: str, name: str
+    buffer: Flatbuffer, table: Table, raw: bytes, shape: tuple, type_name: str, name: str
 ):
     """Constant buffer bytes -> float32 (or int32 for integer tensors that are not quantized)."""
     if type_name not in DTYPES:
@@ -253,7 +148,7 @@ def _constant(
     dtype = np.dtype(DTYPES[type_name])
     if len(shape) > 16:  # numpy's own limit is 64; TFLite kernels stop at 6
         raise buffer.error(f"constant tensor {name} has {len(shape)} dimensions")
-    if not _fits(shape, dtype.itemsize, len(raw)):
+    if not fits(shape, dtype.itemsize, len(raw)):
         raise buffer.error(f"tensor {name} ({_text(shape)}) does not fit its {len(raw)} bytes")
     values = np.frombuffer(raw, dtype).reshape(shape)
     quantization = table.table(4)
@@ -276,7 +171,7 @@ def _constant(
         return ((values.astype(np.float32) - zero.reshape(broadcast)) * scale).astype(np.float32)
 
 
-def _options(buffer: _Flatbuffer, op: _Table, kind: str, where: str, union_types) -> dict:
+def _options(buffer: Flatbuffer, op: Table, kind: str, where: str, union_types) -> dict:
     """The options of `op` as a dict (only the operators the importers translate; the schema's
     defaults where the file leaves them out)."""
     if kind.startswith("CUSTOM:"):
@@ -312,7 +207,7 @@ def read_tflite(path: str | Path) -> TFLiteGraph:
     content = path.read_bytes()
     if content[4:8] != b"TFL3":
         raise TFLiteFormatError(f"{path} is not a TFLite model (no TFL3 identifier)")
-    buffer = _Flatbuffer(content, path)
+    buffer = Flatbuffer(content, path, TFLiteFormatError, "TFLite model")
     schema = _schema()
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
@@ -342,8 +237,8 @@ def read_tflite(path: str | Path) -> TFLiteGraph:
         if builtin == CUSTOM:
             kind = f"CUSTOM:{code.string(1) or ''}"
         where = f"operator {index} ({_printable(kind)})"
-        inputs = _indices(buffer, op.numbers(1, "<i4"), len(tensors), where)
-        outputs = _indices(buffer, op.numbers(2, "<i4"), len(tensors), where, least=0)
+        inputs = indices(buffer, op.numbers(1, "<i4"), len(tensors), where)
+        outputs = indices(buffer, op.numbers(2, "<i4"), len(tensors), where, least=0)
         constant = inputs and inputs[0] >= 0 and tensors[inputs[0]].data is not None
         if kind == "DEQUANTIZE" and constant and outputs:
             # Float16 (or int8) weights widened once here: the Keras model holds float32.
@@ -354,15 +249,15 @@ def read_tflite(path: str | Path) -> TFLiteGraph:
             continue
         options = _options(buffer, op, kind, where, schema.BuiltinOptions)
         operators.append(Operator(kind, inputs, outputs, options))
-    inputs = _indices(buffer, graph.numbers(1, "<i4"), len(tensors), "the graph", least=0)
-    outputs = _indices(buffer, graph.numbers(2, "<i4"), len(tensors), "the graph", least=0)
+    inputs = indices(buffer, graph.numbers(1, "<i4"), len(tensors), "the graph", least=0)
+    outputs = indices(buffer, graph.numbers(2, "<i4"), len(tensors), "the graph", least=0)
     if not inputs or not outputs:
         raise buffer.error("its graph has no input or no output")
     description = model.string(3) or ""
     return TFLiteGraph(path, tuple(tensors), tuple(operators), inputs, outputs, description)
 
 
-def _buffer_bytes(buffer: _Flatbuffer, buffers: list[_Table], index: int, name: str) -> bytes:
+def _buffer_bytes(buffer: Flatbuffer, buffers: list[Table], index: int, name: str) -> bytes:
     """The bytes of buffer `index` (empty for none): in the flatbuffer, or after it in files
     past 2 GB."""
     if index >= len(buffers):

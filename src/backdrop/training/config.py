@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from pathlib import Path
 
 from backdrop.data import (
@@ -18,9 +17,10 @@ from backdrop.data import (
 )
 from backdrop.data.masks import MaskEncoding
 from backdrop.models.registry import GROWABLE_MODELS, MOBILE_ACTIVATIONS, MODEL_NAMES
+from backdrop.training.setting_checks import setting_problem
 
 CONFIG = "config.json"
-# TFLite export modes (backdrop.export), and "none" for no export after training.
+# TFLite export modes (backdrop.ship.export), and "none" for no export after training.
 EXPORT_MODES = ("float32", "float16", "int8")
 DISTRIBUTE = ("auto", "none", "mirrored", "multiworker")
 FIT_INT8_PASSES = 3  # `backdrop fit-int8`'s passes over the training pictures (here: no TensorFlow)
@@ -33,12 +33,6 @@ class TrainingError(RuntimeError):
 class RunFileError(TrainingError, ValueError):
     """A file of a training run (config.json, state.json, log.csv, a contract, a `.keras`
     checkpoint) is malformed or unsafe; the message names the file and the fix."""
-
-
-# The largest whole number a config.json setting may hold (counts, sizes, epochs, the seed), and
-# the largest input side it may name (8K: far above any segmenter's input).
-MAX_SETTING = 2**31 - 1
-MAX_INPUT_SIDE = 8192
 
 
 # The settings that fix a model's weights: a run restored or started from a checkpoint keeps them.
@@ -218,7 +212,7 @@ class TrainConfig:
         for key, value in values.items():
             if key not in known:
                 continue
-            problem = _setting_problem(known[key].type, value)
+            problem = setting_problem(known[key].type, value)
             if problem:
                 raise RunFileError(f"{source}: setting {key!r} {problem}; {fix}")
             settings[key] = value
@@ -243,7 +237,7 @@ class TrainConfig:
             if not folder.is_dir():
                 raise ValueError(f"dataset folder {folder} not found")
         if self.records is not None:
-            from backdrop.data.prepare import load_metadata
+            from backdrop.data.records_metadata import load_metadata
 
             load_metadata(self.records)  # a PrepareError names the fix
 
@@ -254,65 +248,3 @@ class TrainConfig:
             for name in ARCHITECTURE
             if getattr(self, name) != getattr(other, name)
         ]
-
-
-def _path(value) -> bool:
-    return isinstance(value, str) and "\0" not in value
-
-
-def _whole(value) -> bool:
-    return type(value) is int and 0 <= value <= MAX_SETTING
-
-
-def _side(value) -> bool:
-    return type(value) is int and 1 <= value <= MAX_INPUT_SIDE
-
-
-def _number(value) -> bool:
-    return type(value) in (int, float) and math.isfinite(value) and abs(value) <= MAX_SETTING
-
-
-def _pairs(value, second) -> bool:
-    return isinstance(value, list) and all(
-        isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) and second(pair[1])
-        for pair in value
-    )
-
-
-# What each setting's annotation takes from JSON (to_json writes paths as text, tuples as lists).
-_SETTING_CHECKS = {
-    "Path": (_path, "must be a path (text)"),
-    "Path | None": (lambda v: v is None or _path(v), "must be a path (text) or null"),
-    "tuple[Path, ...]": (
-        lambda v: isinstance(v, list) and all(_path(p) for p in v),
-        "must be a list of paths (text)",
-    ),
-    "str": (lambda v: isinstance(v, str), "must be text"),
-    "bool": (lambda v: isinstance(v, bool), "must be true or false"),
-    "int": (_whole, f"must be a whole number from 0 to {MAX_SETTING}"),
-    "float": (_number, f"must be a finite number of at most {MAX_SETTING}"),
-    "tuple[int, int]": (
-        lambda v: isinstance(v, list) and len(v) == 2 and all(_side(n) for n in v),
-        f"must be [height, width], two whole numbers from 1 to {MAX_INPUT_SIDE}",
-    ),
-    "tuple[tuple[str, int], ...]": (
-        lambda v: _pairs(v, _whole),
-        "must be a list of [source, whole number] pairs",
-    ),
-    "tuple[tuple[str, float], ...]": (
-        lambda v: _pairs(v, _number),
-        "must be a list of [source, number] pairs",
-    ),
-}
-
-
-def _setting_problem(annotation: str, value) -> str | None:
-    """What is wrong with `value` as a setting of type `annotation` (as JSON gives it), if
-    anything."""
-    check, problem = _SETTING_CHECKS[annotation]
-    return None if check(value) else f"{problem}, got {_shown(value)}"
-
-
-def _shown(value) -> str:
-    text = json.dumps(value)
-    return text if len(text) <= 40 else text[:37] + "..."

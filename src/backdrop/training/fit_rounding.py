@@ -29,14 +29,13 @@ from tqdm import tqdm
 from backdrop.tf_setup import import_tensorflow
 from backdrop.training.config import FIT_INT8_PASSES
 from backdrop.training.quantize_aware import (
-    RANGE_TAIL,
     FakeQuant,
-    _own_nodes,
-    _same_layer,
     bounded_range,
     has_fake_quant,
-    tail_rounded,
+    own_nodes,
+    same_layer,
 )
+from backdrop.training.ranges import RANGE_TAIL, tail_rounded
 
 tf = import_tensorflow()
 import keras  # noqa: E402
@@ -130,7 +129,7 @@ def fit_rounding(
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     rounded_model = tail_rounded(copy, calibration, RANGE_TAIL)  # where each range starts
-    rounded = [node for node in _own_nodes(rounded_model) if isinstance(node.operation, FakeQuant)]
+    rounded = [node for node in own_nodes(rounded_model) if isinstance(node.operation, FakeQuant)]
     fitted = {
         id(node.operation): _FittedRange(
             float(node.operation.minimum.numpy()),
@@ -146,9 +145,7 @@ def fit_rounding(
             return layer(*args, **kwargs)
         return fitted[id(layer)](args[0])
 
-    trainee = keras.models.clone_model(
-        rounded_model, clone_function=_same_layer, call_function=call
-    )
+    trainee = keras.models.clone_model(rounded_model, clone_function=same_layer, call_function=call)
     scales = [v for fit in fitted.values() for v in (fit.low_scale, fit.high_scale)]
     offsets = _offsets(copy)
     range_optimizer = keras.optimizers.Adam(range_rate)

@@ -1,16 +1,13 @@
-"""Training: the fit loop with resumable checkpoints, quantization-aware epochs and the export
-after training. Every path of a run comes from `RunFolder` (training/run_folder.py); every file is
-written under a temporary name and renamed, state.json last, so it only ever names a complete
-checkpoint.
+"""Training: the fit loop with resumable checkpoints and quantization-aware epochs (the export
+after training is training/export_step.py's). Every path of a run comes from `RunFolder`
+(training/run_folder.py); every file is written under a temporary name and renamed, state.json
+last, so it only ever names a complete checkpoint.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
-
-import numpy as np
 
 from backdrop.outputs import OutputFolder, write_atomic
 from backdrop.tf_setup import import_tensorflow
@@ -18,7 +15,6 @@ from backdrop.tf_setup import import_tensorflow
 tf = import_tensorflow()
 import keras  # noqa: E402  (after TensorFlow's quiet import)
 
-from backdrop.data import pipeline  # noqa: E402
 from backdrop.models.registry import build_model  # noqa: E402
 from backdrop.training import losses  # noqa: E402
 from backdrop.training.checkpoints import (  # noqa: E402
@@ -28,6 +24,7 @@ from backdrop.training.checkpoints import (  # noqa: E402
     save_model_atomic,
 )
 from backdrop.training.config import TrainConfig, TrainingError, is_checkpoint  # noqa: E402
+from backdrop.training.datasets import make_datasets  # noqa: E402
 from backdrop.training.distribute import select_strategy  # noqa: E402
 from backdrop.training.quantize_aware import add_fake_quant, has_fake_quant  # noqa: E402
 from backdrop.training.run_folder import RunFolder, check_init_from  # noqa: E402
@@ -35,10 +32,7 @@ from backdrop.training.run_folder import RunFolder, check_init_from  # noqa: E40
 __all__ = [
     "TrainConfig",
     "TrainingError",
-    "export_after_training",
-    "export_data",
     "load_checkpoint",
-    "make_datasets",
     "train",
 ]
 
@@ -48,62 +42,6 @@ RESUME_REMEDY = (
     "point state.json at an earlier epoch-*.keras of the run, or start over with "
     "--remove-all-previous-results"
 )
-
-
-def _folder_examples(config: TrainConfig) -> tuple[list[bytes], list[bytes]]:
-    """Reads folder datasets into serialized records, split by the same hash as prepare."""
-    from backdrop.data.prepare import encode_in_memory
-    from backdrop.data.readers import create_reader
-
-    readers = [
-        create_reader("portrait", p, mask_encoding=config.mask_encoding)
-        for p in config.portrait_folders
-    ]
-    readers += [create_reader("voc", p) for p in config.voc_folders]
-    splits = encode_in_memory(readers, max(config.input_shape), config.validation_fraction)
-    if not splits["train"]:
-        raise TrainingError("the folder datasets gave no training samples; check their paths")
-    if not splits["validation"]:  # tiny folders: validate on the training samples, and say so
-        print("warning: no validation samples; validating on the training samples")
-        splits["validation"] = splits["train"]
-    return splits["train"], splits["validation"]
-
-
-def make_datasets(config: TrainConfig, replicas: int = 1):
-    """Training and validation batches for `config` (records or folder datasets)."""
-    settings = pipeline.PipelineConfig(
-        input_shape=config.input_shape,
-        batch_size=config.batch_size * replicas,
-        augment=config.augment,
-        background_folders=config.background_folders,
-        background_probability=config.background_probability,
-        copy_paste_probability=config.copy_paste_probability,
-        whole_frame_probability=config.whole_frame_probability,
-        crop_aspect=config.crop_aspect,
-        source_repeats=config.source_repeats,
-        source_weights=config.source_weights,
-        cache=config.cache,
-        seed=config.seed,
-        drop_remainder=replicas > 1,
-    )
-    if config.records:
-        train, count = pipeline.record_dataset(
-            config.records, "train", settings, True, config.number_of_examples
-        )
-        validation, _ = pipeline.record_dataset(
-            config.records,
-            "validation",
-            settings,
-            False,
-            max(1, round(config.number_of_examples * 0.1)),
-        )
-        return train, validation, count
-    if not (config.portrait_folders or config.voc_folders):
-        raise TrainingError("no training data: give records (-r) or folder datasets (-p/-c)")
-    train_examples, validation_examples = _folder_examples(config)
-    train, count = pipeline.memory_dataset(train_examples, settings, True)
-    validation, _ = pipeline.memory_dataset(validation_examples, settings, False)
-    return train, validation, count
 
 
 def _compile(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> None:
@@ -319,47 +257,3 @@ def _train(config, run, folder, state, restore, verbose, callbacks) -> dict:
             f"the data, then continue from epoch {checkpoint.completed_epochs} with --restore"
         )
     return run.read_state()
-
-
-def export_data(config: TrainConfig, calibration_count: int = 200, validation_count: int = 300):
-    """Calibration images (training split) and validation pairs at the input size, unaugmented."""
-    plain = dataclasses.replace(config, augment=False, background_folders=(), source_weights=())
-    train_data, validation_data, _ = make_datasets(plain)
-    calibration = []
-    for batch, _ in train_data:
-        calibration += list(batch.numpy())
-        if len(calibration) >= calibration_count:
-            break
-    validation = []
-    for batch, targets in validation_data:
-        images = np.rint(batch.numpy() * 255).astype(np.uint8)
-        validation += list(zip(images, targets.numpy(), strict=True))
-        if len(validation) >= validation_count:
-            break
-    return calibration[:calibration_count], validation[:validation_count]
-
-
-def export_after_training(
-    config: TrainConfig, modes: Sequence[str] | None = None, threads: int = 2
-) -> list[dict]:
-    """Exports the best (or else the last) checkpoint as TFLite into the checkpoints folder."""
-    from backdrop.export import export_models
-    from backdrop.model_card import training_data
-
-    run = RunFolder(config.checkpoints)
-    source = run.best_or_last()
-    model = load_checkpoint(source)
-    modes = [mode for mode in (modes or [config.export]) if mode != "none"]
-    if not modes:
-        return []
-    calibration, validation = export_data(config)
-    return export_models(
-        model,
-        run.root,
-        modes,
-        calibration,
-        validation,
-        threads,
-        extra={"checkpoint": source.name, "model": config.model},
-        training=training_data(config.records, (*config.portrait_folders, *config.voc_folders)),
-    )

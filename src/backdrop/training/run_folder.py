@@ -23,12 +23,12 @@ from pathlib import Path
 
 from backdrop.training.config import (
     CONFIG,
-    MAX_SETTING,
     RunFileError,
     TrainConfig,
     TrainingError,
     is_checkpoint,
 )
+from backdrop.training.setting_checks import MAX_SETTING
 
 STATE = "state.json"
 EPOCH = re.compile(r"^epoch-(\d+)\.keras$")

@@ -25,7 +25,7 @@ import_tensorflow()
 import h5py  # noqa: E402
 import keras  # noqa: E402
 
-import backdrop.models.tflite_import  # noqa: E402, F401  (registers DepthToSpace)
+import backdrop.models.tflite_layers  # noqa: E402, F401  (registers DepthToSpace)
 import backdrop.training.losses  # noqa: E402, F401  (registers the loss and metric)
 import backdrop.training.quantize_aware  # noqa: E402, F401  (registers FakeQuant)
 

@@ -1,6 +1,6 @@
 """Paths in an output folder: atomic writes through hidden temporaries, which names a manifest
 may hold (it is untrusted input: folders are copied, shared and downloaded with theirs), and which
-folders may be cleared. TensorFlow-free; `backdrop.outputs` is what commands use."""
+folders may be cleared. TensorFlow-free; `backdrop.outputs` is what commands import."""
 
 from __future__ import annotations
 

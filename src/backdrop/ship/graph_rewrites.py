@@ -9,7 +9,7 @@ from backdrop.tf_setup import import_tensorflow
 import_tensorflow()
 import keras  # noqa: E402
 
-from backdrop.models.tflite_import import DepthToSpace  # noqa: E402
+from backdrop.models.tflite_layers import DepthToSpace  # noqa: E402
 from backdrop.training.quantize_aware import readers  # noqa: E402
 
 

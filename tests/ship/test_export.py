@@ -10,9 +10,10 @@ import pytest
 from backdrop.data.prepare import PrepareConfig, prepare
 from backdrop.data.readers.portrait import PortraitReader
 from backdrop.data.synthetic import write_synthetic_dataset
-from backdrop.export import recommend
 from backdrop.runtime import Segmenter
-from backdrop.training.loop import TrainConfig, export_after_training, load_checkpoint, train
+from backdrop.ship.export import recommend
+from backdrop.training.export_step import export_after_training
+from backdrop.training.loop import TrainConfig, load_checkpoint, train
 
 # Largest allowed |Keras - LiteRT| person probability, per mode (and the mean for int8).
 TOLERANCE = {"float32": 1e-4, "float16": 2e-2, "int8": 0.25}
@@ -117,7 +118,7 @@ def test_float32_does_not_race_a_float16_that_keeps_the_accuracy():
 
 
 def test_quantization_config_is_validated_before_converting():
-    from backdrop.export import QuantizationConfig
+    from backdrop.ship.convert import QuantizationConfig
 
     with pytest.raises(ValueError, match="valid modes: float32, float16, int8"):
         QuantizationConfig("int4")
@@ -146,9 +147,9 @@ def _concatenating_model():
 
 
 def test_a_concatenation_only_pooled_is_pooled_branch_by_branch(tmp_path):
-    from backdrop.export import convert
-    from backdrop.graph_rewrites import pool_branches_first
     from backdrop.models.tflite_graph import read_tflite
+    from backdrop.ship.convert import convert
+    from backdrop.ship.graph_rewrites import pool_branches_first
 
     model = _concatenating_model()
     rewritten = pool_branches_first(model)
@@ -179,7 +180,7 @@ def test_a_concatenation_only_pooled_is_pooled_branch_by_branch(tmp_path):
 def test_a_model_without_a_pooled_concatenation_is_returned_as_it_is():
     import keras
 
-    from backdrop.graph_rewrites import pool_branches_first
+    from backdrop.ship.graph_rewrites import pool_branches_first
 
     image = keras.Input((8, 8, 3))
     both = keras.layers.Concatenate()([image, keras.layers.Conv2D(2, 1)(image)])
@@ -191,7 +192,7 @@ def test_a_model_without_a_pooled_concatenation_is_returned_as_it_is():
 def test_a_float_export_leaves_the_model_as_the_int8_export_finds_it(tmp_path):
     # The float modes rewrite the graph; the int8 export after them must see the model as
     # trained (a rewrite sharing its layers once hid the logits' [-8, 8] limit from int8).
-    from backdrop.export import convert
+    from backdrop.ship.convert import convert
 
     model = _concatenating_model()
     logits = model.layers[-2]
@@ -209,9 +210,9 @@ def test_a_float_export_leaves_the_model_as_the_int8_export_finds_it(tmp_path):
 def test_a_transposed_convolution_without_overlap_becomes_depth_to_space(tmp_path):
     import keras
 
-    from backdrop.export import convert
-    from backdrop.graph_rewrites import transposed_as_depth_to_space
     from backdrop.models.tflite_graph import read_tflite
+    from backdrop.ship.convert import convert
+    from backdrop.ship.graph_rewrites import transposed_as_depth_to_space
 
     image = keras.Input((8, 12, 3))
     features = keras.layers.Conv2D(6, 3, padding="same", activation="relu")(image)
@@ -242,8 +243,8 @@ KILLED_EXPORT = """
 import os, sys, time
 from pathlib import Path
 import keras
-import backdrop.export as export
-import backdrop.metadata as metadata
+import backdrop.ship.export as export
+import backdrop.ship.metadata as metadata
 
 stage, path = sys.argv[1], Path(sys.argv[2])
 inputs = keras.Input((16, 16, 3))
@@ -291,8 +292,8 @@ def test_a_killed_export_leaves_no_model_that_segment_would_use(tmp_path, capsys
     import keras
 
     from backdrop.cli import main
-    from backdrop.export import export_tflite
     from backdrop.runtime.contract import ModelFileError, read_contract
+    from backdrop.ship.export import export_tflite
 
     # Killed while the metadata is written: no final-named model at all.
     path = tmp_path / "model_float32.tflite"

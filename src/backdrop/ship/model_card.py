@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backdrop.data.prepare import METADATA, load_metadata
+from backdrop.data.records_metadata import METADATA, load_metadata
 
 # Licences of the datasets Backdrop reads, as their publishers state them (see each SOURCE.txt).
 DATA_LICENCES = {

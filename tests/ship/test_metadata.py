@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from backdrop.evaluation.metrics import iou
-from backdrop.export import export_models
-from backdrop.metadata import read_metadata, writer_python
 from backdrop.runtime.segmenter import Segmenter
+from backdrop.ship.export import export_models
+from backdrop.ship.metadata import read_metadata, writer_python
 
-CLIENT = Path(__file__).resolve().parent / "mediapipe_client.py"
+CLIENT = Path(__file__).resolve().parents[1] / "mediapipe_client.py"
 MODES = ("float32", "float16", "int8")
 
 pytestmark = pytest.mark.skipif(
@@ -171,7 +171,7 @@ def test_the_same_model_gets_the_same_bytes(tmp_path):
     checkpoint exported twice gave two files (the recipe's int8 files differed in two bytes)."""
     import time
 
-    from backdrop.export import add_metadata, export_tflite
+    from backdrop.ship.export import add_metadata, export_tflite
 
     plain = export_tflite(redness_model(32), tmp_path / "plain.tflite", "float32", [])
     files = []

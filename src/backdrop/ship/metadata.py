@@ -6,7 +6,7 @@ mediapipe 0.10.21: later wheels ship it without its native half). That mediapipe
 protobuf<5, which TensorFlow 2.21 cannot live with, so it runs in an interpreter of its own:
 `BACKDROP_MEDIAPIPE_PYTHON`, else this interpreter if it has the writer, else the source checkout's
 `.venv-mediapipe` (`make mediapipe` creates it; `make test` and CI do). This module is that
-interpreter's entry point too (`python -m backdrop.metadata write MODEL INFO`), so it imports
+interpreter's entry point too (`python -m backdrop.ship.metadata write MODEL INFO`), so it imports
 nothing beyond the standard library and mediapipe.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 from unittest import mock
 
 MEDIAPIPE_VERSION = "0.10.21"
-HELPER_VENV = Path(__file__).resolve().parents[2] / ".venv-mediapipe"
+HELPER_VENV = Path(__file__).resolve().parents[3] / ".venv-mediapipe"
 LABEL = "person"
 AUTHOR = "Backdrop"
 LICENCE = (
@@ -151,9 +151,9 @@ def read_metadata(model: str | Path) -> dict:
 
 def _in_writer(python: str, *arguments: str) -> subprocess.CompletedProcess:
     """This module run as a program in the writer's interpreter, Backdrop's source on its path."""
-    source = str(Path(__file__).resolve().parents[1])
+    source = str(Path(__file__).resolve().parents[2])
     return subprocess.run(
-        [python, "-m", "backdrop.metadata", *arguments],
+        [python, "-m", "backdrop.ship.metadata", *arguments],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": source},

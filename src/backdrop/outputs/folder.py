@@ -1,32 +1,9 @@
-"""Output folders: Backdrop deletes or replaces only what it wrote, one writer at a time.
-
-Every folder a command writes into gets a manifest, `.backdrop-manifest.json`: each file (or
-subfolder, written `NAME/`) Backdrop created there, with the command and run that wrote it, and
-the writer holding the folder now. The rules:
-
-- a name is claimed in the manifest before anything is written to it;
-- only claimed names are ever replaced or deleted (`--remove-all-previous-results` included);
-  anything else in the way is an `OutputError` naming the file and what resolves it;
-- nothing is written into an input (a dataset file or folder the same command reads);
-- one writer per folder: an exclusive lock on the folder itself, released by the operating system
-  when the process ends however it ends, so a crash never leaves a stale lock.
-
-A hidden temporary `.NAME.tmp` or `.NAME.tmp.EXT` (see `temporary_path`) belongs to whoever owns
-NAME. TensorFlow-free.
-
-A manifest is untrusted input: folders are copied, shared and downloaded with theirs. Every name in
-it must be a plain relative path (no absolute path, no `..`, `.` or empty part, no backslash or
-NUL, not the manifest itself) that resolves inside the folder without passing through a symlinked
-parent; a manifest holding any other name is refused as a whole, in one line naming it, and
-nothing is deleted. The parents are checked again just before each deletion.
-"""
+"""OutputFolder: a folder one command writes into, its manifest claimed and its lock held."""
 
 from __future__ import annotations
 
 import datetime
-import errno
 import glob
-import json
 import os
 import re
 import shutil
@@ -34,25 +11,18 @@ import socket
 from collections.abc import Iterable
 from pathlib import Path
 
-from backdrop.output_paths import (  # noqa: F401 - this module is where commands find them
+from backdrop.outputs.lock import lock_folder
+from backdrop.outputs.manifest import read_manifest, write_manifest
+from backdrop.outputs.paths import (
     MANIFEST,
     OutputError,
-    UnsafeRemovalError,
     check_removable,
     is_empty_folder,
     is_within,
     nothing_written_under,
-    temporary_path,
     unsafe_name,
-    write_atomic,
 )
 
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; the manifest rules still hold
-    fcntl = None
-
-MANIFEST_FORMAT = "backdrop-manifest-v1"
 _TEMPORARY = re.compile(r"^\.(.+)\.tmp(\.[^./]*)?$")
 # Folders this process holds, so nested users (train, then its export) share one lock.
 _HELD: dict[Path, OutputFolder] = {}
@@ -107,10 +77,10 @@ class OutputFolder:
             self._shared = held
             return held
         self._shared = None
-        self._lock()
+        self._fd = lock_folder(self.root, self.option)
         self._key, self._depth = key, 1
         _HELD[key] = self
-        manifest = self._read()
+        manifest = read_manifest(self.root, self.option)
         self.files = manifest.get("files", {})
         self._save()
         return self
@@ -152,27 +122,6 @@ class OutputFolder:
         if self._created and not any(self.root.iterdir()):
             self.root.rmdir()
 
-    def _lock(self) -> None:
-        if fcntl is None:
-            return
-        fd = os.open(self.root, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            os.close(fd)
-            if error.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
-            writer = self._read().get("writer") or {}
-            holder = (
-                f"`backdrop {writer.get('command', '?')}`, process {writer.get('pid', '?')} on "
-                f"{writer.get('host', '?')}, since {writer.get('started', '?')}"
-            )
-            raise OutputError(
-                f"{self.root} is in use by another Backdrop run ({holder}); wait for it to end "
-                f"or choose another {self.option}"
-            ) from None
-        self._fd = fd
-
     def _release(self) -> None:
         if _HELD.get(self._key) is self:
             del _HELD[self._key]
@@ -180,47 +129,8 @@ class OutputFolder:
             os.close(self._fd)  # closing the descriptor releases the lock
             self._fd = None
 
-    def _read(self) -> dict:
-        try:
-            text = self.manifest.read_text()
-        except FileNotFoundError:
-            return {}
-        try:
-            manifest = json.loads(text)
-            if not isinstance(manifest, dict):
-                raise ValueError("not a JSON object")
-            if manifest.get("format") != MANIFEST_FORMAT:
-                raise ValueError(f"format is {manifest.get('format')!r}")
-            files = manifest.get("files", {})
-            if not isinstance(files, dict):
-                raise ValueError("its files are not a JSON object")
-            if not isinstance(manifest.get("writer", {}), dict):
-                raise ValueError("its writer is not a JSON object")
-        except (ValueError, RecursionError) as error:  # RecursionError: nested too deep
-            raise OutputError(
-                f"{self.manifest} is unreadable ({error}); Backdrop cannot tell what it wrote in "
-                f"{self.root}: move that folder's contents away or choose another {self.option}"
-            ) from None
-        for name in files:
-            problem = unsafe_name(self.root, name)
-            if problem:
-                raise OutputError(
-                    f"{self.manifest} names {name!r}, {problem}: the manifest is refused as a "
-                    f"whole and nothing was deleted; Backdrop writes only plain paths inside "
-                    f"its folder, so this one was edited or came from elsewhere: move that "
-                    f"folder's contents away or choose another {self.option}"
-                )
-        return manifest
-
     def _save(self) -> None:
-        writer = {
-            "command": self.command,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "started": self.started,
-        }
-        manifest = {"format": MANIFEST_FORMAT, "writer": writer, "files": self.files}
-        write_atomic(self.manifest, json.dumps(manifest, indent=1, sort_keys=True))
+        write_manifest(self.root, self.command, self.started, self.files)
 
     def owns(self, name: str) -> bool:
         """Whether Backdrop wrote `name` (a path relative to the folder) here."""
