@@ -41,6 +41,6 @@ common=(
     "$RUN"/square/model/model_{float16,int8}.tflite "$MEDIAPIPE" \
     "$RUN"/landscape/model/model_{float16,int8}.tflite "$LANDSCAPE" "$MEET" \
     --reference "$MEDIAPIPE" --reference "$LANDSCAPE" --reference "$MEET" \
-    --data "portrait:$DATA/picsart_selfies" "portrait:$DATA/human_seg_vikram" \
+    --data "portrait:$DATA/picsart_selfies" "portrait:$DATA/human_seg_vikram" "portrait:$DATA/ccp_fashion" \
     "davis:$DATA/davis2016_people" --split validation -o "$RUN/evaluation" -q
 echo "recipe wall time: $(( ($(date +%s) - started) / 60 )) min"
