@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from backdrop.data.prepare import PrepareConfig, prepare
 from backdrop.data.readers import create_reader
-from backdrop.data.records import RecordsFileError, check_shards, count_records, read_records
+from backdrop.data.records import read_records
 from backdrop.data.records_metadata import load_metadata, shard_paths
+from backdrop.data.tfrecord import RecordsFileError, check_shards, count_records
 from tests import fixtures
 from tests.fuzzing import broken, mutated, one_line_naming
 
@@ -137,7 +138,7 @@ def test_a_damaged_shard_is_one_line_naming_it_before_tensorflow_reads_it(copied
         record_dataset(copied, "train", PipelineConfig((32, 32), batch_size=2), training=True)
     assert "backdrop prepare" in one_line_naming(caught.value, shard)
     with pytest.raises(RecordsFileError) as caught:
-        list(read_records([shard]))  # TensorFlow's own reader: its error, named
+        list(read_records([shard]))  # the reader without TensorFlow, reaching it
     one_line_naming(caught.value, shard)
 
 

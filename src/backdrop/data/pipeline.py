@@ -29,6 +29,7 @@ from backdrop.data.augment import (
     split_seed,
 )
 from backdrop.data.records_metadata import METADATA, load_metadata, shard_paths
+from backdrop.data.tfrecord import check_shards
 from backdrop.tf_setup import import_tensorflow
 
 tf = import_tensorflow()
@@ -236,13 +237,13 @@ def record_dataset(
         paths = shard_paths(folder, split)
         # Damaged, missing or short shards are one line here, not TensorFlow's DataLossError
         # in the middle of an epoch.
-        records.check_shards(paths, [shard["count"] for shard in shards], str(folder / METADATA))
+        check_shards(paths, [shard["count"] for shard in shards], str(folder / METADATA))
         count = sum(shard["count"] for shard in shards)
     else:
         paths = sorted(folder.glob(f"{split}*.tfrecord"))
         if not paths or fallback_count is None:
             load_metadata(folder)  # raises with the message that names the fix
-        records.check_shards(paths)
+        check_shards(paths)
         count = fallback_count
     if count == 0:
         raise ValueError(f"the {split} split of {folder} is empty; prepare more data")

@@ -20,6 +20,7 @@ from backdrop.data.records_metadata import METADATA, SPLITS, PrepareError
 from backdrop.data.sample import Sample
 from backdrop.data.shards import SHARD_NAMES, ShardWriter
 from backdrop.data.split import split_of_sample
+from backdrop.data.tfrecord import frame_record
 from backdrop.outputs import OutputFolder, write_atomic
 
 # A dataset whose masks mark less than this share of pixels as person is reported: its masks are
@@ -129,7 +130,7 @@ def _process(task: tuple[int, str]) -> tuple:
     sample = downscale(sample, config.side)
     split, serialized = encode_sample(sample, config.validation_fraction, config.image_format)
     person = float(np.mean(sample.mask >= 0.5))
-    return ("ok", reader_index, sample.name, split, records.frame_record(serialized), person)
+    return ("ok", reader_index, sample.name, split, frame_record(serialized), person)
 
 
 def _prepare_destination(folder: OutputFolder, remove_previous: bool) -> None:

@@ -13,23 +13,28 @@ Each record is a `tf.train.Example` with DeepLab-style keys:
 | image/segmentation/class/format | b"png" |
 | image/segmentation/ignore/encoded | 8-bit grayscale PNG: 255 = ignore (neither person nor background) |
 
-Writing needs no TensorFlow: the protobuf and the TFRecord framing (length, data, masked CRC32-C)
-are written by hand, both tiny, and checked against TensorFlow's own reader in the tests. That
-keeps TensorFlow's start-up out of `backdrop prepare`. Parsing uses TensorFlow, imported inside
-the functions that need it. `check_shards` reads the framing back without TensorFlow, so a
-truncated or damaged shard is one line naming it before training or export reads it.
+Writing needs no TensorFlow: `example_proto.py` writes the protobuf by hand and `tfrecord.py`
+frames it, which keeps TensorFlow's start-up out of `backdrop prepare`. Records are parsed two
+ways: with TensorFlow inside `tf.data` (`parse_example`, importing it inside the function), and
+without it (`decode_example`: the protobuf read by hand, every length bounded by the bytes that
+are there, the pictures decoded by OpenCV), which `read_records` uses. The tests check the two
+against each other, and the writer against TensorFlow's own reader: masks and PNG images agree
+exactly; JPEG images differ by about 1.4 levels on average (OpenCV decodes with libjpeg's accurate
+DCT, TensorFlow with its fast one).
 """
 
 from __future__ import annotations
 
-import struct
+import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
-import google_crc32c
 import numpy as np
+from PIL import Image
 
-from backdrop.tf_setup import import_tensorflow
+from backdrop.data.example_proto import ExampleFormatError, decode_features, serialize_example
+from backdrop.data.tfrecord import PREPARE_AGAIN, RecordsFileError, read_shard
 
 IMAGE_FORMATS = ("jpeg", "png")
 JPEG_QUALITY = 95
@@ -44,46 +49,6 @@ SOURCE_KEY = "image/source"
 MASK_KEY = "image/segmentation/class/encoded"
 MASK_FORMAT_KEY = "image/segmentation/class/format"
 IGNORE_KEY = "image/segmentation/ignore/encoded"
-PREPARE_AGAIN = "run `backdrop prepare` again to rewrite the records"
-_CHUNK = 1024 * 1024  # bytes of a record checked at a time
-
-
-class RecordsFileError(ValueError):
-    """A file of a records folder (metadata.json or a shard) is damaged or malformed; the message
-    names it and the fix."""
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        bits = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(bits | 0x80)
-        else:
-            out.append(bits)
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field (wire type 2)."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _feature(value: bytes | int) -> bytes:
-    if isinstance(value, bytes):  # Feature.bytes_list (1) -> BytesList.value (1)
-        return _field(1, _field(1, value))
-    # Feature.int64_list (3) -> Int64List.value (1), packed; values here are never negative.
-    return _field(3, _field(1, _varint(value)))
-
-
-def serialize_example(features: dict[str, bytes | int]) -> bytes:
-    """Serializes a `tf.train.Example` from a flat dict of bytes/int features."""
-    entries = b"".join(
-        _field(1, _field(1, key.encode()) + _field(2, _feature(value)))
-        for key, value in sorted(features.items())
-    )
-    return _field(1, entries)  # Example.features (1) -> Features.feature map (1)
 
 
 def encode_image(image: np.ndarray, image_format: str) -> bytes:
@@ -146,20 +111,6 @@ def encode_example(
     )
 
 
-def _masked_crc(data: bytes) -> bytes:
-    return _mask(google_crc32c.value(data))
-
-
-def _mask(crc: int) -> bytes:
-    return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
-
-
-def frame_record(serialized: bytes) -> bytes:
-    """One TFRecord entry: uint64 length, its masked CRC32-C, the data, the data's masked CRC."""
-    length = struct.pack("<Q", len(serialized))
-    return length + _masked_crc(length) + serialized + _masked_crc(serialized)
-
-
 def parse_example(serialized):
     """Parses one serialized record into tensors (usable inside `tf.data.Dataset.map`).
 
@@ -197,88 +148,110 @@ def parse_source(serialized):
     return tf.io.parse_single_example(serialized, spec)[SOURCE_KEY]
 
 
-def count_records(path: Path) -> int:
-    """The records in the shard at `path`, each length and record checked against its CRC (as
-    TensorFlow's reader does), without TensorFlow and with at most 1 MiB in memory.
+def _one_bytes(features: dict, key: str, default: bytes | None = None) -> bytes:
+    if key not in features and default is not None:
+        return default
+    if key not in features:
+        raise ExampleFormatError(f"it has no {key}")
+    kind, values = features[key]
+    if kind != "bytes" or len(values) != 1:
+        raise ExampleFormatError(
+            f"its {key} holds {len(values)} {kind} value(s), not one bytes value"
+        )
+    return bytes(values[0])
+
+
+def _one_text(features: dict, key: str, default: str | None = None) -> str:
+    value = _one_bytes(features, key, None if default is None else default.encode())
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        raise ExampleFormatError(f"its {key} is not UTF-8 text") from None
+
+
+def _decode_picture(data: bytes, key: str, formats: tuple[str, ...], flags: int) -> np.ndarray:
+    """`data` decoded by OpenCV with `flags` (EXIF orientation ignored, as TensorFlow does), once
+    Pillow has read from its header that it is one of `formats` and of at most
+    `Image.MAX_IMAGE_PIXELS` pixels: a few kilobytes of PNG can claim gigabytes of pixels."""
+    try:
+        with Image.open(io.BytesIO(data), formats=formats) as picture:
+            width, height = picture.size
+    except Image.DecompressionBombError as error:
+        raise ExampleFormatError(f"its {key} is too large ({error})") from None
+    except Exception:  # noqa: BLE001 - Pillow raises many types for a header it cannot read
+        raise ExampleFormatError(f"its {key} is not a {' or '.join(formats)} picture") from None
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and width * height > limit:
+        raise ExampleFormatError(f"its {key} is {width}x{height}, more than {limit} pixels")
+    try:
+        buffer = np.frombuffer(data, np.uint8)
+        picture = cv2.imdecode(buffer, flags | cv2.IMREAD_IGNORE_ORIENTATION)
+    except cv2.error:
+        picture = None
+    if picture is None or picture.shape[:2] != (height, width):
+        raise ExampleFormatError(f"its {key} does not decode")
+    return picture
+
+
+def decode_example(serialized: bytes) -> dict:
+    """Decodes one serialized record without TensorFlow: what `parse_example` returns, as numpy.
+
+    Images are JPEG or PNG, masks PNG (the schema's formats); a picture's header is checked
+    before it is decoded.
+
+    Returns:
+        A dict with `image` `(H, W, 3)` uint8 RGB, `mask` `(H, W, 1)` float32 in [0, 1],
+        `ignore` `(H, W, 1)` float32 0/1, `name` and `source` str.
 
     Raises:
-        RecordsFileError: the shard is truncated or damaged; one line naming it.
+        ExampleFormatError: `serialized` is not one of Backdrop's records; the reason, one line.
     """
-    size = path.stat().st_size
-    count = position = 0
-    with open(path, "rb") as handle:
-        while position < size:
-            where = f"shard {path} is damaged at byte {position} (record {count + 1}"
-            header = handle.read(12)
-            if len(header) < 12:
-                raise RecordsFileError(f"{where}: truncated length); {PREPARE_AGAIN}")
-            if _masked_crc(header[:8]) != header[8:]:
-                raise RecordsFileError(f"{where}: its length fails its CRC); {PREPARE_AGAIN}")
-            (length,) = struct.unpack("<Q", header[:8])
-            if length > size - position - 16:
-                raise RecordsFileError(
-                    f"{where}: truncated, {length} bytes claimed); {PREPARE_AGAIN}"
-                )
-            crc, left = 0, length
-            while left:
-                chunk = handle.read(min(left, _CHUNK))
-                if not chunk:  # the file shrank while it was read
-                    raise RecordsFileError(f"{where}: truncated); {PREPARE_AGAIN}")
-                crc, left = google_crc32c.extend(crc, chunk), left - len(chunk)
-            if _mask(crc) != handle.read(4):
-                raise RecordsFileError(f"{where}: its data fails its CRC); {PREPARE_AGAIN}")
-            position, count = position + 16 + length, count + 1
-    return count
+    features = decode_features(serialized)
+    image = _decode_picture(
+        _one_bytes(features, IMAGE_KEY), IMAGE_KEY, ("JPEG", "PNG"), cv2.IMREAD_COLOR
+    )
+    mask, ignore = (
+        _decode_picture(_one_bytes(features, key), key, ("PNG",), cv2.IMREAD_GRAYSCALE)
+        for key in (MASK_KEY, IGNORE_KEY)
+    )
+    if not image.shape[:2] == mask.shape == ignore.shape:
+        raise ExampleFormatError(
+            f"its image is {image.shape[1]}x{image.shape[0]} but its masks "
+            f"{mask.shape[1]}x{mask.shape[0]} and {ignore.shape[1]}x{ignore.shape[0]}"
+        )
+    return {
+        "image": cv2.cvtColor(image, cv2.COLOR_BGR2RGB),
+        "mask": (mask.astype(np.float32) / np.float32(255))[..., None],
+        "ignore": (ignore > 0).astype(np.float32)[..., None],
+        "name": _one_text(features, FILENAME_KEY),
+        "source": _one_text(features, SOURCE_KEY, default=""),
+    }
 
 
-_checked: dict[tuple, int] = {}  # (path, size, mtime) -> records, for shards read again
-
-
-def check_shards(paths: list[Path], counts: list[int] | None = None, named_by: str = "") -> None:
-    """Raises unless every shard is there, intact, and holds its count of records (where
-    `counts` gives them). An unchanged shard is read once per process.
+def decode_source(serialized: bytes) -> str:
+    """The source name of one serialized record ("" where it names none), without TensorFlow
+    and without decoding its pictures.
 
     Raises:
-        RecordsFileError: one line naming the first missing, damaged or short shard.
+        ExampleFormatError: `serialized` is not a well-formed record; the reason, one line.
     """
-    named = f", named by {named_by}," if named_by else ""
-    for index, path in enumerate(paths):
-        path = Path(path)
-        if not path.is_file():
-            raise RecordsFileError(f"shard {path}{named} is missing; {PREPARE_AGAIN}")
-        stat = path.stat()
-        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-        if key not in _checked:
-            _checked[key] = count_records(path)
-        if counts is not None and _checked[key] != counts[index]:
-            raise RecordsFileError(
-                f"shard {path} holds {_checked[key]} records, {named_by or 'its metadata'} says "
-                f"{counts[index]}; {PREPARE_AGAIN}"
-            )
+    return _one_text(decode_features(serialized), SOURCE_KEY, default="")
 
 
-def read_records(paths: list[Path]):
-    """Yields every record in `paths` as numpy arrays (for tests, evaluation and inspection).
+def read_records(paths: list[Path]) -> Iterator[dict]:
+    """Yields every record in `paths` as `decode_example` decodes it, without TensorFlow (for
+    tests, evaluation and inspection).
 
     Raises:
-        RecordsFileError: a shard is damaged, or holds a record that is not Backdrop's; one line
-            naming it.
+        RecordsFileError: a shard is damaged, or holds a record that is not Backdrop's, where it is
+            reached; one line naming it.
     """
-    tf = import_tensorflow()
-
-    check_shards(paths)  # TensorFlow takes a shard cut inside a header for its end
     for path in paths:
-        records = tf.data.TFRecordDataset([str(path)]).map(parse_example).as_numpy_iterator()
-        while True:
+        for number, serialized in enumerate(read_shard(path), 1):
             try:
-                record = next(records)
-            except StopIteration:
-                break
-            except tf.errors.OpError as error:
-                reason = (error.message or type(error).__name__).splitlines()[0]
+                record = decode_example(serialized)
+            except ExampleFormatError as error:
                 raise RecordsFileError(
-                    f"shard {path} is unreadable ({reason}); {PREPARE_AGAIN}"
+                    f"shard {path} is unreadable (record {number}: {error}); {PREPARE_AGAIN}"
                 ) from None
-            record["name"] = record["name"].decode()
-            record["source"] = record["source"].decode()
             yield record

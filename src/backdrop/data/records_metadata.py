@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from backdrop.data.records import PREPARE_AGAIN, RecordsFileError
+from backdrop.data.tfrecord import PREPARE_AGAIN, RecordsFileError
 
 MAX_METADATA_BYTES = 256 * 1024 * 1024  # a million skipped files with their reasons fit
 MAX_COUNT = 2**40

@@ -25,7 +25,7 @@ class ShardWriter:
         return final, temporary_path(final)
 
     def write(self, framed: bytes) -> None:
-        """Appends one framed record (see `records.frame_record`)."""
+        """Appends one framed record (see `tfrecord.frame_record`)."""
         if self._writer is None:
             self.folder.path(self._paths()[0].name)  # claimed before it is written
             self._writer = open(self._paths()[1], "wb")  # noqa: SIM115 - closed in close()
