@@ -9,7 +9,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from backdrop.teachers.tfjs_graph import TFJSFormatError, TFJSGraphModel
@@ -67,6 +67,7 @@ def _write(folder: Path, description, shard: bytes = SHARD) -> Path:
 
 @FUZZ
 @given(st.sampled_from(PLACES), st.sampled_from(["replace", "drop"]), WRONG_VALUES)
+@example(("weightsManifest", 0, "weights", 0, "quantization", "scale"), "replace", -1)
 def test_a_wrong_value_or_a_missing_key_is_loaded_or_refused_in_one_line(place, action, value):
     description = copy.deepcopy(VALID)
     parent = description
@@ -99,3 +100,21 @@ def test_cut_or_scrambled_files_are_loaded_or_refused_in_one_line(data):
         (Path(folder) / "model.json").write_bytes(text)
         (Path(folder) / "group1-shard1of1.bin").write_bytes(shard)
         _load_or_refuse(Path(folder))
+
+
+def test_an_integer_scale_and_min_de_quantize_as_numbers():
+    """JSON may give `"scale": 2`: uint8 values times 2 plus 1, not wrapped around in uint8."""
+    import numpy as np
+
+    from backdrop.teachers.tfjs_graph import _read_weights
+
+    description = copy.deepcopy(VALID)
+    entry = description["weightsManifest"][0]["weights"][0]
+    assert entry["quantization"]["dtype"] == "uint8"
+    entry["quantization"].update(scale=2, min=1)
+    with tempfile.TemporaryDirectory() as folder:
+        model_json = _write(Path(folder), description) / "model.json"
+        weights = _read_weights(model_json, description["weightsManifest"])
+    stored = np.frombuffer(SHARD, np.uint8, int(np.prod(entry["shape"])))
+    assert stored.max() > 127  # values that would wrap in uint8
+    np.testing.assert_array_equal(weights[entry["name"]].ravel(), stored * 2.0 + 1.0)

@@ -151,7 +151,9 @@ def _read_weights(model_json: Path, manifest) -> dict[str, np.ndarray]:
             values = np.frombuffer(data, stored, count, offset)
             offset += count * stored.itemsize
             if quantization and quantization["dtype"] != "float16":
-                values = values * quantization["scale"] + quantization["min"]
+                # In floats whatever JSON gave: an integer scale would keep uint8 and wrap.
+                scale, low = float(quantization["scale"]), float(quantization["min"])
+                values = values.astype(np.float64) * scale + low
             weights[name] = values.astype(dtype, copy=False).reshape(shape)
     return weights
 
