@@ -47,7 +47,8 @@ def make_records(scratch: Path, side: int) -> tuple[Path, Path, str]:
 
 
 def pipeline_rate(records: Path, backgrounds: Path, side: int, batches: int = 40) -> float:
-    from backdrop.data.pipeline import PipelineConfig, record_dataset
+    from backdrop.data.pipeline import record_dataset
+    from backdrop.data.pipeline_config import PipelineConfig
 
     config = PipelineConfig((side, side), BATCH, background_folders=(backgrounds,), seed=0)
     dataset, _ = record_dataset(records, "train", config, training=True)

@@ -13,7 +13,8 @@ from backdrop.data.augment import (
     replace_background,
     split_seed,
 )
-from backdrop.data.pipeline import PipelineConfig, memory_dataset
+from backdrop.data.pipeline import memory_dataset
+from backdrop.data.pipeline_config import PipelineConfig
 from backdrop.data.records import encode_example
 
 

@@ -130,7 +130,8 @@ def _damaged(shard: bytes) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("kind", sorted(_damaged(b"x" * 40)))
 def test_a_damaged_shard_is_one_line_naming_it_before_tensorflow_reads_it(copied, kind):
-    from backdrop.data.pipeline import PipelineConfig, record_dataset
+    from backdrop.data.pipeline import record_dataset
+    from backdrop.data.pipeline_config import PipelineConfig
 
     shard = shard_paths(copied, "train")[1]
     shard.write_bytes(_damaged(shard.read_bytes())[kind])
@@ -143,7 +144,8 @@ def test_a_damaged_shard_is_one_line_naming_it_before_tensorflow_reads_it(copied
 
 
 def test_a_missing_or_short_shard_is_one_line_naming_it(copied):
-    from backdrop.data.pipeline import PipelineConfig, record_dataset
+    from backdrop.data.pipeline import record_dataset
+    from backdrop.data.pipeline_config import PipelineConfig
 
     settings_ = PipelineConfig((32, 32), batch_size=2)
     first, second = shard_paths(copied, "train")[:2]

@@ -14,7 +14,9 @@ from backdrop.data.tfrecord import (
     RecordsFileError,
     count_records,
     frame_record,
+    read_record,
     read_shard,
+    record_spans,
 )
 from tests.fuzzing import broken, one_line_naming
 
@@ -35,6 +37,12 @@ def test_read_shard_yields_exactly_the_records_framed_as_tensorflow_reads_them(s
     assert list(read_shard(shard)) == RECORDS
     assert count_records(shard) == len(RECORDS)
     assert [bytes(r) for r in tf.data.TFRecordDataset([str(shard)]).as_numpy_iterator()] == RECORDS
+
+
+def test_record_spans_read_each_record_with_one_seek(shard):
+    spans = record_spans(shard)
+    assert spans.shape == (len(RECORDS), 2)
+    assert [read_record(shard, int(offset), int(length)) for offset, length in spans] == RECORDS
 
 
 def test_an_empty_shard_holds_no_records(tmp_path):

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import google_crc32c
+import numpy as np
 
 PREPARE_AGAIN = "run `backdrop prepare` again to rewrite the records"
 _CHUNK = 1024 * 1024  # bytes of a record checked at a time
@@ -31,10 +32,11 @@ def frame_record(serialized: bytes) -> bytes:
     return length + _masked_crc(length) + serialized + _masked_crc(serialized)
 
 
-def _walk(path: Path, keep: bool) -> Iterator[bytes]:
+def _walk(path: Path, keep: bool) -> Iterator[tuple[int, int, bytes]]:
     """Each record of the shard at `path`, its length and data checked against their CRCs (as
-    TensorFlow's reader does) and every length bounded by the bytes left in the file: its bytes
-    where `keep`, else b"" (then at most 1 MiB of the shard is in memory).
+    TensorFlow's reader does) and every length bounded by the bytes left in the file, as
+    `(offset, length, data)`: where its data starts, its length, and its bytes where `keep`,
+    else b"" (then at most 1 MiB of the shard is in memory).
 
     Raises:
         RecordsFileError: the shard is truncated or damaged; one line naming it.
@@ -64,8 +66,8 @@ def _walk(path: Path, keep: bool) -> Iterator[bytes]:
                     chunks.append(chunk)
             if _mask(crc) != handle.read(4):
                 raise RecordsFileError(f"{where}: its data fails its CRC); {PREPARE_AGAIN}")
+            yield position + 12, length, b"".join(chunks)
             position, count = position + 16 + length, count + 1
-            yield b"".join(chunks)
 
 
 def read_shard(path: Path) -> Iterator[bytes]:
@@ -75,7 +77,8 @@ def read_shard(path: Path) -> Iterator[bytes]:
     Raises:
         RecordsFileError: the shard is truncated or damaged where it is reached; one line naming it.
     """
-    yield from _walk(Path(path), keep=True)
+    for _, _, data in _walk(Path(path), keep=True):
+        yield data
 
 
 def count_records(path: Path) -> int:
@@ -88,7 +91,43 @@ def count_records(path: Path) -> int:
     return sum(1 for _ in _walk(Path(path), keep=False))
 
 
-_checked: dict[tuple, int] = {}  # (path, size, mtime) -> records, for shards read again
+def read_record(path: Path, offset: int, length: int) -> bytes:
+    """The record whose data starts at `offset` of the shard at `path` (`record_spans` gives
+    both), read with one seek and checked against its CRC.
+
+    Raises:
+        RecordsFileError: the bytes there are not that record (the shard changed since it was
+            indexed); one line naming it.
+    """
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        data = handle.read(length + 4)
+    if len(data) != length + 4 or _masked_crc(data[:length]) != data[length:]:
+        raise RecordsFileError(
+            f"shard {path} changed after it was checked (the record at byte {offset - 12} fails its "
+            f"CRC); {PREPARE_AGAIN}"
+        )
+    return data[:length]
+
+
+_spans: dict[tuple, np.ndarray] = {}  # (path, size, mtime) -> record spans, for shards read again
+
+
+def record_spans(path: Path) -> np.ndarray:
+    """`(records, 2)` int64: where each record's data starts in the shard at `path`, and its
+    length, every record checked as `count_records` checks it. An unchanged shard is read once
+    per process (`check_shards` and an index of the records share the walk).
+
+    Raises:
+        RecordsFileError: the shard is truncated or damaged; one line naming it.
+    """
+    path = Path(path)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _spans:
+        spans = [(offset, length) for offset, length, _ in _walk(path, keep=False)]
+        _spans[key] = np.array(spans, np.int64).reshape(-1, 2)
+    return _spans[key]
 
 
 def check_shards(paths: list[Path], counts: list[int] | None = None, named_by: str = "") -> None:
@@ -103,12 +142,9 @@ def check_shards(paths: list[Path], counts: list[int] | None = None, named_by: s
         path = Path(path)
         if not path.is_file():
             raise RecordsFileError(f"shard {path}{named} is missing; {PREPARE_AGAIN}")
-        stat = path.stat()
-        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-        if key not in _checked:
-            _checked[key] = count_records(path)
-        if counts is not None and _checked[key] != counts[index]:
+        found = len(record_spans(path))
+        if counts is not None and found != counts[index]:
             raise RecordsFileError(
-                f"shard {path} holds {_checked[key]} records, {named_by or 'its metadata'} says "
+                f"shard {path} holds {found} records, {named_by or 'its metadata'} says "
                 f"{counts[index]}; {PREPARE_AGAIN}"
             )

@@ -89,7 +89,8 @@ def validation_grid(run: Path, path: Path, count: int = 8) -> Path | None:
     checkpoint = RunFolder(run).best
     if config is None or not checkpoint.is_file() or not config.records:
         return None
-    from backdrop.data.pipeline import PipelineConfig, record_dataset
+    from backdrop.data.pipeline import record_dataset
+    from backdrop.data.pipeline_config import PipelineConfig
     from backdrop.training.checkpoints import load_checkpoint
 
     model = load_checkpoint(checkpoint)

@@ -72,7 +72,7 @@ class TrainConfig:
         copy_paste_probability: Chance an example's people are pasted over another example.
         whole_frame_probability: Chance a training example is the whole frame, stretched.
         crop_aspect: "input" (undistorted crops) or "frame" (crops stretched like the runtime
-            stretches whole frames); see `pipeline.PipelineConfig`.
+            stretches whole frames); see `pipeline_config.PipelineConfig`.
         source_repeats: `(source, times)`: each example of that source counts `times` per epoch.
         augment: Geometric and colour augmentation of training examples.
         cache: Keep decoded training records in memory.

@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 
 from backdrop.data import pipeline
+from backdrop.data.pipeline_config import PipelineConfig
 from backdrop.training.config import TrainConfig, TrainingError
 
 
@@ -31,7 +32,7 @@ def _folder_examples(config: TrainConfig) -> tuple[list[bytes], list[bytes]]:
 
 def make_datasets(config: TrainConfig, replicas: int = 1):
     """Training and validation batches for `config` (records or folder datasets)."""
-    settings = pipeline.PipelineConfig(
+    settings = PipelineConfig(
         input_shape=config.input_shape,
         batch_size=config.batch_size * replicas,
         augment=config.augment,
