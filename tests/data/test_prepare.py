@@ -234,3 +234,37 @@ def test_prepare_runs_without_importing_tensorflow(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "0 False False"
     assert (tmp_path / "records" / "metadata.json").is_file()
+
+
+AFTER_OPENCV_RAN = """
+import sys, time
+from pathlib import Path
+import cv2, numpy as np
+from backdrop.data.prepare import PrepareConfig, prepare
+from backdrop.data.readers.portrait import PortraitReader
+from tests import fixtures
+
+cv2.setNumThreads(4)
+cv2.warpAffine(np.zeros((2000, 2000, 3), np.float32), np.eye(2, 3), (2000, 2000))
+time.sleep(1)  # OpenCV's threads wait for work: a worker that reconfigured them would hang
+root = Path(sys.argv[1])
+folder = fixtures.make_portrait(root / "portrait", count=8)
+config = PrepareConfig(root / "records", side=32, workers=2)
+prepare([PortraitReader(folder)], config, progress=False)
+assert cv2.getNumThreads() == 4
+print("prepared")
+"""
+
+
+def test_prepare_workers_forked_after_opencv_ran_do_not_hang(tmp_path):
+    """A fine-tune labels with OpenCV, then prepares records in the same process: its forked
+    workers must not wait forever on OpenCV's thread pool."""
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", AFTER_OPENCV_RAN, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=120,
+    )
+    assert result.returncode == 0 and "prepared" in result.stdout, result.stderr[-2000:]

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from backdrop.data.parallel import log, parallel_map
+from backdrop.data.parallel import log, one_opencv_thread, parallel_map
 from backdrop.data.readers.base import Reader, printable
 from backdrop.data.records import quantize_mask
 from backdrop.outputs import OutputError, OutputFolder, write_atomic
@@ -26,7 +26,7 @@ _destination: Path | None = None
 def _init_worker(reader: Reader, destination: Path) -> None:
     global _reader, _destination
     _reader, _destination = reader, destination
-    cv2.setNumThreads(1)
+    one_opencv_thread()  # one process per core already
 
 
 def _write_png(path: Path, values: np.ndarray) -> None:

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 
 from backdrop.data import transforms
+from backdrop.data.parallel import one_opencv_thread
 from backdrop.data.pipeline_config import PipelineConfig
 from backdrop.data.record_index import RecordIndex, memory_index, split_index
 from backdrop.data.sample import find_images
@@ -32,22 +33,6 @@ _backgrounds: dict[str, np.ndarray] = {}
 # Random streams, each keyed by (seed, stream, epoch, ...): the epoch's order, and one per job of
 # each example, so that skipping a paste or a background leaves the other choices as they were.
 _ORDER, _GEOMETRY, _SCENE, _PASTE, _BACKGROUND, _COLOUR = range(6)
-
-
-# Worker processes run OpenCV on one thread: the workers share the cores, not each call. It is
-# set before each fork, in the parent, and restored after: a child that changes the thread
-# count of a pool it inherited waits forever on the pool's threads, which it does not have.
-_opencv_threads: list[int] = []
-
-
-def _one_opencv_thread() -> None:
-    _opencv_threads.append(cv2.getNumThreads())
-    cv2.setNumThreads(1)
-
-
-os.register_at_fork(
-    before=_one_opencv_thread, after_in_parent=lambda: cv2.setNumThreads(_opencv_threads.pop())
-)
 
 
 def _generator(entropy: int, *key: int) -> np.random.Generator:
@@ -169,8 +154,8 @@ class RecordBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} of {len(self)}")
-        if os.getpid() != self._owner and cv2.getNumThreads() != 1:
-            cv2.setNumThreads(1)  # a worker started without a fork (spawn, forkserver)
+        if os.getpid() != self._owner:
+            one_opencv_thread()
         size = self.config.batch_size
         order = self.order(self.epoch)
         positions = range(index * size, min((index + 1) * size, self.count))

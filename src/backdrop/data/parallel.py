@@ -3,13 +3,37 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 
+import cv2
 from tqdm import tqdm
 
 # Modules whose native thread pools make a forked worker deadlock.
 THREADED_MODULES = ("tensorflow", "ai_edge_litert")
+
+# Worker processes run OpenCV on one thread: the workers share the cores, not each call. It is
+# set before each fork, in the parent, and restored after: a child that changes the thread
+# count of a pool it inherited waits forever on the pool's threads, which it does not have.
+_opencv_threads: list[int] = []
+
+
+def _before_fork() -> None:
+    _opencv_threads.append(cv2.getNumThreads())
+    cv2.setNumThreads(1)
+
+
+os.register_at_fork(
+    before=_before_fork, after_in_parent=lambda: cv2.setNumThreads(_opencv_threads.pop())
+)
+
+
+def one_opencv_thread() -> None:
+    """OpenCV on one thread in this worker. A forked worker has it already (see above) and must
+    not set it again; one started otherwise (spawn, forkserver) sets it here."""
+    if cv2.getNumThreads() != 1:
+        cv2.setNumThreads(1)
 
 
 def parallel_map(

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from backdrop.data import records
-from backdrop.data.parallel import log, parallel_map
+from backdrop.data.parallel import log, one_opencv_thread, parallel_map
 from backdrop.data.readers.base import Reader, printable
 from backdrop.data.records_metadata import METADATA, SPLITS, PrepareError
 from backdrop.data.sample import Sample
@@ -117,7 +117,7 @@ _worker_state: tuple[Sequence[Reader], PrepareConfig] | None = None
 def _init_worker(readers: Sequence[Reader], config: PrepareConfig) -> None:
     global _worker_state
     _worker_state = (readers, config)
-    cv2.setNumThreads(1)  # one process per core already
+    one_opencv_thread()  # one process per core already
 
 
 def _process(task: tuple[int, str]) -> tuple:
