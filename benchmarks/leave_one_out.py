@@ -10,12 +10,19 @@ and how many sequences the settings win and lose: a setting that wins the mean a
 sequence shows it here.
 
     .venv/bin/python benchmarks/leave_one_out.py RUN [--sequences A B ...] [--start START]
-        [--footage PATH ...] [--photos FOLDER ...] [--data FORMAT:PATH ...] [--epochs N]
-        [--truth-weight W] [--average-weight W] [--no-rvm]
+        [--footage PATH ...] [--no-footage] [--photos FOLDER ...] [--data FORMAT:PATH ...]
+        [--epochs N] [--truth-weight W] [--average-weight W] [--no-rvm] [--labels FOLDER]
+        [--against OTHER_RUN]
 
 The DAVIS folder: BACKDROP_DATA (default ../shared/datasets)/davis2016_people; each fold's data
-is linked into RUN/folds/S/ in DAVIS's own layout (nothing copied). The sequence the records'
+is linked into RUN/folds/S/davis2016_people in DAVIS's own layout (nothing copied; the folder's
+name is the dataset's, so its labels are named as in any other run). The sequence the records'
 hash puts in the validation split (breakdance-flare) is never trained on in any fold.
+
+Every fold labels into one folder (--labels, default RUN/labels; `make beat`'s labels folder, or a
+copy, spares labelling what it holds): each fold's records take only its own data's labels.
+--against OTHER_RUN adds, per sequence, this run's model minus OTHER_RUN's on the same frames
+(another setting's folds of the same sequences), with its interval.
 """
 
 from __future__ import annotations
@@ -36,27 +43,46 @@ def fold(args, davis: Path, sequences: list[str], left_out: str):
 
     root = Path(args.run)
     others = [s for s in sequences if s != left_out]
-    train = linked_davis(davis, others, root / "folds" / left_out / "train")
+    train = linked_davis(davis, others, root / "folds" / left_out / davis.name)
     scored = linked_davis(davis, [left_out], root / "folds" / left_out / "scored")
-    footage = list(args.footage)
-    if not footage and not args.photos:
-        # Unlabelled video by default: davis2016_more's seven sequences (their masks hold what
-        # the people ride, so only the teacher labels them) and the sam2 bedroom video.
-        more = davis.parent / "davis2016_more" / "JPEGImages" / "480p"
-        footage = [more, davis.parent / "sam2_bedroom" / "frames"]
+    footage, photos = list(args.footage), list(args.photos)
+    if not footage and args.more_video:
+        # davis2016_more's seven sequences: their masks hold what the people ride, so only the
+        # teacher labels them.
+        footage = [davis.parent / "davis2016_more" / "JPEGImages" / "480p"]
+    if not photos:
+        # The sam2 bedroom video's frames, each its own clip: footage every fold has, so a fold
+        # without davis2016_more still has clips to hold out.
+        photos = [davis.parent / "sam2_bedroom" / "frames"]
     return backdrop.fine_tune(
         footage,
         start=args.start,
         output=root / left_out,
-        photos=args.photos,
+        photos=photos,
         data=[f"davis:{train}", *args.data],
         validate=[f"davis:{scored}"],
         rvm=args.rvm,
         epochs=args.epochs,
         truth_weight=args.truth_weight,
         average_weight=args.average_weight,
+        labels=args.labels or root / "labels",
         progress=False,
     )
+
+
+def scored_ious(run: Path, left_out: str) -> list[float] | None:
+    """Per-frame IoU of a fold's float16 model on its left-out sequence, or None if not there."""
+    import json
+
+    for path in sorted((run / left_out / "evaluation").glob("evaluation_*.json")):
+        results = json.loads(path.read_text())
+        for entry in results["models"]:
+            if Path(entry["model"]).name != "model_float16.tflite":
+                continue
+            for name, figures in entry["datasets"].items():
+                if "scored" in name:
+                    return figures["image_ious"]
+    return None
 
 
 def main() -> None:
@@ -65,6 +91,14 @@ def main() -> None:
     parser.add_argument("--sequences", nargs="+", help="default: every one of davis2016_people")
     parser.add_argument("--start", default="mediapipe")
     parser.add_argument("--footage", nargs="+", default=[], help="unlabelled footage")
+    parser.add_argument(
+        "--no-footage",
+        dest="more_video",
+        action="store_false",
+        help="no davis2016_more footage by default (sam2_bedroom's frames stay, as --photos)",
+    )
+    parser.add_argument("--labels", type=Path, help="the labels folder every fold shares")
+    parser.add_argument("--against", type=Path, help="another run of the same folds")
     parser.add_argument("--photos", nargs="+", default=[], help="folders of unrelated photos")
     parser.add_argument("--data", action="append", default=[], help="more labelled data")
     parser.add_argument("--epochs", type=int, default=20)
@@ -101,6 +135,29 @@ def main() -> None:
         f"({sum(d['low'] > 0 for d in means)} with the interval above 0), behind on "
         f"{sum(d['mean'] < 0 for d in means)} ({sum(d['high'] < 0 for d in means)} below 0)"
     )
+    if args.against:
+        against(Path(args.run), args.against, [left_out for left_out, _ in rows])
+
+
+def against(run: Path, other: Path, sequences: list[str]) -> None:
+    """Per sequence: this run's model minus `other`'s, frame by frame, with its interval."""
+    import numpy as np
+
+    from backdrop.evaluation.differences import bootstrap_interval
+
+    print(f"\n| left out | {run.name} | {other.name} | {run.name} - {other.name} (95%) |")
+    print("|---|---|---|---|")
+    for left_out in sequences:
+        ours, theirs = scored_ious(run, left_out), scored_ious(other, left_out)
+        if ours is None or theirs is None or len(ours) != len(theirs):
+            print(f"| {left_out} | - | - | not both scored on the same frames |")
+            continue
+        difference = np.subtract(ours, theirs)
+        mean, low, high = bootstrap_interval(difference, [left_out] * len(difference))
+        print(
+            f"| {left_out} | {np.mean(ours):.4f} | {np.mean(theirs):.4f} | "
+            f"{mean:+.4f} ({low:+.4f}, {high:+.4f}) |"
+        )
 
 
 if __name__ == "__main__":

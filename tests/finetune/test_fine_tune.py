@@ -433,6 +433,38 @@ def test_footage_without_people_is_one_line_naming_the_clip(tmp_path, anchor, ca
     one_line_naming(error.value, empty)
 
 
+def test_a_labels_folder_shared_by_fine_tunes_of_other_data_gives_each_its_own(tmp_path, anchor):
+    """`--labels` shared by fine-tunes of other `--data`: each one's records take its own data's
+    labels, by the names its label step recorded, never the other's."""
+    from backdrop.finetune.scoring import DataLabels
+    from backdrop.teachers import load_teachers
+    from backdrop.teachers.label import LabelConfig, pseudo_label
+
+    teacher = load_teachers([anchor], threads=1)
+    shared = tmp_path / "labels" / "data"
+
+    def label(name: str) -> dict:
+        spec = f"portrait:{tmp_path / name}"
+        config = LabelConfig(inputs=(), output=shared, datasets=(spec,), split="all")
+        return pseudo_label(teacher, config, progress=False)
+
+    names = {}
+    for name, seed in (("first", 0), ("second", 1)):
+        fixtures.make_portrait(tmp_path / name, count=4, seed=seed)
+        names[name] = label(name)["data_names"]
+    assert len(names["first"]) == len(names["second"]) == 4
+    assert not set(names["first"]) & set(names["second"])
+    for name, wanted in names.items():
+        assert sorted(sample.name for sample in DataLabels(shared, wanted)) == sorted(wanted)
+    # Labelled again: nothing new, the same names.
+    again = label("first")
+    assert again["labelled"] == 0 and again["data_names"] == names["first"]
+    # A plan written before names were recorded reads the whole folder; a bad one is refused.
+    assert len(list(DataLabels(shared, None))) == 8
+    with pytest.raises(ValueError, match="data_labels"):
+        DataLabels(shared, "first_p0")
+
+
 def test_a_video_without_a_readable_frame_is_one_line_naming_it(tmp_path, anchor, capsys):
     footage = tmp_path / "footage"
     write_clip(footage / "call.mp4", 4, 96, 128, 5.0, seed=0)

@@ -29,6 +29,24 @@ class ClipLabels(PortraitReader):
         super().__init__(folder, source="footage", mask_encoding=soft)
 
 
+class DataLabels(PortraitReader):
+    """The `--data` labels (`labels/data/`) of one fine-tune: only the stems in `names`, since
+    the folder may be shared with fine-tunes of other data. `names` None (a plan written before
+    they were recorded) takes every label there."""
+
+    def __init__(self, folder: Path, names: list[str] | None):
+        super().__init__(folder)
+        if names is not None and not (
+            isinstance(names, list) and all(isinstance(name, str) for name in names)
+        ):
+            raise ValueError(f"{folder}: the plan's data_labels is not a list of names")
+        self.names = None if names is None else set(names)
+
+    def keys(self) -> list[str]:
+        keys = super().keys()
+        return keys if self.names is None else [k for k in keys if Path(k).stem in self.names]
+
+
 class HeldOutReader(Reader):
     """The held-out clips' teacher labels (`labels/CLIP/`, Portrait folders) as one dataset,
     each clip a sequence (flicker) when its pictures are frames."""

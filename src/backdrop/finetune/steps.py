@@ -109,7 +109,7 @@ def label(config, plan) -> None:
             f"{', '.join(config.data)}",
             flush=True,
         )
-        pseudo_label(
+        run = pseudo_label(
             teacher,
             LabelConfig(
                 inputs=(),
@@ -120,6 +120,9 @@ def label(config, plan) -> None:
             ),
             progress=config.progress,
         )
+        # A labels folder may be shared with fine-tunes of other data (--labels): the records
+        # take this run's data alone, by name.
+        plan.content["data_labels"] = run["data_names"]
 
 
 def records_side(config, start: StartModel) -> int:
@@ -130,13 +133,12 @@ def records_side(config, start: StartModel) -> int:
 
 def records(config, plan) -> None:
     from backdrop.data.prepare import PrepareConfig, prepare
-    from backdrop.data.readers.portrait import PortraitReader
-    from backdrop.finetune.scoring import ClipLabels
+    from backdrop.finetune.scoring import ClipLabels, DataLabels
 
     labels = labels_folder(config, plan)
     readers = [ClipLabels(labels / "clips" / clip.name) for clip in clips_of(plan, "training")]
     if config.data:
-        readers.append(PortraitReader(labels / "data"))
+        readers.append(DataLabels(labels / "data", plan.content.get("data_labels")))
     side = records_side(config, start_of(plan))
     # Training needs a validation split; it takes frames by a hash of their names, so a little
     # footage may give none at 10%: then a larger share (recorded in metadata.json).

@@ -177,7 +177,9 @@ def _work(config: LabelConfig) -> Iterator[tuple[str, Path, int | None]]:
 
 
 def pseudo_label(teacher: Teacher, config: LabelConfig, progress: bool = True) -> dict:
-    """Labels every input not labelled yet; returns this run's entry of the record.
+    """Labels every input not labelled yet; returns this run's entry of the record, with
+    `data_names` added: the stems of every `--data` sample this run covered (labelled now or
+    before), so a folder shared by runs with other data can be read for this run's data alone.
 
     Raises:
         ValueError: bad inputs, or an output folder labelled by another teacher or truth weight.
@@ -230,6 +232,7 @@ def _label(teacher: Teacher, config: LabelConfig, readers, record: dict, progres
         write_atomic(output / "masks" / f"{name}.png", _encode_mask(probability))
         run["labelled"] += 1
 
+    data_names: list[str] = []
     items = list(_work(config))
     videos: dict[Path, Iterator[np.ndarray]] = {}
     positions: dict[Path, int] = {}
@@ -256,6 +259,7 @@ def _label(teacher: Teacher, config: LabelConfig, readers, record: dict, progres
             samples = split_samples(reader, split, config.validation_fraction)
             for _, sample in tqdm(samples, desc=reader.source, disable=not progress):
                 name = dataset_label_name(reader.root, sample.name)
+                data_names.append(name)
                 if (output / "masks" / f"{name}.png").is_file():
                     run["already_labelled"] += 1
                 else:
@@ -264,7 +268,7 @@ def _label(teacher: Teacher, config: LabelConfig, readers, record: dict, progres
     finally:
         run["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         write_atomic(output / RECORD, json.dumps(record, indent=2))
-    return run
+    return {**run, "data_names": data_names}
 
 
 def dataset_label_name(root: Path, sample_name: str) -> str:
