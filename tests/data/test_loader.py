@@ -163,13 +163,31 @@ def test_the_same_seed_gives_the_same_batches_with_any_workers_and_new_ones_each
     alone = epochs_of(memory_batches(examples, config, True, workers=0)[0])
     processes = memory_batches(examples, config, True, workers=2, use_multiprocessing=True)[0]
     threads = memory_batches(examples, config, True, workers=2)[0]
-    for other in (epochs_of(processes), epochs_of(threads)):
+    prefetched = memory_batches(examples, config, True, prefetch=2)[0]
+    for other in (epochs_of(processes), epochs_of(threads), epochs_of(prefetched)):
         for epoch, batches in enumerate(alone):
             assert_same(batches, other[epoch])
     assert not np.allclose(alone[0][0][0], alone[1][0][0]), "each epoch draws anew"
     assert_same(alone[0], list(memory_batches(examples, config, True)[0]))  # a new run
     fresh = [memory_batches(examples, PipelineConfig((16, 24), 3), True)[0][0] for _ in "ab"]
     assert not np.allclose(fresh[0][0], fresh[1][0]), "no seed: new choices every run"
+
+
+def test_prefetched_batches_are_never_served_in_another_epoch(backgrounds):
+    """Batches made ahead belong to their epoch: asked for after the epoch moved on (a peek
+    before `fit`'s first epoch, a restored run setting `epoch`), a batch is the new epoch's."""
+    config = PipelineConfig((16, 24), batch_size=2, seed=9, background_folders=(backgrounds,))
+    examples = random_examples(10)
+    plain = memory_batches(examples, config, True)[0]
+    ahead = memory_batches(examples, config, True, prefetch=2)[0]
+    for batches in (plain, ahead):
+        batches.epoch = 3
+    ahead[0]  # the next batches of epoch 3 are being made
+    for batches in (plain, ahead):
+        batches.on_epoch_end()
+    for index in (1, 2, 0, 4, 3):
+        assert_same([plain[index]], [ahead[index]])
+    assert not np.allclose(plain[1][0], plain.batch(3, 1)[0]), "epoch 4 is not epoch 3"
 
 
 def test_shuffling_is_a_permutation_per_epoch_and_validation_keeps_the_order():

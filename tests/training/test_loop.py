@@ -276,8 +276,8 @@ def test_repeated_sources_and_copy_paste_reach_the_training_data(synthetic_recor
     )
     data, _, count = make_datasets(config)
     assert count == 3 * plain
-    assert data.cardinality().numpy() == -(-count // config.batch_size)
-    images, targets = next(iter(data))
+    assert len(data) == -(-count // config.batch_size)
+    images, targets = data[0]
     assert images.shape == (16, 64, 64, 3) and targets.shape == (16, 64, 64, 2)
 
 
@@ -294,26 +294,20 @@ def test_crop_flags_reach_the_training_data(synthetic_records, tmp_path):
         parser.parse_args(["train", "--crop-aspect", "square"])
     # The synthetic frames are square: a landscape input makes the two crop shapes differ.
     first = {
-        aspect: next(
-            iter(
-                make_datasets(
-                    small_config(
-                        synthetic_records, tmp_path, input_shape=(32, 64), crop_aspect=aspect
-                    )
-                )[0]
-            )
-        )
+        aspect: make_datasets(
+            small_config(synthetic_records, tmp_path, input_shape=(32, 64), crop_aspect=aspect)
+        )[0][0]
         for aspect in ("input", "frame")
     }
-    assert not np.array_equal(first["input"][1].numpy(), first["frame"][1].numpy())
+    assert not np.array_equal(first["input"][1], first["frame"][1])
     whole = make_datasets(
         small_config(synthetic_records, tmp_path, input_shape=(32, 64), whole_frame_probability=1.0)
     )
-    whole_targets = next(iter(whole[0]))[1].numpy()
+    whole_targets = whole[0][0][1]
     # Same shape, same seed: only the share of whole frames differs (it once compared a 64x64
     # batch with a 32x64 one, which can never be equal).
-    assert whole_targets.shape == first["input"][1].numpy().shape
-    assert not np.array_equal(whole_targets, first["input"][1].numpy())
+    assert whole_targets.shape == first["input"][1].shape
+    assert not np.array_equal(whole_targets, first["input"][1])
 
 
 def test_repeat_source_flag_rejects_bad_values():

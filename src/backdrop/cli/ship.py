@@ -52,6 +52,13 @@ def _export_parser(subparsers) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> None:
+    from backdrop.ship.on_tensorflow import on_tensorflow
+
+    on_tensorflow(export_checkpoint, args)
+
+
+def export_checkpoint(args: argparse.Namespace) -> None:
+    """`backdrop export`, on the TensorFlow backend."""
     import numpy as np
 
     from backdrop.ship.export import export_models, format_reports

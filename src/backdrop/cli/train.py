@@ -99,8 +99,8 @@ def run_train(
             f"trained {state['epoch']} epochs; best validation IoU {state['best_val_iou']:.4f} "
             f"(epoch {state['best_epoch']}); checkpoints in {config.checkpoints}"
         )
-    from backdrop.ship.export import format_reports
-
     reports = export_after_training(config)
     if reports:
+        from backdrop.ship.export import format_reports
+
         print(format_reports(reports))

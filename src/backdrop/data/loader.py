@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -79,6 +81,11 @@ class RecordBatches(keras.utils.PyDataset):
     frames, in order. Keras calls `on_epoch_end`, which moves to the next epoch (`fit` calls it
     once before its first epoch too, so that one reads epoch 1; a restored run sets `epoch`);
     give `fit` `shuffle=False` to keep the order of batches too.
+
+    `prefetch` threads make the next batches while the model trains on this one, each asked for
+    by (epoch, batch) so that none is ever served in another epoch. Keras's own workers are not
+    used for this: its queue can hand out batches made before an epoch's end in the next epoch
+    (seen under JAX, where a restored run then read other batches than the run it continued).
     """
 
     def __init__(
@@ -89,6 +96,7 @@ class RecordBatches(keras.utils.PyDataset):
         workers: int = 1,
         use_multiprocessing: bool = False,
         max_queue_size: int = 10,
+        prefetch: int = 0,
     ):
         """Batches of `records` per `config`.
 
@@ -96,6 +104,8 @@ class RecordBatches(keras.utils.PyDataset):
             training: Shuffle, repeat, weigh and augment per `config`; else stretch-resize only.
             workers, use_multiprocessing, max_queue_size: Keras' `PyDataset` arguments: the
                 threads (or processes) that make batches ahead, and how many they keep ready.
+            prefetch: Threads of this process making the next batches ahead (twice as many
+                batches as threads), instead of Keras's workers.
 
         Raises:
             ValueError: a repeated source has no examples, no background picture is found, or
@@ -129,6 +139,15 @@ class RecordBatches(keras.utils.PyDataset):
         if self.augment and config.background_folders and config.background_probability > 0:
             self.backgrounds = background_files(config.background_folders)
         self._owner, self._order = os.getpid(), (None, None)
+        self.prefetch = prefetch
+        self._pool, self._ahead, self._lock = None, {}, threading.Lock()
+
+    def __getstate__(self):
+        # A worker process gets the batches' recipe, not this process's threads.
+        return {**self.__dict__, "_pool": None, "_ahead": {}, "_lock": None}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _lock=threading.Lock())
 
     @property
     def count(self) -> int:
@@ -144,33 +163,53 @@ class RecordBatches(keras.utils.PyDataset):
 
     def order(self, epoch: int) -> np.ndarray:
         """The records of `epoch`, in the order its batches hold them."""
-        if self._order[0] != epoch:
+        cached, order = self._order  # one read: threads may make other epochs' batches
+        if cached != epoch:
             order = self.entries
             if self.training and self.config.shuffle_buffer:
                 order = order[_generator(self.entropy, _ORDER, epoch).permutation(self.count)]
             self._order = (epoch, order)
-        return self._order[1]
+        return order
 
     def __getitem__(self, index: int):
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} of {len(self)}")
         if os.getpid() != self._owner:
             one_opencv_thread()
+            return self.batch(self.epoch, index)
+        if not self.prefetch:
+            return self.batch(self.epoch, index)
+        epoch = self.epoch
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.prefetch, thread_name_prefix="batches")
+            for key in [key for key in self._ahead if key[0] != epoch]:
+                self._ahead.pop(key).cancel()  # another epoch's: never served
+            made = self._ahead.pop((epoch, index), None)
+            for ahead in range(index + 1, min(index + 1 + 2 * self.prefetch, len(self))):
+                if (epoch, ahead) not in self._ahead:
+                    self._ahead[epoch, ahead] = self._pool.submit(self.batch, epoch, ahead)
+        return self.batch(epoch, index) if made is None else made.result()
+
+    def batch(self, epoch: int, index: int):
+        """Batch `index` of `epoch`: `(image, target[, weight])`."""
         size = self.config.batch_size
-        order = self.order(self.epoch)
+        order = self.order(epoch)
         positions = range(index * size, min((index + 1) * size, self.count))
-        images, targets = zip(*(self.example(int(order[p]), p) for p in positions), strict=True)
+        examples = (self.example(int(order[p]), p, epoch) for p in positions)
+        images, targets = zip(*examples, strict=True)
         batch = (np.stack(images), np.stack(targets))
         if self.weights is not None:
             batch += (self.weights[order[positions.start : positions.stop]],)
         return batch
 
-    def example(self, record: int, position: int):
-        """`(image, target)` of `record` at `position` of the current epoch."""
+    def example(self, record: int, position: int, epoch: int | None = None):
+        """`(image, target)` of `record` at `position` of `epoch` (default: the current one)."""
+        epoch = self.epoch if epoch is None else epoch
         example = self.records.example(record)
         parts = (example["image"], example["mask"], example["ignore"])
         if self.augment:
-            image, mask, ignore = self._augmented(parts, record, position)
+            image, mask, ignore = self._augmented(parts, record, position, epoch)
         else:
             image, mask, ignore = transforms.resize_example(*parts, self.config.input_shape)
         return image, np.concatenate([mask, ignore], axis=-1)
@@ -185,13 +224,13 @@ class RecordBatches(keras.utils.PyDataset):
             chosen += int(self.times[record])
         return int(self.entries[chosen])
 
-    def _augmented(self, parts, record: int, position: int):
+    def _augmented(self, parts, record: int, position: int, epoch: int):
         """`pipeline.build_dataset`'s augmentation, in its order: geometry, copy-paste,
         background, colour."""
         config, shape = self.config, self.config.input_shape
 
         def rng(stream: int) -> np.random.Generator:
-            return _generator(self.entropy, stream, self.epoch, position)
+            return _generator(self.entropy, stream, epoch, position)
 
         crop = {
             "crop_aspect": config.crop_aspect,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -110,6 +111,21 @@ def average(config, plan) -> None:
 
 
 def export(config, plan) -> None:
+    from backdrop.ship.on_tensorflow import on_tensorflow
+
+    if start_of(plan).tflite is None:  # a Backdrop checkpoint: its own .tflite to compare
+        plan.folder.claim("start/")
+    on_tensorflow(_export, config, PlanFiles(plan.root, plan.content))
+
+
+class PlanFiles(NamedTuple):
+    """What the export reads of a plan (the plan itself holds the run folder's lock)."""
+
+    root: Path
+    content: dict
+
+
+def _export(config, plan: PlanFiles) -> None:
     from backdrop.ship.export import export_models, format_reports
     from backdrop.ship.model_card import training_data
     from backdrop.training.checkpoints import load_checkpoint
@@ -138,8 +154,7 @@ def export(config, plan) -> None:
         rounded = tail_rounded(model, np.stack(calibration), config.int8_range_tail)
         tail = {"int8": {"int8_range_tail": config.int8_range_tail}}
         jobs.append((rounded, plan.root / "model", ["int8"], {"mode_extra": tail}))
-    if start.tflite is None:  # a Backdrop checkpoint: its own .tflite to compare against
-        plan.folder.claim("start/")
+    if start.tflite is None:
         begin = load_checkpoint(start.init_from)
         checkpoint = {"extra": {"checkpoint": str(start.init_from)}}
         jobs.append((begin, plan.root / "start", ["float16"], checkpoint))

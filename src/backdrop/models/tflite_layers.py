@@ -24,9 +24,11 @@ class DepthToSpace(keras.layers.Layer):
         self.block = block
 
     def call(self, inputs):
-        from backdrop.tf_setup import import_tensorflow  # only where a model runs
+        if keras.backend.backend() == "tensorflow":  # the op the converter keeps as one
+            import tensorflow as tf
 
-        return import_tensorflow().nn.depth_to_space(inputs, self.block)
+            return tf.nn.depth_to_space(inputs, self.block)
+        return depth_to_space_ops(inputs, self.block)
 
     def compute_output_shape(self, input_shape):
         batch, height, width, channels = input_shape
@@ -35,6 +37,16 @@ class DepthToSpace(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "block": self.block}
+
+
+def depth_to_space_ops(inputs, block: int):
+    """`tf.nn.depth_to_space` (NHWC) in Keras ops, for every backend: each pixel's channels, in
+    (row, column, channel) order, laid out as a `block` x `block` patch."""
+    _, height, width, channels = inputs.shape
+    kept = channels // block**2
+    patches = keras.ops.reshape(inputs, (-1, height, width, block, block, kept))
+    patches = keras.ops.transpose(patches, (0, 1, 3, 2, 4, 5))
+    return keras.ops.reshape(patches, (-1, height * block, width * block, kept))
 
 
 def fused_activation(x, fused: int, name: str):

@@ -13,12 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from backdrop.outputs import OutputFolder
-from backdrop.tf_setup import import_tensorflow
+from backdrop.tf_setup import quiet_tensorflow
 from backdrop.training.checkpoints import load_checkpoint, save_model_atomic
 from backdrop.training.config import CONFIG, TrainConfig, TrainingError, is_checkpoint
 from backdrop.training.run_folder import RunFolder, check_init_from
 
-import_tensorflow()
+quiet_tensorflow()
 import keras  # noqa: E402  (after TensorFlow's quiet import)
 
 DEFAULT_WEIGHT = 0.5  # WiSE-FT's own default; not tuned on Backdrop's data

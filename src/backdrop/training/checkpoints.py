@@ -12,13 +12,13 @@ import threading
 from pathlib import Path
 
 from backdrop.outputs import OutputFolder, temporary_path, write_atomic
-from backdrop.tf_setup import import_tensorflow
+from backdrop.tf_setup import quiet_tensorflow
 from backdrop.training.config import TrainingError
 from backdrop.training.distribute import is_chief
 from backdrop.training.run_folder import RunFolder
 from backdrop.training.safe_keras import check_keras_file
 
-import_tensorflow()
+quiet_tensorflow()
 import keras  # noqa: E402  (after TensorFlow's quiet import)
 
 try:  # safe mode on even where something turned unsafe deserialization on for the process

@@ -1,4 +1,11 @@
-"""The batches a training run reads: training and validation, and the unaugmented export data."""
+"""The batches a training run reads: training and validation, and the unaugmented export data.
+
+Both are `data.loader.RecordBatches` (numpy and OpenCV, no TensorFlow), so they feed Keras on
+any backend. Two threads make batches ahead of the training step (the loader's own `prefetch`,
+not Keras's workers): OpenCV lets go of Python's lock, and on this project's 2-core VM threads
+beat worker processes, which copy each batch back (benchmarks/README.md, "An input pipeline
+without TensorFlow").
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from backdrop.data import pipeline
+from backdrop.data import loader
 from backdrop.data.pipeline_config import PipelineConfig
 from backdrop.training.config import TrainConfig, TrainingError
 
@@ -30,8 +37,17 @@ def _folder_examples(config: TrainConfig) -> tuple[list[bytes], list[bytes]]:
     return splits["train"], splits["validation"]
 
 
+LOADER_THREADS = 2
+
+
 def make_datasets(config: TrainConfig, replicas: int = 1):
-    """Training and validation batches for `config` (records or folder datasets)."""
+    """Training and validation batches for `config` (records or folder datasets).
+
+    Returns:
+        `(train, validation, count)`: two `RecordBatches` and the training examples per epoch.
+        The training batches' epoch is set by the caller (`train.epoch`): batch i of epoch e
+        is the same function of (seed, e, i) in every run, restored ones included.
+    """
     settings = PipelineConfig(
         input_shape=config.input_shape,
         batch_size=config.batch_size * replicas,
@@ -47,23 +63,18 @@ def make_datasets(config: TrainConfig, replicas: int = 1):
         seed=config.seed,
         drop_remainder=replicas > 1,
     )
+    threads = {"prefetch": LOADER_THREADS}
     if config.records:
-        train, count = pipeline.record_dataset(
-            config.records, "train", settings, True, config.number_of_examples
-        )
-        validation, _ = pipeline.record_dataset(
-            config.records,
-            "validation",
-            settings,
-            False,
-            max(1, round(config.number_of_examples * 0.1)),
+        train, count = loader.record_batches(config.records, "train", settings, True, **threads)
+        validation, _ = loader.record_batches(
+            config.records, "validation", settings, False, **threads
         )
         return train, validation, count
     if not (config.portrait_folders or config.voc_folders):
         raise TrainingError("no training data: give records (-r) or folder datasets (-p/-c)")
     train_examples, validation_examples = _folder_examples(config)
-    train, count = pipeline.memory_dataset(train_examples, settings, True)
-    validation, _ = pipeline.memory_dataset(validation_examples, settings, False)
+    train, count = loader.memory_batches(train_examples, settings, True, **threads)
+    validation, _ = loader.memory_batches(validation_examples, settings, False, **threads)
     return train, validation, count
 
 
@@ -71,15 +82,17 @@ def export_data(config: TrainConfig, calibration_count: int = 200, validation_co
     """Calibration images (training split) and validation pairs at the input size, unaugmented."""
     plain = dataclasses.replace(config, augment=False, background_folders=(), source_weights=())
     train_data, validation_data, _ = make_datasets(plain)
+    train_data.epoch = 1  # as the first epoch of training reads it
     calibration = []
-    for batch, _ in train_data:
-        calibration += list(batch.numpy())
+    for index in range(len(train_data)):
+        calibration += list(train_data[index][0])
         if len(calibration) >= calibration_count:
             break
     validation = []
-    for batch, targets in validation_data:
-        images = np.rint(batch.numpy() * 255).astype(np.uint8)
-        validation += list(zip(images, targets.numpy(), strict=True))
+    for index in range(len(validation_data)):
+        batch, targets = validation_data[index][:2]
+        images = np.rint(batch * 255).astype(np.uint8)
+        validation += list(zip(images, targets, strict=True))
         if len(validation) >= validation_count:
             break
     return calibration[:calibration_count], validation[:validation_count]

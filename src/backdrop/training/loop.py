@@ -10,10 +10,10 @@ import math
 from collections.abc import Sequence
 
 from backdrop.outputs import OutputFolder, write_atomic
-from backdrop.tf_setup import import_tensorflow
+from backdrop.tf_setup import quiet_tensorflow
 
-tf = import_tensorflow()
-import keras  # noqa: E402  (after TensorFlow's quiet import)
+quiet_tensorflow()
+import keras  # noqa: E402  (TensorFlow, when it is the backend, imported quietly)
 
 from backdrop.models.registry import build_model  # noqa: E402
 from backdrop.training import losses  # noqa: E402
@@ -166,25 +166,28 @@ def train(
         return _train(config, run, folder, state, restore, verbose, callbacks)
 
 
-def _skip_epochs(train_data: tf.data.Dataset, epochs: int) -> None:
-    """Draws the shuffle and augmentation seeds of `epochs` epochs, so that a restored run's next
-    epoch gets the examples, order and augmentation that the uninterrupted run's did.
+def _start_epoch(train_data, completed: int) -> None:
+    """Sets the training batches to read epoch `completed + 1` next, as the uninterrupted run
+    did: Keras's `fit` calls `on_epoch_end` (which moves to the next epoch) before its first
+    epoch and after each one, on every backend. tests/training/test_loop.py checks that a killed
+    and restored run ends with the uninterrupted run's weights."""
+    train_data.epoch = completed
 
-    Each iterator made of the training data draws the next seeds, read or not, and Keras's fit
-    makes two per epoch: the one it reads, and one it makes at the epoch's end and drops.
-    Making one without reading it takes a tenth of a second or so. tests/training/test_loop.py
-    checks that a killed and restored run ends with the uninterrupted run's weights, so a Keras
-    that makes another number fails there.
-    """
-    for _ in range(2 * epochs):
-        iter(train_data)
+
+def _tensorboard(run: RunFolder) -> list[keras.callbacks.Callback]:
+    """TensorBoard's logs, where TensorFlow is installed (Keras writes them with `tf.summary`,
+    whatever the backend); none on a machine without it (a JAX-only GPU image)."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is None:
+        return []
+    return [keras.callbacks.TensorBoard(str(run.tensorboard), profile_batch=0)]
 
 
 def _train(config, run, folder, state, restore, verbose, callbacks) -> dict:
     keras.utils.set_random_seed(config.seed)  # as the run started: its data draws the same seeds
     strategy = select_strategy(config.distribute)
     train_data, validation_data, count = make_datasets(config, strategy.num_replicas_in_sync)
-    _skip_epochs(train_data, state["epoch"])
     steps_per_epoch = math.ceil(count / (config.batch_size * strategy.num_replicas_in_sync))
     with strategy.scope():
         if restore:
@@ -204,7 +207,7 @@ def _train(config, run, folder, state, restore, verbose, callbacks) -> dict:
     all_callbacks = [
         checkpoint,
         keras.callbacks.CSVLogger(str(run.log), append=restore),
-        keras.callbacks.TensorBoard(str(run.tensorboard), profile_batch=0),
+        *_tensorboard(run),
         *callbacks,
         ctrl_c,  # last: a finished epoch is saved before the interrupt is raised
     ]
@@ -214,6 +217,7 @@ def _train(config, run, folder, state, restore, verbose, callbacks) -> dict:
     float_epochs = config.epochs - config.quantize_aware_epochs
 
     def fit(stop: int) -> None:
+        _start_epoch(train_data, checkpoint.completed_epochs)
         model.fit(
             train_data,
             validation_data=validation_data,
@@ -221,7 +225,7 @@ def _train(config, run, folder, state, restore, verbose, callbacks) -> dict:
             initial_epoch=checkpoint.completed_epochs,
             callbacks=all_callbacks,
             verbose=verbose,
-            shuffle=False,  # the dataset shuffles itself
+            shuffle=False,  # the batches shuffle themselves, the same in every run
         )
 
     try:

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from backdrop.tf_setup import import_tensorflow
+from backdrop.tf_setup import quiet_tensorflow
 
-tf = import_tensorflow()
+quiet_tensorflow()
 import keras  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
@@ -66,6 +66,31 @@ def bounded_range(low, high, limit: float | None):
     return low, ops.maximum(high, low + 1e-3)
 
 
+def fake_quant(inputs, low, high):
+    """`inputs` rounded to 8 bits over `[low, high]`, gradients straight through inside it.
+
+    Under TensorFlow, `tf.quantization.fake_quant_with_min_max_vars`: the op the TFLite converter
+    reads the int8 range from. Elsewhere (JAX), the same arithmetic in Keras ops: the range
+    nudged so that 0 is a level, values clipped to it and rounded half up, the gradient 1
+    inside the range and 0 outside.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.quantization.fake_quant_with_min_max_vars(inputs, low, high, num_bits=8)
+    return fake_quant_ops(inputs, low, high)
+
+
+def fake_quant_ops(inputs, low, high):
+    """`fake_quant` in Keras ops, for every backend (tests compare it with TensorFlow's op)."""
+    scale = (high - low) / 255.0
+    zero = ops.floor(ops.clip(-low / scale, 0.0, 255.0) + 0.5)
+    low, high = -zero * scale, (255.0 - zero) * scale
+    clipped = ops.clip(inputs, low, high)
+    rounded = ops.floor((clipped - low) / scale + 0.5) * scale + low
+    return clipped + ops.stop_gradient(rounded - clipped)
+
+
 @keras.saving.register_keras_serializable(package="backdrop")
 class FakeQuant(keras.layers.Layer):
     """Rounds a tensor to 8 bits over its moving-average range; gradients pass straight through.
@@ -100,7 +125,7 @@ class FakeQuant(keras.layers.Layer):
             self.maximum.assign(keep * self.maximum + (1.0 - keep) * ops.max(inputs))
             self.seen.assign(1.0)
         low, high = self.rounding_range()
-        return tf.quantization.fake_quant_with_min_max_vars(inputs, low, high, num_bits=8)
+        return fake_quant(inputs, low, high)
 
     def rounding_range(self):
         """The range the tensor is rounded over: the stored one, bounded (`bounded_range`)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backdrop.tf_setup import import_tensorflow
+from backdrop.tf_setup import quiet_tensorflow
 from backdrop.training.quantize_aware import (
     SIGMOID_INPUT_LIMIT,
     FakeQuant,
@@ -16,7 +16,7 @@ from backdrop.training.quantize_aware import (
     same_layer,
 )
 
-import_tensorflow()
+quiet_tensorflow()
 import keras  # noqa: E402  (after TensorFlow's quiet import)
 
 # The share of a rounded tensor's calibration values its int8 range leaves out, at each end.

@@ -18,10 +18,10 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from backdrop.tf_setup import import_tensorflow
+from backdrop.tf_setup import quiet_tensorflow
 from backdrop.training.config import RunFileError
 
-import_tensorflow()
+quiet_tensorflow()
 import h5py  # noqa: E402
 import keras  # noqa: E402
 

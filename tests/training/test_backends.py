@@ -1,0 +1,180 @@
+"""Training on JAX as on TensorFlow (issue 46): the ops written for both agree, and a run trained
+under `KERAS_BACKEND=jax` restores, distributes over devices and exports like any other.
+
+The JAX runs are child processes (a Keras process has one backend); they skip where JAX is not
+installed (`pip install -e ".[jax]"`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backdrop.data.prepare import PrepareConfig, prepare
+from backdrop.data.readers.portrait import PortraitReader
+from backdrop.data.synthetic import write_synthetic_dataset
+
+needs_jax = pytest.mark.skipif(
+    importlib.util.find_spec("jax") is None, reason='JAX is not installed: pip install -e ".[jax]"'
+)
+
+
+def test_fake_quant_in_keras_ops_rounds_and_passes_gradients_as_tensorflows_op():
+    import tensorflow as tf
+
+    from backdrop.training.quantize_aware import fake_quant_ops
+
+    rng = np.random.default_rng(0)
+    values = tf.constant(rng.normal(0, 3, 5000).astype(np.float32))
+    for low, high in ((-2.0, 5.0), (-8.0, 8.0), (0.0, 1.0), (-0.37, 0.0), (-1e-3, 4.2)):
+        bounds = tf.constant(low), tf.constant(high)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(values)
+            ours = fake_quant_ops(values, *bounds)
+            theirs = tf.quantization.fake_quant_with_min_max_vars(values, *bounds, num_bits=8)
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=1e-5)
+        levels = np.unique(np.round(ours.numpy(), 5))
+        assert len(levels) <= 256 and np.isclose(levels, 0, atol=1e-6).any(), "0 is a level"
+        np.testing.assert_array_equal(
+            tape.gradient(ours, values).numpy(), tape.gradient(theirs, values).numpy()
+        )
+
+
+def test_depth_to_space_in_keras_ops_is_tensorflows():
+    import tensorflow as tf
+
+    from backdrop.models.tflite_layers import depth_to_space_ops
+
+    values = np.random.default_rng(1).normal(size=(2, 3, 5, 4 * 3)).astype(np.float32)
+    ours = np.asarray(depth_to_space_ops(tf.constant(values), 2))
+    np.testing.assert_array_equal(ours, tf.nn.depth_to_space(values, 2).numpy())
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory) -> Path:
+    """160 synthetic 48x48 figures as records, 20% validation."""
+    folder = tmp_path_factory.mktemp("backends")
+    data = write_synthetic_dataset(folder / "data", count=160, height=48, width=48)
+    config = PrepareConfig(folder / "records", side=48, validation_fraction=0.2, workers=1)
+    prepare([PortraitReader(data)], config, progress=False)
+    return folder / "records"
+
+
+def config(records: Path, run: Path, **overrides):
+    from backdrop.training.config import TrainConfig
+
+    settings = dict(
+        checkpoints=run,
+        records=records,
+        input_shape=(48, 48),
+        filters=4,
+        epochs=2,
+        batch_size=8,
+        seed=3,
+        export="none",
+    )
+    return TrainConfig(**{**settings, **overrides})
+
+
+def under(backend: str, script: str, *args: str, devices: int = 1, kill: bool = False) -> str:
+    """Runs `script` (Python) in a child process whose Keras runs on `backend`; its output."""
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    if devices > 1:
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    expected = -signal.SIGKILL if kill else 0
+    assert result.returncode == expected, result.stdout[-2000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+TRAIN = """
+import sys
+from backdrop.cli.train import run_train
+from backdrop.training.config import TrainConfig
+
+if __name__ == "__main__":  # the export's TensorFlow child process imports this script again
+    restore = sys.argv[2] == "restore"
+    run_train(TrainConfig.from_json(sys.argv[1]), restore, False, False, verbose=2)
+"""
+
+KILLED_AFTER_ONE_EPOCH = """
+import os, signal, sys
+import keras
+from backdrop.training.loop import TrainConfig, train
+
+class Kill(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):  # after the run's own checkpoint callback
+        os.kill(os.getpid(), signal.SIGKILL)
+
+train(TrainConfig.from_json(sys.argv[1]), verbose=0, callbacks=[Kill()])
+"""
+
+
+def weights(path: Path) -> list[np.ndarray]:
+    from backdrop.training.checkpoints import load_checkpoint
+
+    return [np.asarray(w) for w in load_checkpoint(path).get_weights()]
+
+
+@needs_jax
+@pytest.mark.slow
+def test_a_killed_jax_run_restores_to_the_uninterrupted_weights_and_exports_on_tensorflow(
+    records, tmp_path
+):
+    killed = config(records, tmp_path / "killed")
+    under("jax", KILLED_AFTER_ONE_EPOCH, killed.to_json(), kill=True)
+    assert json.loads((killed.checkpoints / "state.json").read_text())["epoch"] == 1
+    under("jax", TRAIN, killed.to_json(), "restore")
+    whole = config(records, tmp_path / "whole", export="float16")
+    under("jax", TRAIN, whole.to_json(), "new")
+    # Restored after epoch 1, the run read epoch 2's batches and ended where the whole run did.
+    ends = (
+        weights(killed.checkpoints / "epoch-0002.keras"),
+        weights(whole.checkpoints / "epoch-0002.keras"),
+    )
+    for ours, theirs in zip(*ends, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    # The export ran on TensorFlow (a child process) and matches the checkpoint it came from.
+    contract = json.loads((whole.checkpoints / "model_float16.tflite.json").read_text())
+    assert contract["checkpoint"] == "best.keras"
+    assert contract["validation_iou_exported"] == pytest.approx(
+        contract["validation_iou_float"], abs=0.01
+    )
+
+
+@needs_jax
+@pytest.mark.slow
+def test_a_jax_run_continues_under_tensorflow(records, tmp_path):
+    run = config(records, tmp_path / "run")
+    under("jax", KILLED_AFTER_ONE_EPOCH, run.to_json(), kill=True)
+    under("tensorflow", TRAIN, run.to_json(), "restore")
+    log = (run.checkpoints / "log.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in log[1:]] == ["0", "1"]
+    assert json.loads((run.checkpoints / "state.json").read_text())["epoch"] == 2
+
+
+@needs_jax
+@pytest.mark.slow
+def test_jax_data_parallel_over_two_cpu_devices(records, tmp_path):
+    run = config(records, tmp_path / "run", epochs=1, distribute="mirrored")
+    output = under("jax", TRAIN, run.to_json(), "new", devices=2)
+    assert json.loads((run.checkpoints / "state.json").read_text())["epoch"] == 1
+    # The global batch is 2 devices x 8, the last partial batch dropped.
+    train = json.loads((records / "metadata.json").read_text())
+    steps = train["splits"]["train"]["count"] // 16
+    assert f"{steps}/{steps}" in output
