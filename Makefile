@@ -16,7 +16,7 @@ DOCS_STAMP := $(VENV)/.docs-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[tf,runtime,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[tf,jax,runtime,dev]"
 	touch $(STAMP)
 
 # Where mediapipe cannot be installed, exports warn and the MediaPipe tests skip with the reason.

@@ -13,18 +13,50 @@ import cv2
 import numpy as np
 import pytest
 
+from backdrop.data import transforms
 from backdrop.data.loader import memory_batches, record_batches
 from backdrop.data.pipeline_config import PipelineConfig
 from backdrop.data.prepare import PrepareConfig, prepare
 from backdrop.data.readers import create_reader
+from backdrop.data.record_index import split_index
 from backdrop.data.records import encode_example
 from backdrop.data.records_metadata import shard_paths
 from backdrop.data.tfrecord import RecordsFileError, record_spans
 from tests import fixtures
-from tests.data.test_pipeline import encoded, random_examples
 from tests.fuzzing import one_line_naming
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def random_examples(count, source="test"):
+    """`count` records of random images with random masks."""
+    rng = np.random.default_rng(0)
+    return [
+        encode_example(
+            f"s{i}",
+            source,
+            rng.integers(0, 255, (40, 50, 3), dtype=np.uint8),
+            (rng.random((40, 50)) > 0.5).astype(np.float32),
+            None,
+            "png",
+        )
+        for i in range(count)
+    ]
+
+
+def encoded(count, source, value):
+    """`count` records of one flat colour `value`, the whole picture a person."""
+    return [
+        encode_example(
+            f"{source}{i}",
+            source,
+            np.full((40, 50, 3), value, np.uint8),
+            np.ones((40, 50), np.float32),
+            None,
+            "png",
+        )
+        for i in range(count)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -83,23 +115,20 @@ def assert_same(first: list, second: list) -> None:
         {"augment": False},
     ],
 )
-def test_training_batches_have_the_tf_pipelines_layout_shapes_dtypes_and_ranges(
+def test_training_batches_have_the_layout_shapes_dtypes_and_ranges_training_reads(
     options, backgrounds
 ):
-    from backdrop.data.pipeline import memory_dataset
-
     config = PipelineConfig(
         (24, 32), batch_size=4, seed=1, background_folders=(backgrounds,), **options
     )
     examples = random_examples(10)
     batches, count = memory_batches(examples, config, training=True)
-    dataset, tf_count = memory_dataset(examples, config, training=True)
-    assert count == tf_count == 10 and len(batches) == dataset.cardinality().numpy() == 3
-    ours, theirs = batches[0], next(iter(dataset))
-    assert len(ours) == len(theirs) == (3 if "source_weights" in options else 2)
-    for mine, its in zip(ours, theirs, strict=True):
-        assert isinstance(mine, np.ndarray) and mine.dtype == its.numpy().dtype == np.float32
-        assert mine.shape == its.shape
+    assert count == 10 and len(batches) == 3
+    ours = batches[0]
+    assert len(ours) == (3 if "source_weights" in options else 2)
+    shapes = [(4, 24, 32, 3), (4, 24, 32, 2), (4,)]
+    for mine, shape in zip(ours, shapes, strict=False):
+        assert isinstance(mine, np.ndarray) and mine.dtype == np.float32 and mine.shape == shape
     image, target = ours[:2]
     assert 0 <= image.min() and image.max() <= 1 and 0 <= target.min() and target.max() <= 1
     assert set(np.unique(target[..., 1])) <= {0.0, 1.0}
@@ -108,19 +137,21 @@ def test_training_batches_have_the_tf_pipelines_layout_shapes_dtypes_and_ranges(
     assert batches[2][0].shape == (2, 24, 32, 3)  # the last, partial batch
 
 
-def test_validation_batches_equal_the_tf_pipelines(records):
-    from backdrop.data.pipeline import record_dataset
-
+def test_validation_batches_are_the_stretched_frames_in_order_unweighted(records):
     config = PipelineConfig((24, 32), batch_size=3, source_weights=(("portrait", 2.0),))
     batches, count = record_batches(records, "validation", config, training=False)
-    dataset, tf_count = record_dataset(records, "validation", config, training=False)
-    assert count == tf_count and len(batches) == dataset.cardinality().numpy()
-    theirs = [tuple(t.numpy() for t in batch) for batch in dataset]
-    assert len(theirs[0]) == 2  # unweighted, as tf.data's
-    for mine, its in zip(batches, theirs, strict=True):
-        np.testing.assert_allclose(mine[0], its[0], atol=1e-5)  # image
-        np.testing.assert_allclose(mine[1][..., 0], its[1][..., 0], atol=1e-5)  # mask
-        np.testing.assert_array_equal(mine[1][..., 1], its[1][..., 1])  # ignore
+    index = split_index(records, "validation")
+    assert count == len(index) and len(batches) == -(-count // 3)
+    frames = [index.example(i) for i in range(count)]
+    expected = [
+        transforms.resize_example(f["image"], f["mask"], f["ignore"], (24, 32)) for f in frames
+    ]
+    found = [part for batch in batches for part in zip(*batch, strict=True)]
+    assert all(len(batch) == 2 for batch in batches), "unweighted"
+    for (image, target), (want_image, want_mask, want_ignore) in zip(found, expected, strict=True):
+        np.testing.assert_array_equal(image, want_image)
+        np.testing.assert_array_equal(target[..., :1], want_mask)
+        np.testing.assert_array_equal(target[..., 1:], want_ignore)
 
 
 def test_repeated_sources_appear_that_many_times_and_weights_follow_sources():
@@ -288,7 +319,7 @@ import multiprocessing, time
 import cv2, numpy as np
 from backdrop.data.loader import memory_batches
 from backdrop.data.pipeline_config import PipelineConfig
-from tests.data.test_pipeline import random_examples
+from tests.data.test_loader import random_examples
 
 cv2.setNumThreads(4)
 cv2.warpAffine(np.zeros((2000, 2000, 3), np.float32), np.eye(2, 3), (2000, 2000))
@@ -309,3 +340,22 @@ def test_worker_processes_forked_after_opencv_ran_use_one_thread_and_do_not_hang
         [sys.executable, "-c", FORKED], capture_output=True, text=True, cwd=ROOT, timeout=120
     )
     assert result.returncode == 0 and "forked" in result.stdout, result.stderr[-2000:]
+
+
+def test_soft_targets_stay_soft_from_records_to_batches():
+    """Teacher labels are probabilities: nothing thresholds them on the way in."""
+    mask = np.tile(np.linspace(0, 1, 50, dtype=np.float32), (40, 1))
+    example = encode_example("soft", "pseudo", np.zeros((40, 50, 3), np.uint8), mask, None, "png")
+    config = PipelineConfig((40, 50), batch_size=1, augment=False)
+    batches, _ = memory_batches([example], config, training=False)
+    values = np.unique(np.round(batches[0][1][0, ..., 0], 2))
+    assert len(values) > 40 and values.min() == 0 and values.max() == 1
+
+
+def test_pipeline_settings_are_checked_on_creation():
+    with pytest.raises(ValueError, match="crop_aspect must be one of input, frame"):
+        PipelineConfig(crop_aspect="square")
+    with pytest.raises(ValueError, match="whole_frame_probability"):
+        PipelineConfig(whole_frame_probability=1.5)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        PipelineConfig((16, 16), source_weights=(("pseudo", -1.0),))

@@ -129,14 +129,14 @@ def _damaged(shard: bytes) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("kind", sorted(_damaged(b"x" * 40)))
-def test_a_damaged_shard_is_one_line_naming_it_before_tensorflow_reads_it(copied, kind):
-    from backdrop.data.pipeline import record_dataset
+def test_a_damaged_shard_is_one_line_naming_it_before_training_reads_it(copied, kind):
+    from backdrop.data.loader import record_batches
     from backdrop.data.pipeline_config import PipelineConfig
 
     shard = shard_paths(copied, "train")[1]
     shard.write_bytes(_damaged(shard.read_bytes())[kind])
     with pytest.raises(RecordsFileError) as caught:
-        record_dataset(copied, "train", PipelineConfig((32, 32), batch_size=2), training=True)
+        record_batches(copied, "train", PipelineConfig((32, 32), batch_size=2), training=True)
     assert "backdrop prepare" in one_line_naming(caught.value, shard)
     with pytest.raises(RecordsFileError) as caught:
         list(read_records([shard]))  # the reader without TensorFlow, reaching it
@@ -144,7 +144,7 @@ def test_a_damaged_shard_is_one_line_naming_it_before_tensorflow_reads_it(copied
 
 
 def test_a_missing_or_short_shard_is_one_line_naming_it(copied):
-    from backdrop.data.pipeline import record_dataset
+    from backdrop.data.loader import record_batches
     from backdrop.data.pipeline_config import PipelineConfig
 
     settings_ = PipelineConfig((32, 32), batch_size=2)
@@ -152,12 +152,12 @@ def test_a_missing_or_short_shard_is_one_line_naming_it(copied):
     original = first.read_bytes()
     first.write_bytes(original + second.read_bytes())  # more records than it claims
     with pytest.raises(RecordsFileError, match="holds 8 records, .*metadata.json says 4") as caught:
-        record_dataset(copied, "train", settings_, training=True)
+        record_batches(copied, "train", settings_, training=True)
     one_line_naming(caught.value, first)
     first.write_bytes(original)
     second.unlink()
     with pytest.raises(RecordsFileError, match="is missing") as caught:
-        record_dataset(copied, "train", settings_, training=True)
+        record_batches(copied, "train", settings_, training=True)
     one_line_naming(caught.value, second)
 
 

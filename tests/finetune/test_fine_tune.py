@@ -454,7 +454,7 @@ def test_a_labels_folder_shared_by_fine_tunes_of_other_data_gives_each_its_own(t
         names[name] = label(name)["data_names"]
     assert len(names["first"]) == len(names["second"]) == 4
     assert not set(names["first"]) & set(names["second"])
-    for name, wanted in names.items():
+    for wanted in names.values():
         assert sorted(sample.name for sample in DataLabels(shared, wanted)) == sorted(wanted)
     # Labelled again: nothing new, the same names.
     again = label("first")

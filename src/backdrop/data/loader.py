@@ -1,7 +1,7 @@
 """Training and validation batches without TensorFlow: a Keras PyDataset over indexed records.
 
-The batches `pipeline.py` builds with tf.data, for every Keras backend: the same element layout,
-options and distributions, with `transforms.py` for augmentation. Batch `i` of epoch `e` is a pure
+The batches training reads, on every Keras backend, with `transforms.py` for augmentation (it
+replaced a tf.data pipeline with the same layout, options and distributions). Batch `i` of epoch `e` is a pure
 function of `(seed, e, i)`: each example draws from generators keyed by its place in the epoch,
 so batches come out the same whatever the number of workers and whichever finishes first.
 Importing this module imports Keras (which imports TensorFlow only under its TensorFlow backend),
@@ -72,7 +72,7 @@ class RecordBatches(keras.utils.PyDataset):
 
     `image` `(batch, H, W, 3)` RGB in [0, 1]; `target` `(batch, H, W, 2)`: the person mask, then
     the ignore mask (1 = ignore); `weight` `(batch,)`: the example's source weight, for training
-    batches when `config.source_weights` names any (as `pipeline.build_dataset`).
+    batches when `config.source_weights` names any.
 
     Training examples come in a new order each epoch (unless `config.shuffle_buffer` is 0: with
     random access the whole epoch is shuffled, whatever the buffer), each source as many times as
@@ -225,8 +225,7 @@ class RecordBatches(keras.utils.PyDataset):
         return int(self.entries[chosen])
 
     def _augmented(self, parts, record: int, position: int, epoch: int):
-        """`pipeline.build_dataset`'s augmentation, in its order: geometry, copy-paste,
-        background, colour."""
+        """The augmentation, in its order: geometry, copy-paste, background, colour."""
         config, shape = self.config, self.config.input_shape
 
         def rng(stream: int) -> np.random.Generator:

@@ -14,13 +14,13 @@ Each record is a `tf.train.Example` with DeepLab-style keys:
 | image/segmentation/ignore/encoded | 8-bit grayscale PNG: 255 = ignore (neither person nor background) |
 
 Writing needs no TensorFlow: `example_proto.py` writes the protobuf by hand and `tfrecord.py`
-frames it, which keeps TensorFlow's start-up out of `backdrop prepare`. Records are parsed two
-ways: with TensorFlow inside `tf.data` (`parse_example`, importing it inside the function), and
-without it (`decode_example`: the protobuf read by hand, every length bounded by the bytes that
-are there, the pictures decoded by OpenCV), which `read_records` uses. The tests check the two
-against each other, and the writer against TensorFlow's own reader: masks and PNG images agree
-exactly; JPEG images differ by about 1.4 levels on average (OpenCV decodes with libjpeg's accurate
-DCT, TensorFlow with its fast one).
+frames it, which keeps TensorFlow's start-up out of `backdrop prepare`. Backdrop reads them
+without TensorFlow too (`decode_example`: the protobuf read by hand, every length bounded by the
+bytes that are there, the pictures decoded by OpenCV), which `read_records` and training's loader
+use. `parse_example` is the same schema for `tf.data`, for users who read Backdrop's records with
+TensorFlow; the tests check the two against each other: masks and PNG images agree exactly; JPEG
+images differ by about 1.4 levels on average (OpenCV decodes with libjpeg's accurate DCT,
+TensorFlow with its fast one).
 """
 
 from __future__ import annotations
@@ -138,14 +138,6 @@ def parse_example(serialized):
         "name": features[FILENAME_KEY],
         "source": features[SOURCE_KEY],
     }
-
-
-def parse_source(serialized):
-    """The source name of one serialized record, without decoding its images."""
-    import tensorflow as tf
-
-    spec = {SOURCE_KEY: tf.io.FixedLenFeature([], tf.string, default_value=b"")}
-    return tf.io.parse_single_example(serialized, spec)[SOURCE_KEY]
 
 
 def _one_bytes(features: dict, key: str, default: bytes | None = None) -> bytes:

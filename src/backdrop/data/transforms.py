@@ -1,8 +1,9 @@
 """Random augmentation of training examples in numpy and OpenCV, with no TensorFlow.
 
-`augment.py`'s choices (resized crops, rotation and zoom, flips, colour, background replacement,
-copy-paste) from the same distributions, for input workers without TensorFlow. Each function
-draws from the `numpy.random.Generator` it is given (the caller seeds one per example), the same
+Resized crops, rotation and zoom, flips, colour, background replacement and copy-paste, from
+the distributions the earlier TensorFlow pipeline (`augment.py`, removed in issue 46) drew them
+from, checked against it then (benchmarks/README.md, "An input pipeline without TensorFlow").
+Each function draws from the `numpy.random.Generator` it is given (the caller seeds one per example), the same
 numbers in the same order whatever it decides, so a run repeats exactly. Images are `(h, w, 3)`
 float32 RGB in [0, 1], masks `(h, w, 1)` float32 in [0, 1], ignore masks `(h, w, 1)` float32 0/1
 (1 = ignore), except where a function takes a decoded uint8 picture.
@@ -22,8 +23,8 @@ from backdrop.data import CROP_ASPECTS, DEFAULT_CROP_ASPECT, WHOLE_FRAME_PROBABI
 # that costs more than the second warp saves.
 _LINEAR = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
 _NEAREST = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
-# A sample further outside than this (in pixels) is ignore: `augment.py` ignores a pixel whose
-# warped ones channel falls under 0.999, that is one sampled over 0.001 pixels outside.
+# A sample further outside than this (in pixels) is ignore: one sampled over 0.001 pixels
+# outside (the TensorFlow pipeline's rule: a warped ones channel under 0.999).
 _OUTSIDE = 1e-3
 
 
@@ -42,7 +43,7 @@ def draw_geometry(
     max_scale: float = 0.1,
     flip_probability: float = 0.5,
 ):
-    """One example's random geometry, drawn as `augment.augment_geometry` draws it.
+    """One example's random geometry.
 
     Returns:
         `(box, degrees, scale, flip)`: the crop `(top, left, bottom, right)` as fractions of the
@@ -98,7 +99,7 @@ def apply_geometry(image, mask, ignore, input_shape, box, degrees, scale, flip):
     shift = np.array([width - 1.0, 0.0]) if flip else np.zeros(2)
     in_crop = np.hstack([rotate @ mirror, (rotate @ (shift - centre) + centre)[:, None]])
 
-    # Only the crop's pixels (rounded out to whole pixels) are warped: as in augment.py, which
+    # Only the crop's pixels (rounded out to whole pixels) are warped: as in the TF pipeline, which
     # crops before it rotates, the rotation brings in zeros, not the frame around the crop.
     row0, col0 = math.floor(top * (source_h - 1)), math.floor(left * (source_w - 1))
     row1 = min(math.ceil(bottom * (source_h - 1)), source_h - 1)
@@ -153,7 +154,7 @@ def augment_geometry(
 
     Returns:
         `(image, mask, ignore)` at `input_shape`; pixels that came from outside the crop (brought
-        in by the rotation or zoom) are marked ignore, as in `augment.py`.
+        in by the rotation or zoom) are marked ignore.
     """
     limits = (max_degrees, max_scale, flip_probability)
     choices = draw_geometry(

@@ -89,21 +89,21 @@ def validation_grid(run: Path, path: Path, count: int = 8) -> Path | None:
     checkpoint = RunFolder(run).best
     if config is None or not checkpoint.is_file() or not config.records:
         return None
-    from backdrop.data.pipeline import record_dataset
+    from backdrop.data.loader import record_batches
     from backdrop.data.pipeline_config import PipelineConfig
     from backdrop.training.checkpoints import load_checkpoint
 
     model = load_checkpoint(checkpoint)
-    dataset, _ = record_dataset(
+    batches, _ = record_batches(
         config.records,
         "validation",
         PipelineConfig(config.input_shape, batch_size=count, augment=False),
         training=False,
     )
-    images, targets = next(iter(dataset))
+    images, targets = batches[0]
     predictions = model.predict(images, verbose=0)[..., 0]
     rows = []
-    for image, target, prediction in zip(images.numpy(), targets.numpy(), predictions, strict=True):
+    for image, target, prediction in zip(images, targets, predictions, strict=True):
         gray = [np.repeat(m[..., None], 3, 2) for m in (target[..., 0], prediction)]
         rows.append(np.concatenate([image, *gray], axis=1))
     grid = (np.concatenate(rows, axis=0) * 255).clip(0, 255).astype(np.uint8)
