@@ -61,8 +61,12 @@ def child(args) -> None:
             **MODELS[args.child],
         )
         train, _, _ = make_datasets(config)
-        if hasattr(train, "epoch"):
-            train.epoch = 1
+        try:
+            from backdrop.training.datasets import fit_data
+
+            train, _ = fit_data(train, 0, 1000)  # what training's fit reads on this backend
+        except ImportError:  # a checkout from before the loader: its tf.data dataset
+            pass
         model = loop._initial_model(config)
         loop._compile(model, keras.optimizers.Adam(1e-4))
         fit = {"epochs": 1, "verbose": 0, "shuffle": False}

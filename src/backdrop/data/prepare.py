@@ -38,7 +38,8 @@ class PrepareConfig:
             smaller ones are kept as they are.
         validation_fraction: Share of samples (by a hash of their name) in the validation split.
         shard_size: Samples per shard file.
-        image_format: "jpeg" (quality 95) or "png" for `image/encoded`.
+        image_format: "jpeg" or "png" for `image/encoded`.
+        jpeg_quality: JPEG's quality, 1-100 (95: near-lossless; lower for compact records).
         workers: Worker processes; 1 runs in this process.
         remove_previous: Delete Backdrop's earlier outputs in `destination` first.
     """
@@ -48,6 +49,7 @@ class PrepareConfig:
     validation_fraction: float = 0.1
     shard_size: int = 1000
     image_format: str = "jpeg"
+    jpeg_quality: int = records.JPEG_QUALITY
     workers: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
     remove_previous: bool = False
 
@@ -65,15 +67,26 @@ class PrepareConfig:
             raise ValueError(f"image_format must be one of {records.IMAGE_FORMATS}")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
 
 
 def encode_sample(
-    sample: Sample, validation_fraction: float, image_format: str
+    sample: Sample,
+    validation_fraction: float,
+    image_format: str,
+    jpeg_quality: int = records.JPEG_QUALITY,
 ) -> tuple[str, bytes]:
     """`(split, serialized record)` of one (downscaled) sample: prepare's per-sample path,
     which training straight from folder datasets takes too."""
     serialized = records.encode_example(
-        sample.name, sample.source, sample.image, sample.mask, sample.ignore, image_format
+        sample.name,
+        sample.source,
+        sample.image,
+        sample.mask,
+        sample.ignore,
+        image_format,
+        jpeg_quality,
     )
     return split_of_sample(sample, validation_fraction), serialized
 
@@ -128,7 +141,9 @@ def _process(task: tuple[int, str]) -> tuple:
     if reason is not None:
         return ("skip", reader_index, printable(key), reason)
     sample = downscale(sample, config.side)
-    split, serialized = encode_sample(sample, config.validation_fraction, config.image_format)
+    split, serialized = encode_sample(
+        sample, config.validation_fraction, config.image_format, config.jpeg_quality
+    )
     person = float(np.mean(sample.mask >= 0.5))
     return ("ok", reader_index, sample.name, split, frame_record(serialized), person)
 

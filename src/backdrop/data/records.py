@@ -51,11 +51,11 @@ MASK_FORMAT_KEY = "image/segmentation/class/format"
 IGNORE_KEY = "image/segmentation/ignore/encoded"
 
 
-def encode_image(image: np.ndarray, image_format: str) -> bytes:
-    """Encodes `(H, W, 3)` uint8 RGB as JPEG or PNG bytes."""
+def encode_image(image: np.ndarray, image_format: str, jpeg_quality: int = JPEG_QUALITY) -> bytes:
+    """Encodes `(H, W, 3)` uint8 RGB as JPEG (at `jpeg_quality`) or PNG bytes."""
     bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     if image_format == "jpeg":
-        ok, buffer = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        ok, buffer = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
     else:
         ok, buffer = cv2.imencode(".png", bgr)
     assert ok, "OpenCV failed to encode an image"
@@ -81,6 +81,7 @@ def encode_example(
     mask: np.ndarray,
     ignore: np.ndarray | None,
     image_format: str = "jpeg",
+    jpeg_quality: int = JPEG_QUALITY,
 ) -> bytes:
     """Serializes one sample (already at its record size) to Example bytes.
 
@@ -88,6 +89,7 @@ def encode_example(
         image: `(H, W, 3)` uint8 RGB.
         mask: `(H, W)` float32 person probability in [0, 1].
         ignore: `(H, W)` bool, or None for no ignore pixels.
+        jpeg_quality: The picture's JPEG quality (1-100), when `image_format` is "jpeg".
     """
     if image_format not in IMAGE_FORMATS:
         raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {image_format!r}")
@@ -97,7 +99,7 @@ def encode_example(
     )
     return serialize_example(
         {
-            IMAGE_KEY: encode_image(image, image_format),
+            IMAGE_KEY: encode_image(image, image_format, jpeg_quality),
             FORMAT_KEY: image_format.encode(),
             FILENAME_KEY: name.encode(),
             HEIGHT_KEY: height,

@@ -1,8 +1,8 @@
 """The batches a training run reads: training and validation, and the unaugmented export data.
 
 Both are `data.loader.RecordBatches` (numpy and OpenCV, no TensorFlow), so they feed Keras on
-any backend. Two threads make batches ahead of the training step (the loader's own `prefetch`,
-not Keras's workers): OpenCV lets go of Python's lock, and on this project's 2-core VM threads
+any backend. Threads make batches ahead of the training step (the loader's own `prefetch`, not
+Keras's workers): OpenCV lets go of Python's lock, and on this project's 2-core VM threads
 beat worker processes, which copy each batch back (benchmarks/README.md, "An input pipeline
 without TensorFlow").
 """
@@ -10,6 +10,7 @@ without TensorFlow").
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 
@@ -37,7 +38,9 @@ def _folder_examples(config: TrainConfig) -> tuple[list[bytes], list[bytes]]:
     return splits["train"], splits["validation"]
 
 
-LOADER_THREADS = 2
+# Threads making batches ahead: the cores, up to 8 (2 on this project's VM; a GPU machine's 16
+# cores feed the device with 8).
+LOADER_THREADS = min(8, os.cpu_count() or 1)
 
 
 def make_datasets(config: TrainConfig, replicas: int = 1):
@@ -76,6 +79,64 @@ def make_datasets(config: TrainConfig, replicas: int = 1):
     train, count = loader.memory_batches(train_examples, settings, True, **threads)
     validation, _ = loader.memory_batches(validation_examples, settings, False, **threads)
     return train, validation, count
+
+
+def fit_data(batches, completed: int, epochs: int):
+    """What Keras's `fit` reads for epochs `completed + 1` to `epochs`, and its steps per epoch.
+
+    Under JAX (and any backend but TensorFlow), `batches` itself: a PyDataset whose epoch is set
+    so that `fit`'s first `on_epoch_end` moves it to `completed + 1`. Under TensorFlow, the same
+    batches (`batches.batch(epoch, index)`, the one function that makes them) carried by tf.data:
+    each made by `numpy_function` in tf.data's parallel map, epoch after epoch in one stream, with
+    `steps_per_epoch` cutting it. Keras's own PyDataset path on TensorFlow trained the Attention
+    U-Net at half the images per second (benchmarks/README.md, "Training under JAX and under
+    TensorFlow"); this one matches batches already in memory.
+    """
+    from backdrop.tf_setup import keras_backend
+
+    if keras_backend() != "tensorflow":
+        batches.epoch = completed
+        return batches, None
+    import tensorflow as tf
+
+    def make(epoch, index):
+        return batches.batch(int(epoch), int(index))
+
+    count = len(batches)
+    pairs = tf.data.Dataset.range(completed + 1, epochs + 1).flat_map(
+        lambda epoch: tf.data.Dataset.range(count).map(lambda index: (epoch, index))
+    )
+    return _numpy_batches(batches, pairs, make), count
+
+
+def evaluation_data(batches):
+    """The validation batches as `fit` reads them: `batches` itself, or on TensorFlow the same
+    batches carried by tf.data (`fit_data`)."""
+    from backdrop.tf_setup import keras_backend
+
+    if keras_backend() != "tensorflow":
+        return batches
+    import tensorflow as tf
+
+    pairs = tf.data.Dataset.range(len(batches)).map(lambda index: (tf.constant(0, tf.int64), index))
+    return _numpy_batches(batches, pairs, lambda epoch, index: batches.batch(0, int(index)))
+
+
+def _numpy_batches(batches, pairs, make):
+    import tensorflow as tf
+
+    height, width = batches.config.input_shape
+    size = batches.config.batch_size if batches.config.drop_remainder else None
+    shapes = [(size, height, width, 3), (size, height, width, 2)]
+    if batches.weights is not None:
+        shapes.append((size,))
+
+    def one(epoch, index):
+        made = tf.numpy_function(make, [epoch, index], [tf.float32] * len(shapes))
+        return tuple(tf.ensure_shape(part, shape) for part, shape in zip(made, shapes, strict=True))
+
+    threads = batches.prefetch or 1
+    return pairs.map(one, num_parallel_calls=threads, deterministic=True).prefetch(threads)
 
 
 def export_data(config: TrainConfig, calibration_count: int = 200, validation_count: int = 300):

@@ -24,7 +24,7 @@ from backdrop.training.checkpoints import (  # noqa: E402
     save_model_atomic,
 )
 from backdrop.training.config import TrainConfig, TrainingError, is_checkpoint  # noqa: E402
-from backdrop.training.datasets import make_datasets  # noqa: E402
+from backdrop.training.datasets import evaluation_data, fit_data, make_datasets  # noqa: E402
 from backdrop.training.distribute import select_strategy  # noqa: E402
 from backdrop.training.quantize_aware import add_fake_quant, has_fake_quant  # noqa: E402
 from backdrop.training.run_folder import RunFolder, check_init_from  # noqa: E402
@@ -166,14 +166,6 @@ def train(
         return _train(config, run, folder, state, restore, verbose, callbacks)
 
 
-def _start_epoch(train_data, completed: int) -> None:
-    """Sets the training batches to read epoch `completed + 1` next, as the uninterrupted run
-    did: Keras's `fit` calls `on_epoch_end` (which moves to the next epoch) before its first
-    epoch and after each one, on every backend. tests/training/test_loop.py checks that a killed
-    and restored run ends with the uninterrupted run's weights."""
-    train_data.epoch = completed
-
-
 def _tensorboard(run: RunFolder) -> list[keras.callbacks.Callback]:
     """TensorBoard's logs, where TensorFlow is installed (Keras writes them with `tf.summary`,
     whatever the backend); none on a machine without it (a JAX-only GPU image)."""
@@ -216,11 +208,17 @@ def _train(config, run, folder, state, restore, verbose, callbacks) -> dict:
         return state
     float_epochs = config.epochs - config.quantize_aware_epochs
 
+    validation = evaluation_data(validation_data)
+
     def fit(stop: int) -> None:
-        _start_epoch(train_data, checkpoint.completed_epochs)
+        # Epoch e reads the batches of epoch e in every run, a restored one included:
+        # tests/training/test_loop.py checks that a killed and restored run ends with the
+        # uninterrupted run's weights.
+        data, steps = fit_data(train_data, checkpoint.completed_epochs, stop)
         model.fit(
-            train_data,
-            validation_data=validation_data,
+            data,
+            steps_per_epoch=steps,
+            validation_data=validation,
             epochs=stop,
             initial_epoch=checkpoint.completed_epochs,
             callbacks=all_callbacks,

@@ -8,7 +8,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from backdrop.data.readers.base import DatasetError, Reader, inside, printable, read_json
 from backdrop.data.sample import Sample, SkipSample, read_image
@@ -194,6 +193,8 @@ def decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
         polygons = _polygons(segmentation, height, width)
         if not polygons:
             return np.zeros((height, width), bool)
+        from pycocotools import mask as mask_utils  # here: only COCO polygons need it
+
         with contextlib.redirect_stdout(io.StringIO()):
             rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
             return mask_utils.decode(rle).astype(bool)
