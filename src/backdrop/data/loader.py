@@ -1,9 +1,11 @@
 """Training and validation batches without TensorFlow: a Keras PyDataset over indexed records.
 
 The batches training reads, on every Keras backend, with `transforms.py` for augmentation (it
-replaced a tf.data pipeline with the same layout, options and distributions). Batch `i` of epoch `e` is a pure
-function of `(seed, e, i)`: each example draws from generators keyed by its place in the epoch,
-so batches come out the same whatever the number of workers and whichever finishes first.
+replaced a tf.data pipeline with the same layout, options and distributions). Batch `i` of
+epoch `e` is a pure function of `(seed, e, i)` (`RecordBatches.batch`): each example draws from
+generators keyed by its place in the epoch, so batches come out the same whatever the number of
+workers and whichever finishes first. Under TensorFlow, training carries that same function
+through tf.data (`training.datasets.fit_data`).
 Importing this module imports Keras (which imports TensorFlow only under its TensorFlow backend),
 never TensorFlow itself.
 """
