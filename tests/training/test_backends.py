@@ -18,9 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backdrop.data.prepare import PrepareConfig, prepare
-from backdrop.data.readers.portrait import PortraitReader
-from backdrop.data.synthetic import write_synthetic_dataset
+from tests.training.test_loop import KILLED_AFTER_ONE_EPOCH, write_synthetic_records
 
 needs_jax = pytest.mark.skipif(
     importlib.util.find_spec("jax") is None, reason='JAX is not installed: pip install -e ".[jax]"'
@@ -61,11 +59,7 @@ def test_depth_to_space_in_keras_ops_is_tensorflows():
 @pytest.fixture(scope="module")
 def records(tmp_path_factory) -> Path:
     """160 synthetic 48x48 figures as records, 20% validation."""
-    folder = tmp_path_factory.mktemp("backends")
-    data = write_synthetic_dataset(folder / "data", count=160, height=48, width=48)
-    config = PrepareConfig(folder / "records", side=48, validation_fraction=0.2, workers=1)
-    prepare([PortraitReader(data)], config, progress=False)
-    return folder / "records"
+    return write_synthetic_records(tmp_path_factory.mktemp("backends"), 160, 48)
 
 
 def config(records: Path, run: Path, **overrides):
@@ -110,18 +104,6 @@ from backdrop.training.config import TrainConfig
 if __name__ == "__main__":  # the export's TensorFlow child process imports this script again
     restore = sys.argv[2] == "restore"
     run_train(TrainConfig.from_json(sys.argv[1]), restore, False, False, verbose=2)
-"""
-
-KILLED_AFTER_ONE_EPOCH = """
-import os, signal, sys
-import keras
-from backdrop.training.loop import TrainConfig, train
-
-class Kill(keras.callbacks.Callback):
-    def on_epoch_end(self, epoch, logs=None):  # after the run's own checkpoint callback
-        os.kill(os.getpid(), signal.SIGKILL)
-
-train(TrainConfig.from_json(sys.argv[1]), verbose=0, callbacks=[Kill()])
 """
 
 

@@ -24,14 +24,18 @@ from backdrop.training.run_folder import check_init_from
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def write_synthetic_records(folder: Path, count: int, side: int) -> Path:
+    """`count` synthetic `side` x `side` figures as records in `folder/records`, 20% validation."""
+    data = write_synthetic_dataset(folder / "data", count=count, height=side, width=side)
+    config = PrepareConfig(folder / "records", side=side, validation_fraction=0.2, workers=1)
+    prepare([PortraitReader(data)], config, progress=False)
+    return folder / "records"
+
+
 @pytest.fixture(scope="module")
 def synthetic_records(tmp_path_factory) -> Path:
     """240 synthetic 64x64 figures as records, 20% validation."""
-    folder = tmp_path_factory.mktemp("synthetic")
-    data = write_synthetic_dataset(folder / "data", count=240, height=64, width=64)
-    config = PrepareConfig(folder / "records", side=64, validation_fraction=0.2, workers=1)
-    prepare([PortraitReader(data)], config, progress=False)
-    return folder / "records"
+    return write_synthetic_records(tmp_path_factory.mktemp("synthetic"), 240, 64)
 
 
 def small_config(records: Path, checkpoints: Path, **overrides) -> TrainConfig:
