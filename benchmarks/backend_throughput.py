@@ -13,7 +13,8 @@ ratio to the first arm's.
 --records: a `backdrop prepare` folder (default: human_seg_vikram prepared at side 288 into a
 scratch folder). --tf-data-checkout: a checkout of Backdrop from before training read through
 `data/loader.py` (e.g. `git worktree add /tmp/tfdata f239cda`): adds the arm "TensorFlow,
-tf.data" run from its sources, the baseline the loader replaced.
+tf.data" run from its sources, the baseline the loader replaced. The arm "JAX, Keras's
+convolutions" runs without `training/jax_cpu.py`'s depthwise and 1x1 convolutions, as before it.
 """
 
 from __future__ import annotations
@@ -67,6 +68,13 @@ def child(args) -> None:
             train, _ = fit_data(train, 0, 1000)  # what training's fit reads on this backend
         except ImportError:  # a checkout from before the loader: its tf.data dataset
             pass
+        if not args.keras_convolutions:
+            try:  # as training does under JAX on a CPU
+                from backdrop.training.jax_cpu import use_fast_cpu_convolutions
+
+                use_fast_cpu_convolutions()
+            except ImportError:  # a checkout from before it
+                pass
         model = loop._initial_model(config)
         loop._compile(model, keras.optimizers.Adam(1e-4))
         fit = {"epochs": 1, "verbose": 0, "shuffle": False}
@@ -84,6 +92,8 @@ def measure(records: Path, model: str, arm: dict, args) -> float:
         env["PYTHONPATH"] = str(arm["source"])
     command = [sys.executable, __file__, "--child", model, "--records", str(records)]
     command += ["--steps", str(args.steps), "--warm", str(args.warm)]
+    if arm.get("keras_convolutions"):
+        command.append("--keras-convolutions")
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if result.returncode:
         raise SystemExit(f"{arm['label']}, {model}: failed\n{result.stderr[-3000:]}")
@@ -109,6 +119,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=sorted(MODELS))
     parser.add_argument("--tf-data-checkout", type=Path)
+    parser.add_argument("--keras-convolutions", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args)
@@ -116,6 +127,9 @@ def main() -> None:
     if args.tf_data_checkout:
         source = args.tf_data_checkout / "src"
         arms.insert(0, {"label": "TensorFlow, tf.data", "backend": "tensorflow", "source": source})
+    arms.append(
+        {"label": "JAX, Keras's convolutions", "backend": "jax", "keras_convolutions": True}
+    )
     arms.append({"label": "JAX, data/loader.py", "backend": "jax"})
     with tempfile.TemporaryDirectory() as scratch:
         records = args.records or default_records(Path(scratch))

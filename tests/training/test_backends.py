@@ -160,3 +160,57 @@ def test_jax_data_parallel_over_two_cpu_devices(records, tmp_path):
     train = json.loads((records / "metadata.json").read_text())
     steps = train["splits"]["train"]["count"] // 16
     assert f"{steps}/{steps}" in output
+
+
+FAST_CONVOLUTIONS = """
+import jax, jax.numpy as jnp, numpy as np
+from keras.src.backend.jax import nn
+keras_depthwise, keras_conv = nn.depthwise_conv, nn.conv
+from backdrop.training.jax_cpu import use_fast_cpu_convolutions
+assert use_fast_cpu_convolutions() and nn.depthwise_conv is not keras_depthwise
+
+def agree(ours, theirs, *arrays):
+    np.testing.assert_allclose(ours(*arrays), theirs(*arrays), rtol=1e-5, atol=1e-5)
+    loss = lambda f: jax.jit(jax.grad(lambda *a: jnp.sum(jnp.sin(f(*a))), argnums=(0, 1)))
+    for a, b in zip(loss(ours)(*arrays), loss(theirs)(*arrays)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+rng = np.random.default_rng(0)
+checked = 0
+for shape in ((2, 9, 7, 3), (1, 8, 8, 5)):
+    x = rng.normal(size=shape).astype(np.float32)
+    for size in (1, 3, 5):
+        kernel = rng.normal(size=(size, size, shape[-1], 1)).astype(np.float32)
+        for strides in (1, 2, (2, 1)):
+            for padding in ("same", "valid"):
+                agree(lambda x, k: nn.depthwise_conv(x, k, strides, padding),
+                      lambda x, k: keras_depthwise(x, k, strides, padding), x, kernel)
+                checked += 1
+    kernel = rng.normal(size=(1, 1, shape[-1], 6)).astype(np.float32)
+    for padding in ("same", "valid"):
+        agree(lambda x, k: nn.conv(x, k, 1, padding), lambda x, k: keras_conv(x, k, 1, padding),
+              x, kernel)
+        checked += 1
+# Cases the fast forms leave to Keras: a depth multiplier, dilation, a 3x3 convolution.
+x = rng.normal(size=(1, 9, 9, 3)).astype(np.float32)
+twice = rng.normal(size=(3, 3, 3, 2)).astype(np.float32)
+assert nn.depthwise_conv(x, twice, 1, "same").shape == (1, 9, 9, 6)
+np.testing.assert_allclose(nn.depthwise_conv(x, twice[..., :1], 1, "same", None, 2),
+                           keras_depthwise(x, twice[..., :1], 1, "same", None, 2))
+full = rng.normal(size=(3, 3, 3, 4)).astype(np.float32)
+np.testing.assert_allclose(nn.conv(x, full, 2, "same"), keras_conv(x, full, 2, "same"))
+print("checked", checked)
+"""
+
+
+@needs_jax
+@pytest.mark.slow
+def test_jax_cpu_depthwise_and_pointwise_convolutions_are_kerass_values_and_gradients():
+    output = under("jax", FAST_CONVOLUTIONS)
+    assert "checked 40" in output
+
+
+def test_fast_jax_convolutions_stay_out_of_tensorflow():
+    from backdrop.training.jax_cpu import use_fast_cpu_convolutions
+
+    assert not use_fast_cpu_convolutions()  # the suite runs on TensorFlow

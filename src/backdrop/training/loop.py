@@ -26,6 +26,7 @@ from backdrop.training.checkpoints import (  # noqa: E402
 from backdrop.training.config import TrainConfig, TrainingError, is_checkpoint  # noqa: E402
 from backdrop.training.datasets import evaluation_data, fit_data, make_datasets  # noqa: E402
 from backdrop.training.distribute import select_strategy  # noqa: E402
+from backdrop.training.jax_cpu import use_fast_cpu_convolutions  # noqa: E402
 from backdrop.training.quantize_aware import add_fake_quant, has_fake_quant  # noqa: E402
 from backdrop.training.run_folder import RunFolder, check_init_from  # noqa: E402
 
@@ -178,6 +179,7 @@ def _tensorboard(run: RunFolder) -> list[keras.callbacks.Callback]:
 
 def _train(config, run, folder, state, restore, verbose, callbacks) -> dict:
     keras.utils.set_random_seed(config.seed)  # as the run started: its data draws the same seeds
+    use_fast_cpu_convolutions()
     strategy = select_strategy(config.distribute)
     train_data, validation_data, count = make_datasets(config, strategy.num_replicas_in_sync)
     steps_per_epoch = math.ceil(count / (config.batch_size * strategy.num_replicas_in_sync))
