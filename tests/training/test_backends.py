@@ -214,3 +214,60 @@ def test_fast_jax_convolutions_stay_out_of_tensorflow():
     from backdrop.training.jax_cpu import use_fast_cpu_convolutions
 
     assert not use_fast_cpu_convolutions()  # the suite runs on TensorFlow
+
+
+STEPS = """
+import sys
+import numpy as np
+import keras
+from backdrop.training import loop
+from backdrop.training.checkpoints import load_checkpoint
+from backdrop.training.jax_cpu import use_fast_cpu_convolutions
+
+use_fast_cpu_convolutions()  # as training does (nothing under TensorFlow)
+model = load_checkpoint(sys.argv[1])
+# SGD: each weight moves by its gradient (Adam would turn float noise in a near-zero gradient
+# into a whole step).
+loop._compile(model, keras.optimizers.SGD(0.05))
+data = np.load(sys.argv[2])
+losses = [model.train_on_batch(data["x"], data["y"], return_dict=True)["loss"] for _ in range(3)]
+np.savez(sys.argv[3], losses=np.array(losses), *[np.asarray(w) for w in model.weights])
+"""
+
+
+@needs_jax
+@pytest.mark.slow
+def test_three_training_steps_of_a_mobile_model_agree_under_jax_and_tensorflow(tmp_path):
+    """Backdrop's mobile architecture (depthwise convolutions, which JAX on a CPU computes its own
+    way, squeeze-excite, batch norm) from the same weights, on the same batch."""
+    from backdrop.models.registry import build_model
+    from backdrop.training.checkpoints import load_checkpoint, save_model_atomic
+
+    save_model_atomic(build_model("mobile_segmenter", (64, 64), 8), tmp_path / "start.keras")
+    rng = np.random.default_rng(0)
+    rows, columns = np.mgrid[:64, :64]
+    x = np.stack([np.clip(rng.normal(0.5, 0.2, (64, 64, 3)), 0, 1) for _ in range(4)])
+    masks = [((rows - 32 - 4 * i) ** 2 + (columns - 30) ** 2 < 20**2) for i in range(4)]
+    x[np.stack(masks)] *= 0.5  # the person is darker than the background
+    y = np.stack([np.stack(masks), np.zeros((4, 64, 64))], -1)
+    np.savez(tmp_path / "batch.npz", x=x.astype(np.float32), y=y.astype(np.float32))
+    ends = {}
+    for backend in ("tensorflow", "jax"):
+        ends[backend] = tmp_path / f"{backend}.npz"
+        under(
+            backend,
+            STEPS,
+            str(tmp_path / "start.keras"),
+            str(tmp_path / "batch.npz"),
+            str(ends[backend]),
+        )
+    ours, theirs = np.load(ends["jax"]), np.load(ends["tensorflow"])
+    assert ours["losses"][-1] < ours["losses"][0], "it learned"
+    np.testing.assert_allclose(ours["losses"], theirs["losses"], rtol=1e-4)
+    start = load_checkpoint(tmp_path / "start.keras").weights
+    for index, weight in enumerate(start):
+        began, end = np.asarray(weight), theirs[f"arr_{index}"]
+        moved = np.abs(end - began).max()
+        np.testing.assert_allclose(
+            ours[f"arr_{index}"], end, atol=1e-2 * moved + 1e-7, err_msg=weight.path
+        )
