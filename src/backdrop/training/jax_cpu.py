@@ -84,8 +84,8 @@ def _pointwise_or(original):
         ):
             import jax.numpy as jnp
 
-            inputs = jnp.asarray(inputs)
-            kernel = jnp.asarray(kernel, dtype=inputs.dtype)
+            kernel = jnp.asarray(kernel)
+            inputs = jnp.asarray(inputs, dtype=kernel.dtype)  # as Keras's conv does
             flat = inputs.reshape(-1, inputs.shape[-1]) @ kernel[0, 0]
             return flat.reshape(*inputs.shape[:-1], kernel.shape[-1])
         return original(inputs, kernel, strides, padding, data_format, dilation_rate)
