@@ -58,11 +58,17 @@ for folder in sys.argv[1:]:
 """
 
 
-def run(backend: str, script: str, *args: str) -> str:
+def run(backend: str, script: str, *args: str, capture: bool = False) -> str | None:
+    """`script` in a child process whose Keras runs on `backend`; its standard output if
+    `capture`, else shown as it comes (training's progress)."""
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run([sys.executable, "-c", script, *args], env=env, check=False)
+    command = [sys.executable, "-c", script, *args]
+    result = subprocess.run(
+        command, env=env, stdout=subprocess.PIPE if capture else None, text=True, check=False
+    )
     if result.returncode:
         raise SystemExit(f"{backend} {args[:1]}: exit status {result.returncode}")
+    return result.stdout
 
 
 def main() -> None:
@@ -83,15 +89,9 @@ def main() -> None:
         arm = {**settings, "checkpoints": str(folder), "seed": seed, "epochs": args.epochs}
         print(f"{backend}, seed {seed}: {folder}", flush=True)
         run(backend, ARM, json.dumps({**arm, "export": "none"}))
-    scores = subprocess.run(
-        [sys.executable, "-c", SCORE, *map(str, folders.values())],
-        env={**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    scores = run("tensorflow", SCORE, *map(str, folders.values()), capture=True)
     iou = {}
-    for line in scores.stdout.splitlines():
+    for line in scores.splitlines():
         if line.startswith("{"):
             record = json.loads(line)
             iou[record["run"]] = record["iou"]

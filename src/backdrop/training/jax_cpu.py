@@ -2,7 +2,7 @@
 
 XLA's CPU backend runs a grouped convolution (how Keras's JAX backend does a depthwise one) and a
 1x1 convolution through its generic convolution code: on a 2-core machine the mobile students'
-training step ran at a seventh of TensorFlow's (`benchmarks/backend_throughput.py`). Written as
+training step ran at 0.16x TensorFlow's images/s (`benchmarks/backend_throughput.py`). Written as
 what they are, the same operations run several times faster there:
 
 - a depthwise convolution as a sum of kernel-size shifted slices, each times its kernel row
