@@ -12,6 +12,7 @@ sequence shows it here.
     .venv/bin/python benchmarks/leave_one_out.py RUN [--sequences A B ...] [--start START]
         [--footage PATH ...] [--no-footage] [--photos FOLDER ...] [--data FORMAT:PATH ...]
         [--epochs N] [--truth-weight W] [--average-weight W] [--no-rvm] [--labels FOLDER]
+        [--crop-aspect input|frame] [--held-out-share S] [--background FOLDER]
         [--against OTHER_RUN]
 
 The DAVIS folder: BACKDROP_DATA (default ../shared/datasets)/davis2016_people; each fold's data
@@ -23,6 +24,11 @@ Every fold labels into one folder (--labels, default RUN/labels; `make beat`'s l
 copy, spares labelling what it holds): each fold's records take only its own data's labels.
 --against OTHER_RUN adds, per sequence, this run's model minus OTHER_RUN's on the same frames
 (another setting's folds of the same sequences), with its interval.
+
+Labelled still sets given with --data (their validation splits scored in every fold, never
+trained on) get a table of their own: each fold's model on each set, so a setting that wins
+the sequences and loses a still set shows it too. `benchmarks/leave_one_out_recipe.sh` runs
+`make beat`'s square recipe this way.
 """
 
 from __future__ import annotations
@@ -65,13 +71,17 @@ def fold(args, davis: Path, sequences: list[str], left_out: str):
         epochs=args.epochs,
         truth_weight=args.truth_weight,
         average_weight=args.average_weight,
+        crop_aspect=args.crop_aspect,
+        held_out_share=args.held_out_share,
+        backgrounds=args.background,
         labels=args.labels or root / "labels",
         progress=False,
     )
 
 
-def scored_ious(run: Path, left_out: str) -> list[float] | None:
-    """Per-frame IoU of a fold's float16 model on its left-out sequence, or None if not there."""
+def scored_ious(run: Path, left_out: str, dataset: str = "scored") -> list[float] | None:
+    """Per-frame IoU of a fold's float16 model on its left-out sequence (or on the dataset whose
+    name holds `dataset`), or None if not there."""
     import json
 
     for path in sorted((run / left_out / "evaluation").glob("evaluation_*.json")):
@@ -80,9 +90,16 @@ def scored_ious(run: Path, left_out: str) -> list[float] | None:
             if Path(entry["model"]).name != "model_float16.tflite":
                 continue
             for name, figures in entry["datasets"].items():
-                if "scored" in name:
+                if dataset in name:
                     return figures["image_ious"]
     return None
+
+
+def still_sets(args) -> list[str]:
+    """The names of the labelled still sets given with --data (not DAVIS-style video)."""
+    return [
+        Path(spec.partition(":")[2]).name for spec in args.data if not spec.startswith("davis:")
+    ]
 
 
 def main() -> None:
@@ -105,6 +122,11 @@ def main() -> None:
     parser.add_argument("--truth-weight", type=float, default=0.5)
     parser.add_argument("--average-weight", type=float)
     parser.add_argument("--no-rvm", dest="rvm", action="store_false")
+    parser.add_argument("--crop-aspect", choices=("input", "frame"), default="frame")
+    parser.add_argument("--held-out-share", type=float, default=0.2)
+    parser.add_argument(
+        "--background", nargs="+", default=[], help="folders of replacement backgrounds"
+    )
     args = parser.parse_args()
 
     data = Path(os.environ.get("BACKDROP_DATA", Path(__file__).parents[1] / "../shared/datasets"))
@@ -113,12 +135,14 @@ def main() -> None:
     for wanted in args.sequences or []:
         if wanted not in sequences:
             parser.error(f"{wanted} is not a sequence of {davis}: {', '.join(sequences)}")
-    rows = []
+    rows, stills = [], []
     for left_out in args.sequences or sequences:
         began = time.monotonic()
         result = fold(args, davis, sequences, left_out)
         (entry,) = [e for e in result.validation if "scored" in e["dataset"]]
         rows.append((left_out, entry))
+        for still in still_sets(args):
+            stills += [(left_out, e) for e in result.validation if still in e["dataset"]]
         print(f"{left_out}: {(time.monotonic() - began) / 60:.1f} min", flush=True)
     print("\n| left out (frames) | fine-tuned IoU | start IoU | teacher IoU | new - start (95%) |")
     print("|---|---|---|---|---|")
@@ -135,25 +159,43 @@ def main() -> None:
         f"({sum(d['low'] > 0 for d in means)} with the interval above 0), behind on "
         f"{sum(d['mean'] < 0 for d in means)} ({sum(d['high'] < 0 for d in means)} below 0)"
     )
+    if stills:
+        print("\n| still set (pictures) | fold | fine-tuned IoU | start IoU | new - start (95%) |")
+        print("|---|---|---|---|---|")
+        for left_out, entry in sorted(stills, key=lambda row: row[1]["dataset"]):
+            diff = entry["new_minus_start"]
+            print(
+                f"| {Path(entry['dataset'].partition(':')[2]).name} ({entry['new']['images']}) | "
+                f"without {left_out} | {entry['new']['mean_iou']:.4f} | "
+                f"{entry['start']['mean_iou']:.4f} | "
+                f"{diff['mean']:+.4f} ({diff['low']:+.4f}, {diff['high']:+.4f}) |"
+            )
     if args.against:
-        against(Path(args.run), args.against, [left_out for left_out, _ in rows])
+        folds = [left_out for left_out, _ in rows]
+        against(Path(args.run), args.against, folds)
+        for still in still_sets(args):
+            against(Path(args.run), args.against, folds, still)
 
 
-def against(run: Path, other: Path, sequences: list[str]) -> None:
-    """Per sequence: this run's model minus `other`'s, frame by frame, with its interval."""
+def against(run: Path, other: Path, sequences: list[str], dataset: str = "scored") -> None:
+    """Per sequence: this run's model minus `other`'s, frame by frame, with its interval, on
+    the left-out sequence (or on the still set named `dataset`, as each fold scored it)."""
     import numpy as np
 
     from backdrop.evaluation.differences import bootstrap_interval
 
-    print(f"\n| left out | {run.name} | {other.name} | {run.name} - {other.name} (95%) |")
+    scored = "left out" if dataset == "scored" else f"{dataset}, fold without"
+    print(f"\n| {scored} | {run.name} | {other.name} | {run.name} - {other.name} (95%) |")
     print("|---|---|---|---|")
     for left_out in sequences:
-        ours, theirs = scored_ious(run, left_out), scored_ious(other, left_out)
+        ours, theirs = scored_ious(run, left_out, dataset), scored_ious(other, left_out, dataset)
         if ours is None or theirs is None or len(ours) != len(theirs):
             print(f"| {left_out} | - | - | not both scored on the same frames |")
             continue
         difference = np.subtract(ours, theirs)
-        mean, low, high = bootstrap_interval(difference, [left_out] * len(difference))
+        # The left-out sequence's frames in blocks; a still set's pictures one by one.
+        groups = [left_out if dataset == "scored" else None] * len(difference)
+        mean, low, high = bootstrap_interval(difference, groups)
         print(
             f"| {left_out} | {np.mean(ours):.4f} | {np.mean(theirs):.4f} | "
             f"{mean:+.4f} ({low:+.4f}, {high:+.4f}) |"

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Issue 44: `make beat`'s square recipe judged by leaving one DAVIS people sequence out at a time,
+# with and without more video (davis2016_more's seven sequences as footage, sam2_bedroom's
+# frames as photos). Each fold is the recipe's fine-tune (benchmarks/leave_one_out.py): from
+# MediaPipe general, the unlabelled selfies as photos (a tenth held out), the training splits of
+# the three still sets and of the other DAVIS sequences as data, COCO backgrounds, crops of the
+# input's shape, 20 epochs. Every fold scores its left-out sequence and the three still sets'
+# validation splits. Rerun the same command to continue where it stopped.
+#   bash benchmarks/leave_one_out_recipe.sh [RUN_ROOT] [SETTING ...]
+# SETTING: beat (the recipe as make beat runs it) and more (with more video); default both.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=${1:-runs/loo_recipe}
+shift || true
+SETTINGS=("$@")
+[ ${#SETTINGS[@]} -eq 0 ] && SETTINGS=(beat more)
+DATA=${BACKDROP_DATA:-../shared/datasets}
+make --no-print-directory .venv/.installed .venv-mediapipe/.installed
+.venv/bin/python recipes/coco_backgrounds.py "$DATA" "$ROOT/backgrounds"
+recipe=(
+    --data "portrait:$DATA/picsart_selfies" --data "portrait:$DATA/human_seg_vikram"
+    --data "portrait:$DATA/ccp_fashion" --crop-aspect input --held-out-share 0.1
+    --background "$ROOT/backgrounds" --labels "$ROOT/labels"
+)
+for setting in "${SETTINGS[@]}"; do
+    case $setting in
+        beat) extra=(--photos "$DATA/picsart_selfies/unlabelled" --no-footage) ;;
+        more) extra=(--photos "$DATA/picsart_selfies/unlabelled" "$DATA/sam2_bedroom/frames") ;;
+        *) echo "unknown setting $setting (beat or more)" >&2; exit 2 ;;
+    esac
+    for sequence in tennis dance-twirl breakdance dance-jump breakdance-flare; do
+        echo "=== $sequence $setting $(date +%T)"
+        .venv/bin/python benchmarks/leave_one_out.py "$ROOT/$setting" --sequences "$sequence" \
+            "${recipe[@]}" "${extra[@]}" || echo "FAILED $sequence $setting"
+    done
+done
+# Every fold's table again, together, and the settings against each other where both ran.
+against=()
+[ -d "$ROOT/beat" ] && [ -d "$ROOT/more" ] && against=(--against "$ROOT/beat")
+for setting in "${SETTINGS[@]}"; do
+    case $setting in
+        beat) extra=(--photos "$DATA/picsart_selfies/unlabelled" --no-footage); a=() ;;
+        more) extra=(--photos "$DATA/picsart_selfies/unlabelled" "$DATA/sam2_bedroom/frames"); a=("${against[@]}") ;;
+    esac
+    echo "=== $setting"
+    .venv/bin/python benchmarks/leave_one_out.py "$ROOT/$setting" "${recipe[@]}" "${extra[@]}" \
+        "${a[@]}" 2>/dev/null | sed -n '/^| left out/,$p'
+done
