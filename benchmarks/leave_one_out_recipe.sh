@@ -7,7 +7,10 @@
 # input's shape, 20 epochs. Every fold scores its left-out sequence and the three still sets'
 # validation splits. Rerun the same command to continue where it stopped.
 #   bash benchmarks/leave_one_out_recipe.sh [RUN_ROOT] [SETTING ...]
-# SETTING: beat (the recipe as make beat runs it) and more (with more video); default both.
+# SETTING: beat (the recipe as make beat runs it), more (with more video) and frame (crops
+# shaped like each picture, stretched to the input as the runtime stretches every frame, instead
+# of the recipe's undistorted square crops); default: beat and more. Folds run sequence by
+# sequence, every setting's fold of a sequence before the next sequence's.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=${1:-runs/loo_recipe}
@@ -19,30 +22,33 @@ make --no-print-directory .venv/.installed .venv-mediapipe/.installed
 .venv/bin/python recipes/coco_backgrounds.py "$DATA" "$ROOT/backgrounds"
 recipe=(
     --data "portrait:$DATA/picsart_selfies" --data "portrait:$DATA/human_seg_vikram"
-    --data "portrait:$DATA/ccp_fashion" --crop-aspect input --held-out-share 0.1
+    --data "portrait:$DATA/ccp_fashion" --held-out-share 0.1
     --background "$ROOT/backgrounds" --labels "$ROOT/labels"
 )
-for setting in "${SETTINGS[@]}"; do
-    case $setting in
-        beat) extra=(--photos "$DATA/picsart_selfies/unlabelled" --no-footage) ;;
-        more) extra=(--photos "$DATA/picsart_selfies/unlabelled" "$DATA/sam2_bedroom/frames") ;;
-        *) echo "unknown setting $setting (beat or more)" >&2; exit 2 ;;
+selfies="$DATA/picsart_selfies/unlabelled"
+settings_of() {  # the flags of one setting, into the array `extra`
+    case $1 in
+        beat) extra=(--photos "$selfies" --no-footage --crop-aspect input) ;;
+        more) extra=(--photos "$selfies" "$DATA/sam2_bedroom/frames" --crop-aspect input) ;;
+        frame) extra=(--photos "$selfies" --no-footage --crop-aspect frame) ;;
+        *) echo "unknown setting $1 (beat, more or frame)" >&2; exit 2 ;;
     esac
-    for sequence in tennis dance-twirl breakdance dance-jump breakdance-flare; do
+}
+for setting in "${SETTINGS[@]}"; do settings_of "$setting"; done
+for sequence in tennis dance-twirl breakdance dance-jump breakdance-flare; do
+    for setting in "${SETTINGS[@]}"; do
+        settings_of "$setting"
         echo "=== $sequence $setting $(date +%T)"
         .venv/bin/python benchmarks/leave_one_out.py "$ROOT/$setting" --sequences "$sequence" \
             "${recipe[@]}" "${extra[@]}" || echo "FAILED $sequence $setting"
     done
 done
-# Every fold's table again, together, and the settings against each other where both ran.
-against=()
-[ -d "$ROOT/beat" ] && [ -d "$ROOT/more" ] && against=(--against "$ROOT/beat")
+# Every fold's table again, together, and each other setting against the recipe's.
 for setting in "${SETTINGS[@]}"; do
-    case $setting in
-        beat) extra=(--photos "$DATA/picsart_selfies/unlabelled" --no-footage); a=() ;;
-        more) extra=(--photos "$DATA/picsart_selfies/unlabelled" "$DATA/sam2_bedroom/frames"); a=("${against[@]}") ;;
-    esac
+    settings_of "$setting"
+    against=()
+    [ "$setting" != beat ] && [ -d "$ROOT/beat" ] && against=(--against "$ROOT/beat")
     echo "=== $setting"
     .venv/bin/python benchmarks/leave_one_out.py "$ROOT/$setting" "${recipe[@]}" "${extra[@]}" \
-        "${a[@]}" 2>/dev/null | sed -n '/^| left out/,$p'
+        "${against[@]}" 2>/dev/null | sed -n '/^| left out/,$p'
 done
