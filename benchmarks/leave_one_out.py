@@ -79,20 +79,35 @@ def fold(args, davis: Path, sequences: list[str], left_out: str):
     )
 
 
-def scored_ious(run: Path, left_out: str, dataset: str = "scored") -> list[float] | None:
-    """Per-frame IoU of a fold's float16 model on its left-out sequence (or on the dataset whose
-    name holds `dataset`), or None if not there."""
+def scored_ious(
+    run: Path, left_out: str, dataset: str = "scored", model: str = "model_float16.tflite"
+) -> list[float] | None:
+    """Per-frame IoU of a fold's float16 model (or `model`) on its left-out sequence (or on the
+    dataset whose name holds `dataset`), or None if not there."""
     import json
 
     for path in sorted((run / left_out / "evaluation").glob("evaluation_*.json")):
         results = json.loads(path.read_text())
         for entry in results["models"]:
-            if Path(entry["model"]).name != "model_float16.tflite":
+            if Path(entry["model"]).name != model:
                 continue
             for name, figures in entry["datasets"].items():
                 if dataset in name:
                     return figures["image_ious"]
     return None
+
+
+def int8_minus_float(run: Path, left_out: str, dataset: str = "scored") -> str:
+    """A fold's int8 model's mean IoU minus its float16 model's, on the same pictures."""
+    import numpy as np
+
+    floats, ints = (
+        scored_ious(run, left_out, dataset),
+        scored_ious(run, left_out, dataset, "model_int8.tflite"),
+    )
+    if floats is None or ints is None:
+        return "-"
+    return f"{np.mean(ints) - np.mean(floats):+.4f}"
 
 
 def still_sets(args) -> list[str]:
@@ -144,12 +159,16 @@ def main() -> None:
         for still in still_sets(args):
             stills += [(left_out, e) for e in result.validation if still in e["dataset"]]
         print(f"{left_out}: {(time.monotonic() - began) / 60:.1f} min", flush=True)
-    print("\n| left out (frames) | fine-tuned IoU | start IoU | teacher IoU | new - start (95%) |")
-    print("|---|---|---|---|---|")
+    print(
+        "\n| left out (frames) | fine-tuned IoU | int8 - float | start IoU | teacher IoU "
+        "| new - start (95%) |"
+    )
+    print("|---|---|---|---|---|---|")
     for left_out, entry in rows:
         diff = entry["new_minus_start"]
         print(
             f"| {left_out} ({entry['new']['images']}) | {entry['new']['mean_iou']:.4f} | "
+            f"{int8_minus_float(Path(args.run), left_out)} | "
             f"{entry['start']['mean_iou']:.4f} | {entry.get('teacher', {}).get('mean_iou', 1):.4f} | "
             f"{diff['mean']:+.4f} ({diff['low']:+.4f}, {diff['high']:+.4f}) |"
         )
@@ -160,13 +179,18 @@ def main() -> None:
         f"{sum(d['mean'] < 0 for d in means)} ({sum(d['high'] < 0 for d in means)} below 0)"
     )
     if stills:
-        print("\n| still set (pictures) | fold | fine-tuned IoU | start IoU | new - start (95%) |")
-        print("|---|---|---|---|---|")
+        print(
+            "\n| still set (pictures) | fold | fine-tuned IoU | int8 - float | start IoU "
+            "| new - start (95%) |"
+        )
+        print("|---|---|---|---|---|---|")
         for left_out, entry in sorted(stills, key=lambda row: row[1]["dataset"]):
             diff = entry["new_minus_start"]
+            name = Path(entry["dataset"].partition(":")[2]).name
             print(
-                f"| {Path(entry['dataset'].partition(':')[2]).name} ({entry['new']['images']}) | "
-                f"without {left_out} | {entry['new']['mean_iou']:.4f} | "
+                f"| {name} ({entry['new']['images']}) | without {left_out} | "
+                f"{entry['new']['mean_iou']:.4f} | "
+                f"{int8_minus_float(Path(args.run), left_out, name)} | "
                 f"{entry['start']['mean_iou']:.4f} | "
                 f"{diff['mean']:+.4f} ({diff['low']:+.4f}, {diff['high']:+.4f}) |"
             )
