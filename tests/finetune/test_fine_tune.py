@@ -465,6 +465,33 @@ def test_a_labels_folder_shared_by_fine_tunes_of_other_data_gives_each_its_own(t
         DataLabels(shared, "first_p0")
 
 
+def test_labelled_data_without_a_validation_split_is_left_out_of_scoring(tmp_path):
+    """DAVIS sequences of which none falls in the validation split (a leave-one-out fold whose
+    left-out sequence is the one the hash holds out) are all trained on: fine-tune's scoring
+    leaves them out instead of failing after training. Any held-out sequence is found."""
+    from backdrop.data.readers import DAVISReader, PortraitReader
+    from backdrop.finetune.scoring import has_validation_split
+
+    rng = np.random.default_rng(0)
+    davis, sequences = tmp_path / "davis", [f"sequence{i}" for i in range(40)]
+    for name in sequences:
+        fixtures.save(
+            davis / "JPEGImages/480p" / name / "00000.jpg", fixtures.random_image(rng, 24, 40)
+        )
+        mask = fixtures.box_mask(24, 40, 4, 4, 20, 20) * 255
+        fixtures.save(davis / "Annotations/480p" / name / "00000.png", mask)
+    source = next(iter(DAVISReader(davis))).source
+    held = [name for name in sequences if split_of(f"{source}/{name}", 0.1) == "validation"]
+    assert held, "40 names give the hash's validation split at least one"
+    assert has_validation_split(DAVISReader(davis))
+    for name in held:
+        for part in ("JPEGImages", "Annotations"):
+            shutil.rmtree(davis / part / "480p" / name)
+    assert not has_validation_split(DAVISReader(davis))
+    # A folder of pictures is split picture by picture: a few dozen hold some.
+    assert has_validation_split(PortraitReader(fixtures.make_portrait(tmp_path / "p", count=40)))
+
+
 def test_a_video_without_a_readable_frame_is_one_line_naming_it(tmp_path, anchor, capsys):
     footage = tmp_path / "footage"
     write_clip(footage / "call.mp4", 4, 96, 128, 5.0, seed=0)

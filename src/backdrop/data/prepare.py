@@ -19,7 +19,7 @@ from backdrop.data.readers.base import Reader, printable
 from backdrop.data.records_metadata import METADATA, SPLITS, PrepareError
 from backdrop.data.sample import Sample
 from backdrop.data.shards import SHARD_NAMES, ShardWriter
-from backdrop.data.split import split_of_sample
+from backdrop.data.split import VALIDATION_FRACTION, split_of_sample
 from backdrop.data.tfrecord import frame_record
 from backdrop.outputs import OutputFolder, write_atomic
 
@@ -46,7 +46,7 @@ class PrepareConfig:
 
     destination: Path
     side: int = 256
-    validation_fraction: float = 0.1
+    validation_fraction: float = VALIDATION_FRACTION
     shard_size: int = 1000
     image_format: str = "jpeg"
     jpeg_quality: int = records.JPEG_QUALITY

@@ -8,6 +8,9 @@ import hashlib
 from backdrop.data.sample import Sample
 
 SPLITS = ("train", "validation", "all")  # what a command that takes --split may pick
+# The share the hash puts in validation unless a command is told otherwise: records, teacher
+# labels of --data (their training split) and evaluate's --split agree on it.
+VALIDATION_FRACTION = 0.1
 
 
 def split_of(sample_key: str, validation_fraction: float) -> str:

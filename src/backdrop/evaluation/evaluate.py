@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from backdrop.data.readers.base import Reader
-from backdrop.data.split import split_samples
+from backdrop.data.split import VALIDATION_FRACTION, split_samples
 from backdrop.evaluation.columns import by_column
 from backdrop.evaluation.differences import paired_differences
 from backdrop.evaluation.metrics import THRESHOLD, boundary_iou, flicker, iou, truth_and_valid
@@ -146,7 +146,7 @@ def evaluate(
     readers: Sequence[Reader],
     threads: int = 2,
     split: str | None = None,
-    validation_fraction: float = 0.1,
+    validation_fraction: float = VALIDATION_FRACTION,
     grid_path: str | Path | None = None,
     grid_rows: int = 6,
     progress: bool = True,

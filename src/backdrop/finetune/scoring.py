@@ -13,6 +13,7 @@ from backdrop.data.masks import MaskEncoding
 from backdrop.data.readers.base import Reader
 from backdrop.data.readers.portrait import PSEUDO_LABELS, PortraitReader
 from backdrop.data.sample import Sample
+from backdrop.data.split import VALIDATION_FRACTION, split_samples
 from backdrop.outputs import OutputFolder, write_atomic
 
 
@@ -78,12 +79,18 @@ class HeldOutReader(Reader):
         return [self.root / clip.name for clip in self.clips]
 
 
+def has_validation_split(reader: Reader) -> bool:
+    """Whether any picture of `reader` falls in the validation split evaluate scores (it
+    stops at the first; a video reader's are whole sequences)."""
+    return next(split_samples(reader, "validation", VALIDATION_FRACTION), None) is not None
+
+
 def teacher_scores(teacher, reader: Reader, split: str | None, progress: bool) -> dict:
     """The teacher's IoU, boundary IoU and flicker on `reader` (as `evaluate` scores a model),
     and its milliseconds a picture."""
     from backdrop.evaluation.evaluate import score_reader
 
-    scored = score_reader([teacher], reader, split, 0.1, progress, desc="teacher")
+    scored = score_reader([teacher], reader, split, VALIDATION_FRACTION, progress, desc="teacher")
     summary = scored.models[0].summary()
     seconds = scored.seconds[0]
     summary["ms_a_picture"] = 1000 * float(np.median(seconds)) if seconds else None
@@ -164,10 +171,15 @@ def evaluate_fine_tune(config, plan) -> dict:
     shipped = new_models[0]
     models = [*new_models, start_file]
     held = HeldOutReader(labels_folder(config, plan) / "clips", clips_of(plan, "held_out"))
+    data = [parse_data_spec(s) for s in config.data]
+    for reader in [r for r in data if not has_validation_split(r)]:
+        # e.g. DAVIS sequences without the one the split's hash holds out: all trained on.
+        print(f"  {reader.root}: no picture falls in its validation split: not scored")
+        data.remove(reader)
     scored = [
         (held, None),
         *((parse_data_spec(s), None) for s in config.validate),
-        *((parse_data_spec(s), "validation") for s in config.data),
+        *((reader, "validation") for reader in data),
     ]
     teacher = _teacher(config, plan)
     groups = {}

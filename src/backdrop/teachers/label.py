@@ -31,7 +31,7 @@ from PIL import Image
 from backdrop.data.readers.base import printable
 from backdrop.data.readers.portrait import PSEUDO_LABELS
 from backdrop.data.sample import Sample, SkipSample, read_image
-from backdrop.data.split import SPLITS, split_samples
+from backdrop.data.split import SPLITS, VALIDATION_FRACTION, split_samples
 from backdrop.imageops import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from backdrop.outputs import OutputFolder, write_atomic
 from backdrop.runtime.media import open_video, video_frames
@@ -66,7 +66,7 @@ class LabelConfig:
     split: str = "train"
     truth_weight: float = 0.5
     mask_encoding: str = "auto"
-    validation_fraction: float = 0.1
+    validation_fraction: float = VALIDATION_FRACTION
 
     def __post_init__(self):
         object.__setattr__(self, "inputs", tuple(Path(p) for p in self.inputs))

@@ -16,6 +16,7 @@ from backdrop.data import (
     WHOLE_FRAME_PROBABILITY,
 )
 from backdrop.data.masks import MaskEncoding
+from backdrop.data.split import VALIDATION_FRACTION
 from backdrop.models.registry import GROWABLE_MODELS, MOBILE_ACTIVATIONS, MODEL_NAMES
 from backdrop.training.setting_checks import setting_problem
 
@@ -113,7 +114,7 @@ class TrainConfig:
     augment: bool = True
     cache: bool = False
     number_of_examples: int = 27781
-    validation_fraction: float = 0.1
+    validation_fraction: float = VALIDATION_FRACTION
     distribute: str = "auto"
     seed: int = 0
     export: str = "int8"
