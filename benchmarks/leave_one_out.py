@@ -12,7 +12,7 @@ sequence shows it here.
     .venv/bin/python benchmarks/leave_one_out.py RUN [--sequences A B ...] [--start START]
         [--footage PATH ...] [--no-footage] [--photos FOLDER ...] [--data FORMAT:PATH ...]
         [--epochs N] [--truth-weight W] [--average-weight W] [--no-rvm] [--labels FOLDER]
-        [--crop-aspect input|frame] [--held-out-share S] [--background FOLDER]
+        [--crop-aspect input|frame] [--held-out-share S] [--background FOLDER] [--seed S]
         [--against OTHER_RUN]
 
 The DAVIS folder: BACKDROP_DATA (default ../shared/datasets)/davis2016_people; each fold's data
@@ -71,6 +71,7 @@ def fold(args, davis: Path, sequences: list[str], left_out: str):
         epochs=args.epochs,
         truth_weight=args.truth_weight,
         average_weight=args.average_weight,
+        seed=args.seed,
         crop_aspect=args.crop_aspect,
         held_out_share=args.held_out_share,
         backgrounds=args.background,
@@ -138,6 +139,7 @@ def main() -> None:
     parser.add_argument("--average-weight", type=float)
     parser.add_argument("--no-rvm", dest="rvm", action="store_false")
     parser.add_argument("--crop-aspect", choices=("input", "frame"), default="frame")
+    parser.add_argument("--seed", type=int, default=0, help="the training seed (its noise)")
     parser.add_argument("--held-out-share", type=float, default=0.2)
     parser.add_argument(
         "--background", nargs="+", default=[], help="folders of replacement backgrounds"

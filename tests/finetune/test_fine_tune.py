@@ -770,3 +770,26 @@ def test_api_defaults_are_the_configs():
         assert (str(given) if name == "output" else given) == (
             str(expected) if name == "output" else expected
         ), name
+
+
+def test_another_seed_trains_in_folders_of_its_own(tmp_path, capsys):
+    """`--seed S --seeds N` trains seeds S..S+N-1, each in its own folder (seed 0 in `train/`,
+    as before), so two fine-tunes that differ only in the seed never share a run."""
+    from types import SimpleNamespace
+
+    from backdrop.finetune import FineTuneConfig
+    from backdrop.finetune.tuning import run_folders, training_seeds
+
+    plan = SimpleNamespace(root=tmp_path)
+    for seed, seeds, folders in (
+        (0, 1, ["train"]),
+        (0, 2, ["train", "train-seed1"]),
+        (2, 2, ["train-seed2", "train-seed3"]),
+    ):
+        config = FineTuneConfig(footage=(tmp_path,), seed=seed, seeds=seeds)
+        assert list(training_seeds(config)) == list(range(seed, seed + seeds))
+        assert [folder.name for folder in run_folders(config, plan)] == folders
+    with pytest.raises(ValueError, match="seed -1"):
+        FineTuneConfig(footage=(tmp_path,), seed=-1)
+    assert main(["fine-tune", str(tmp_path), "--seed", "-1", "-o", str(tmp_path / "o")]) == 1
+    one_line_error(capsys, "seed -1")

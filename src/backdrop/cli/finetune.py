@@ -132,6 +132,13 @@ def _fine_tune_parser(subparsers) -> None:
         help="train N times with other seeds and average them (default: %(default)s)",
     )
     parser.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT("seed"),
+        help="the first training seed: the same fine-tune with another one shows how far "
+        "training's luck moves the figures (default: %(default)s)",
+    )
+    parser.add_argument(
         "--average-weight",
         type=float,
         default=None,

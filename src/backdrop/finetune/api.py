@@ -88,6 +88,7 @@ def fine_tune(
     epochs: int = 20,
     learning_rate: float = 2e-4,
     seeds: int = 1,
+    seed: int = 0,
     average_weight: float | None = None,
     crop_aspect: str = "frame",
     backgrounds: Sequence[str | Path] = (),

@@ -37,6 +37,8 @@ class FineTuneConfig:
         truth_weight: Share of a `data` mask's truth in its label.
         footage_repeat: Each footage label is shown this many times an epoch (the `data` once).
         epochs, learning_rate, seeds: Training; several seeds are averaged uniformly.
+        seed: The first training seed (`seeds` of them from it): the same fine-tune with
+            another seed shows how far training's luck moves the figures.
         average_weight: Share of the fine-tuned weights in the final average with the start
             (WiSE-FT); None: 0.5 for a square input, 0.3 for a landscape one (the recipe's,
             each chosen by a rule written first; benchmarks/README.md).
@@ -72,6 +74,7 @@ class FineTuneConfig:
     epochs: int = 20
     learning_rate: float = 2e-4
     seeds: int = 1
+    seed: int = 0
     average_weight: float | None = None
     crop_aspect: str = "frame"
     backgrounds: tuple[Path, ...] = ()
@@ -108,6 +111,7 @@ class FineTuneConfig:
             (self.epochs < 1, f"epochs {self.epochs}: >= 1"),
             (not self.learning_rate > 0, f"learning_rate {self.learning_rate}: > 0"),
             (self.seeds < 1, f"seeds {self.seeds}: >= 1"),
+            (self.seed < 0, f"seed {self.seed}: >= 0"),
             (
                 self.average_weight is not None and not 0 < self.average_weight <= 1,
                 f"average_weight {self.average_weight}: in (0, 1]",

@@ -14,9 +14,14 @@ from backdrop.finetune.start import StartModel
 from backdrop.finetune.steps import start_of
 
 
+def training_seeds(config) -> range:
+    return range(config.seed, config.seed + config.seeds)
+
+
 def run_folders(config, plan) -> list[Path]:
     return [
-        plan.root / ("train" if seed == 0 else f"train-seed{seed}") for seed in range(config.seeds)
+        plan.root / ("train" if seed == 0 else f"train-seed{seed}")
+        for seed in training_seeds(config)
     ]
 
 
@@ -61,7 +66,12 @@ def train(config, plan) -> None:
     plan.folder.claim(*(f"{folder.name}/" for folder in folders))
 
     class TimeLeft(keras.callbacks.Callback):
-        """After each epoch: how long the training has left, at the pace so far."""
+        """After each epoch: how long the training has left, at the pace so far (`run`: which
+        of the seeds' runs this is, from 0)."""
+
+        def __init__(self, run: int):
+            super().__init__()
+            self.run = run
 
         def on_train_begin(self, logs=None):
             self.began, self.first = time.monotonic(), None
@@ -69,21 +79,22 @@ def train(config, plan) -> None:
         def on_epoch_end(self, epoch, logs=None):
             self.first = epoch if self.first is None else self.first
             pace = (time.monotonic() - self.began) / (epoch - self.first + 1)
-            left = pace * ((config.epochs - epoch - 1) + config.epochs * (len(folders) - seed - 1))
+            runs_after = len(folders) - self.run - 1
+            left = pace * ((config.epochs - epoch - 1) + config.epochs * runs_after)
             print(
-                f"  epoch {epoch + 1}/{config.epochs} of seed {seed + 1}/{len(folders)}; "
+                f"  epoch {epoch + 1}/{config.epochs} of seed {self.run + 1}/{len(folders)}; "
                 f"about {left / 60:.1f} min of training left",
                 flush=True,
             )
 
     verbose = "auto" if sys.stdout.isatty() else 2
-    for seed, folder in enumerate(folders):
+    for run, (seed, folder) in enumerate(zip(training_seeds(config), folders, strict=True)):
         restore = RunFolder(folder).state.is_file()
         train_run(
             train_config(config, plan, folder, seed),
             restore=restore,
             verbose=verbose,
-            callbacks=[TimeLeft()],
+            callbacks=[TimeLeft(run)],
         )
 
 
