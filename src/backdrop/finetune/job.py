@@ -6,7 +6,7 @@ OUTPUT/
   labels/clips/CLIP/    the teacher's labels of each clip (Portrait folders, `backdrop pseudo-label`)
   labels/data/          the --data training splits, truth blended in (--labels: elsewhere)
   records/              the training clips' and data's labels (`backdrop prepare`)
-  train/ (train-seedN/) the fine-tuning run(s) (`backdrop train --init-from START`)
+  train/ (train-seedN/) the fine-tuning run of each seed (seed 0 in train/; `backdrop train`)
   soup.keras            the seeds' uniform mean (several seeds only)
   averaged.keras        the fine-tuned weights averaged with the start's (WiSE-FT)
   model/                model_float16.tflite, model_int8.tflite (+ contracts, model cards)
@@ -37,8 +37,7 @@ OUTPUTS = (
     PLAN,
     RESULTS,
     "records/",
-    "train/",
-    "soup.keras",
+    "soup.keras",  # the training runs' folders: the train step claims them, by seed
     "averaged.keras",
     "model/",
     "evaluation/",

@@ -160,4 +160,7 @@ def write_fine_tune_report(config, plan) -> Path:
         parts.append(f"<h2>Models</h2><ul>{models}</ul>")
         return "".join(parts)
 
-    return write_report(plan.root / "train", plan.root / "report", preface=opening)
+    from backdrop.finetune.tuning import run_folders
+
+    # The first seed's training run (`train/`, or `train-seedS/` from another --seed).
+    return write_report(run_folders(config, plan)[0], plan.root / "report", preface=opening)
