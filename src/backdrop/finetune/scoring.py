@@ -171,15 +171,16 @@ def evaluate_fine_tune(config, plan) -> dict:
     shipped = new_models[0]
     models = [*new_models, start_file]
     held = HeldOutReader(labels_folder(config, plan) / "clips", clips_of(plan, "held_out"))
-    data = [parse_data_spec(s) for s in config.data]
-    for reader in [r for r in data if not has_validation_split(r)]:
-        # e.g. DAVIS sequences without the one the split's hash holds out: all trained on.
-        print(f"  {reader.root}: no picture falls in its validation split: not scored")
-        data.remove(reader)
+    data = []
+    for spec in config.data:  # each probed by a reader of its own (what it skipped stays out)
+        if has_validation_split(parse_data_spec(spec)):
+            data.append(spec)
+        else:  # e.g. DAVIS sequences without the one the split's hash holds out: all trained on
+            print(f"  {spec}: no picture falls in its validation split: not scored")
     scored = [
         (held, None),
         *((parse_data_spec(s), None) for s in config.validate),
-        *((reader, "validation") for reader in data),
+        *((parse_data_spec(s), "validation") for s in data),
     ]
     teacher = _teacher(config, plan)
     groups = {}
