@@ -3,22 +3,18 @@ still set, float16 against int8 and one setting's folds against another's, pictu
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "leave_one_out.py"
+from tests.benchmarks import load_script
 
 
 @pytest.fixture(scope="module")
 def leave_one_out():
-    spec = importlib.util.spec_from_file_location("leave_one_out", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("leave_one_out")
 
 
 def write_fold(run: Path, left_out: str, ious: dict[str, dict[str, list[float]]]) -> None:

@@ -3,24 +3,18 @@ the figures the evaluation wrote, and its plots are drawn."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from backdrop.cli import main
 from tests import fixtures
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "results_page.py"
+from tests.benchmarks import load_script
 
 
 @pytest.fixture(scope="module")
 def results_page():
-    spec = importlib.util.spec_from_file_location("results_page", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("results_page")
 
 
 def test_the_page_holds_what_the_evaluation_measured(results_page, tiny_models, tmp_path):
