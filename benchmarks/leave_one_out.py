@@ -75,6 +75,7 @@ def fold(args, davis: Path, sequences: list[str], left_out: str):
         crop_aspect=args.crop_aspect,
         held_out_share=args.held_out_share,
         backgrounds=args.background,
+        zoom_out_probability=args.zoom_out_probability,
         labels=args.labels or root / "labels",
         progress=False,
     )
@@ -141,6 +142,9 @@ def main() -> None:
     parser.add_argument("--crop-aspect", choices=("input", "frame"), default="frame")
     parser.add_argument("--seed", type=int, default=0, help="the training seed (its noise)")
     parser.add_argument("--held-out-share", type=float, default=0.2)
+    parser.add_argument(
+        "--zoom-out-probability", type=float, default=0.0, help="people shrunk onto backgrounds"
+    )
     parser.add_argument(
         "--background", nargs="+", default=[], help="folders of replacement backgrounds"
     )

@@ -7,10 +7,12 @@
 # input's shape, 20 epochs. Every fold scores its left-out sequence and the three still sets'
 # validation splits. Rerun the same command to continue where it stopped.
 #   bash benchmarks/leave_one_out_recipe.sh [RUN_ROOT] [SETTING ...]
-# SETTING: beat (the recipe as make beat runs it), more (with more video) and frame (crops
-# shaped like each picture, stretched to the input as the runtime stretches every frame, instead
-# of the recipe's undistorted square crops); default: beat and more. Folds run sequence by
-# sequence, every setting's fold of a sequence before the next sequence's.
+# SETTING: beat (the recipe as make beat runs it), more (with more video), frame (crops shaped
+# like each picture, stretched to the input as the runtime stretches every frame, instead of the
+# recipe's undistorted square crops) and small (the recipe with a quarter of its examples shrunk
+# to 30-90% of their side onto a COCO background: people nearer tennis's size in the frame);
+# default: beat and more. Folds run sequence by sequence, every setting's fold of a sequence
+# before the next sequence's.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=${1:-runs/loo_recipe}
@@ -31,7 +33,10 @@ settings_of() {  # the flags of one setting, into the array `extra`
         beat) extra=(--photos "$selfies" --no-footage --crop-aspect input) ;;
         more) extra=(--photos "$selfies" "$DATA/sam2_bedroom/frames" --crop-aspect input) ;;
         frame) extra=(--photos "$selfies" --no-footage --crop-aspect frame) ;;
-        *) echo "unknown setting $1 (beat, more or frame)" >&2; exit 2 ;;
+        small)
+            extra=(--photos "$selfies" --no-footage --crop-aspect input --zoom-out-probability 0.25)
+            ;;
+        *) echo "unknown setting $1 (beat, more, frame or small)" >&2; exit 2 ;;
     esac
 }
 for setting in "${SETTINGS[@]}"; do settings_of "$setting"; done

@@ -111,6 +111,7 @@ def assert_same(first: list, second: list) -> None:
     [
         {},
         {"copy_paste_probability": 0.5, "background_probability": 1.0},
+        {"zoom_out_probability": 0.5, "background_probability": 0.0},
         {"source_weights": (("test", 0.5),)},
         {"augment": False},
     ],
@@ -274,6 +275,31 @@ def test_copy_paste_pastes_another_record_never_the_example_itself():
     assert pasted[1] == plain[1] == 3
     assert pasted[0].scene(0, np.random.default_rng(0)) is None
     assert_same([pasted[0][0]], [plain[0][0]])
+
+
+def test_zoom_out_shrinks_people_onto_backgrounds_or_onto_other_records(backgrounds):
+    """Whole-person records: zoomed out onto backgrounds (which hold no one), a tenth to four
+    fifths of each example stays a person; onto another record (a person too), all of it."""
+    examples = encoded(6, "people", 200)
+    config = PipelineConfig(
+        (16, 16), batch_size=6, zoom_out_probability=1.0, background_probability=0.0, seed=2
+    )
+    onto_backgrounds = dataclasses.replace(config, background_folders=(backgrounds,))
+    batches = memory_batches(examples, onto_backgrounds, training=True)[0]
+    person = batches[0][1][..., 0].mean(axis=(1, 2))
+    low, high = transforms.ZOOM_OUT_SCALES
+    assert (person > low**2 * 0.8).all() and (person < high**2 * 1.1).all()
+    # Without backgrounds the canvas is another record: people wherever a picture shows (the
+    # rotation's corners are ignored, the pixels beside them blend with its zeros).
+    targets = memory_batches(examples, config, training=True)[0][0][1]
+    shown = targets[..., 1] == 0
+    assert shown.mean() > 0.8 and targets[..., 0][shown].mean() > 0.97
+    # The same seed gives the same batches; no zoom-out leaves every example whole.
+    first, again = (memory_batches(examples, onto_backgrounds, True)[0][0] for _ in range(2))
+    assert_same([first], [again])
+    plain = dataclasses.replace(onto_backgrounds, zoom_out_probability=0.0)
+    targets = memory_batches(examples, plain, True)[0][0][1]
+    assert targets[..., 0][targets[..., 1] == 0].mean() > 0.97
 
 
 def test_drop_remainder_drops_the_last_batch_and_refuses_too_few_examples():

@@ -255,6 +255,44 @@ def test_background_and_copy_paste_blend_by_the_mask_when_chosen():
     assert transforms.copy_paste(parts, scene, 0.0, rng) is parts
 
 
+def test_zoom_out_shrinks_the_example_onto_the_canvas_and_keeps_the_canvas_people():
+    """A whole-person example (value 1, ignore on its top rows) over a canvas whose left half is
+    a person (value 0.5): the shrunk copy lies inside, the canvas shows around it."""
+    height, width = 40, 60
+    image, mask = np.ones((height, width, 3), np.float32), np.ones((height, width, 1), np.float32)
+    ignore = np.zeros((height, width, 1), np.float32)
+    ignore[:10] = 1
+    canvas_image = np.full((height, width, 3), 0.5, np.float32)
+    canvas_mask = np.zeros((height, width, 1), np.float32)
+    canvas_mask[:, : width // 2] = 1
+    canvas = (canvas_image, canvas_mask, np.zeros_like(ignore))
+    kept = [part.copy() for part in canvas]
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        scale = np.random.default_rng(seed).uniform(*transforms.ZOOM_OUT_SCALES)
+        out_image, out_mask, out_ignore = transforms.zoom_out((image, mask, ignore), canvas, rng)
+        assert out_image.shape == (height, width, 3) and out_mask.shape == (height, width, 1)
+        assert out_ignore.shape == (height, width, 1)
+        rows, cols = np.nonzero(out_image[..., 0] > 0.75)
+        # The example, shrunk by `scale` on each side, as one rectangle.
+        assert rows.max() - rows.min() + 1 == round(height * scale)
+        assert cols.max() - cols.min() + 1 == round(width * scale)
+        inside = np.zeros((height, width), bool)
+        inside[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] = True
+        np.testing.assert_allclose(out_image[inside], 1.0, rtol=1e-6)
+        np.testing.assert_allclose(out_mask[inside], 1.0, rtol=1e-6)
+        # Its ignore rows shrink with it: a quarter of its height, at its top.
+        ignored = out_ignore[..., 0] == 1
+        assert ignored[rows.min(), inside[rows.min()]].all()
+        assert abs(ignored.sum() / inside.sum() - 0.25) < 0.1
+        assert not ignored[~inside].any()
+        # Around it, the canvas as it was, its people labelled.
+        np.testing.assert_array_equal(out_image[~inside], canvas_image[~inside])
+        np.testing.assert_array_equal(out_mask[~inside], canvas_mask[~inside])
+    for part, before in zip(canvas, kept, strict=True):
+        np.testing.assert_array_equal(part, before)  # the canvas given is left as it was
+
+
 def test_importing_transforms_leaves_tensorflow_out():
     code = "import sys, backdrop.data.transforms; print('tensorflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

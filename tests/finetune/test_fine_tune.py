@@ -798,3 +798,32 @@ def test_another_seed_trains_in_folders_of_its_own(tmp_path, capsys):
         FineTuneConfig(footage=(tmp_path,), seed=-1)
     assert main(["fine-tune", str(tmp_path), "--seed", "-1", "-o", str(tmp_path / "o")]) == 1
     one_line_error(capsys, "seed -1")
+
+
+def test_zoom_out_reaches_the_training_and_a_bad_share_is_refused(tmp_path, capsys):
+    """`--zoom-out-probability` is the training config's, with the backgrounds or without."""
+    from types import SimpleNamespace
+
+    from backdrop.finetune import FineTuneConfig
+    from backdrop.finetune.tuning import train_config
+
+    start = {
+        "init_from": str(tmp_path / "start.tflite"),
+        "tflite": str(tmp_path / "start.tflite"),
+        "architecture": "mediapipe_selfie",
+        "input_shape": [256, 256],
+        "description": "a start",
+    }
+    plan = SimpleNamespace(root=tmp_path, content={"start": start})
+    for backgrounds in ((), (tmp_path,)):
+        config = FineTuneConfig(
+            footage=(tmp_path,), zoom_out_probability=0.25, backgrounds=backgrounds
+        )
+        training = train_config(config, plan, tmp_path / "train", seed=0)
+        assert training.zoom_out_probability == 0.25
+        assert training.background_folders == backgrounds
+    with pytest.raises(ValueError, match="zoom_out_probability 1.5"):
+        FineTuneConfig(footage=(tmp_path,), zoom_out_probability=1.5)
+    command = ["fine-tune", str(tmp_path), "--zoom-out-probability", "2", "-o", str(tmp_path / "o")]
+    assert main(command) == 1
+    one_line_error(capsys, "zoom_out_probability 2")

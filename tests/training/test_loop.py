@@ -533,6 +533,7 @@ def test_config_validates_on_creation_and_round_trips_through_json(tmp_path):
         ({"learning_rate": -1.0}, "learning_rate must be >= 0"),
         ({"model": "unet3000"}, "valid models"),
         ({"copy_paste_probability": 2.0}, "copy_paste_probability must be in"),
+        ({"zoom_out_probability": -0.1}, "zoom_out_probability must be in"),
     ]:
         with pytest.raises(ValueError, match=message):
             TrainConfig(**bad)

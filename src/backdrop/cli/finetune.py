@@ -167,6 +167,14 @@ def _fine_tune_parser(subparsers) -> None:
         help="(default: %(default)s)",
     )
     parser.add_argument(
+        "--zoom-out-probability",
+        type=float,
+        default=DEFAULT("zoom_out_probability"),
+        help="share of training examples shrunk to 30-90%% of their side onto a --background "
+        "picture (without one, onto another example): people small in the frame "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--modes",
         nargs="+",
         choices=MODES,

@@ -70,6 +70,7 @@ def _run_train(args: argparse.Namespace) -> None:
         background_folders=tuple(args.background),
         background_probability=args.background_probability,
         copy_paste_probability=args.copy_paste_probability,
+        zoom_out_probability=args.zoom_out_probability,
         whole_frame_probability=args.whole_frame_probability,
         crop_aspect=args.crop_aspect,
         source_repeats=tuple(args.repeat_source),

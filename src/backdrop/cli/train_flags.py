@@ -94,6 +94,14 @@ def _add_data_flags(data) -> None:
         "people stay labelled (default: %(default)s)",
     )
     data.add_argument(
+        "--zoom-out-probability",
+        type=float,
+        default=DEFAULT("zoom_out_probability"),
+        help="chance an example is shrunk to 30-90%% of its side onto a --background picture "
+        "(without one, onto another training image): people small in the frame, as a camera "
+        "across a room shows them (default: %(default)s)",
+    )
+    data.add_argument(
         "--whole-frame-probability",
         type=float,
         default=DEFAULT("whole_frame_probability"),

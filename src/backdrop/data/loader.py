@@ -36,7 +36,7 @@ _backgrounds: dict[str, np.ndarray] = {}
 
 # Random streams, each keyed by (seed, stream, epoch, ...): the epoch's order, and one per job of
 # each example, so that skipping a paste or a background leaves the other choices as they were.
-_ORDER, _GEOMETRY, _SCENE, _PASTE, _BACKGROUND, _COLOUR = range(6)
+_ORDER, _GEOMETRY, _SCENE, _PASTE, _BACKGROUND, _COLOUR, _ZOOM = range(7)
 
 
 def _generator(entropy: int, *key: int) -> np.random.Generator:
@@ -138,7 +138,8 @@ class RecordBatches(keras.utils.PyDataset):
             raise ValueError(f"{self.count} examples cannot fill one batch of {config.batch_size}")
         self.augment = training and config.augment
         self.backgrounds = []
-        if self.augment and config.background_folders and config.background_probability > 0:
+        wanted = config.background_probability > 0 or config.zoom_out_probability > 0
+        if self.augment and config.background_folders and wanted:
             self.backgrounds = background_files(config.background_folders)
         self._owner, self._order = os.getpid(), (None, None)
         self.prefetch = prefetch
@@ -227,7 +228,7 @@ class RecordBatches(keras.utils.PyDataset):
         return int(self.entries[chosen])
 
     def _augmented(self, parts, record: int, position: int, epoch: int):
-        """The augmentation, in its order: geometry, copy-paste, background, colour."""
+        """The augmentation, in its order: geometry, copy-paste, zoom-out, background, colour."""
         config, shape = self.config, self.config.input_shape
 
         def rng(stream: int) -> np.random.Generator:
@@ -248,6 +249,11 @@ class RecordBatches(keras.utils.PyDataset):
                 other = (other["image"], other["mask"], other["ignore"])
                 other = transforms.augment_geometry(*other, shape, scene_rng, **crop)
                 parts = transforms.copy_paste(parts, other, 1.0, paste)
+        zoom = rng(_ZOOM)
+        if config.zoom_out_probability and zoom.random() < config.zoom_out_probability:
+            canvas = self._canvas(record, zoom)
+            if canvas is not None:
+                parts = transforms.zoom_out(parts, canvas, zoom)
         image, mask, ignore = parts
         background = rng(_BACKGROUND)
         if self.backgrounds and background.random() < config.background_probability:
@@ -255,6 +261,27 @@ class RecordBatches(keras.utils.PyDataset):
             picture = read_background(path, shape, background)
             image = transforms.replace_background(image, mask, picture, 1.0, background)
         return transforms.jitter_colour(image, rng(_COLOUR)), mask, ignore
+
+    def _canvas(self, record: int, rng: np.random.Generator):
+        """What a zoomed-out example is placed on: a background picture (no people) when the
+        config names any, else another record of the epoch, augmented (its people labelled);
+        None when there is neither."""
+        shape = self.config.input_shape
+        if self.backgrounds:
+            path = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
+            empty = np.zeros((*shape, 1), np.float32)
+            return read_background(path, shape, rng), empty, empty
+        scene = self.scene(record, rng)
+        if scene is None:
+            return None
+        other = self.records.example(scene)
+        crop = {
+            "crop_aspect": self.config.crop_aspect,
+            "whole_frame_probability": self.config.whole_frame_probability,
+        }
+        return transforms.augment_geometry(
+            other["image"], other["mask"], other["ignore"], shape, rng, **crop
+        )
 
 
 def record_batches(folder: str | Path, split: str, config: PipelineConfig, training: bool, **kw):

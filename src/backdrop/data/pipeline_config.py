@@ -25,6 +25,9 @@ class PipelineConfig:
         background_probability: Chance that an example gets a new background.
         copy_paste_probability: Chance that an example's people are pasted over another
             training example (whose own people stay labelled): new scenes, new clutter.
+        zoom_out_probability: Chance that an example is shrunk to 30-90% of its side and placed
+            at a random spot of a background picture (of `background_folders`; without any, of
+            another training example, its people labelled): people small in the frame.
         whole_frame_probability: Chance that the crop is the whole frame, stretched to the
             input as the runtime stretches every frame.
         crop_aspect: Shape of the random crops: "input" (square crops for a square input, so
@@ -50,6 +53,7 @@ class PipelineConfig:
     background_folders: tuple[Path, ...] = ()
     background_probability: float = 0.5
     copy_paste_probability: float = 0.0
+    zoom_out_probability: float = 0.0
     whole_frame_probability: float = WHOLE_FRAME_PROBABILITY
     crop_aspect: str = DEFAULT_CROP_ASPECT
     source_repeats: tuple[tuple[str, int], ...] = ()
@@ -66,6 +70,8 @@ class PipelineConfig:
             raise ValueError("background_probability must be in [0, 1]")
         if not 0 <= self.copy_paste_probability <= 1:
             raise ValueError("copy_paste_probability must be in [0, 1]")
+        if not 0 <= self.zoom_out_probability <= 1:
+            raise ValueError("zoom_out_probability must be in [0, 1]")
         if not 0 <= self.whole_frame_probability <= 1:
             raise ValueError("whole_frame_probability must be in [0, 1]")
         if self.crop_aspect not in CROP_ASPECTS:

@@ -3,6 +3,7 @@
 Resized crops, rotation and zoom, flips, colour, background replacement and copy-paste, from
 the distributions the earlier TensorFlow pipeline (`augment.py`, removed in issue 46) drew them
 from, checked against it then (benchmarks/README.md, "An input pipeline without TensorFlow").
+Zoom-out (an example shrunk onto another scene, issue 44) came later and has no TensorFlow twin.
 Each function draws from the `numpy.random.Generator` it is given (the caller seeds one per example), the same
 numbers in the same order whatever it decides, so a run repeats exactly. Images are `(h, w, 3)`
 float32 RGB in [0, 1], masks `(h, w, 1)` float32 in [0, 1], ignore masks `(h, w, 1)` float32 0/1
@@ -264,6 +265,34 @@ def copy_paste(parts, other, probability: float, rng: np.random.Generator):
         np.maximum(mask, other_mask * (1.0 - mask)),
         (_blend(ignore, other_ignore, mask) > 0.5).astype(np.float32),
     )
+
+
+# How small `zoom_out` makes an example: a share of the input's side, drawn uniformly.
+ZOOM_OUT_SCALES = (0.3, 0.9)
+
+
+def zoom_out(parts, canvas, rng: np.random.Generator, scales=ZOOM_OUT_SCALES):
+    """The example `parts` shrunk to a random share of its side, placed at a random spot of
+    `canvas`: people as small in the frame as a camera across a room shows them.
+
+    Both are `(image, mask, ignore)` at the input's shape. The canvas is a picture without
+    people (mask and ignore zero) or another example, whose people stay labelled around the
+    shrunk one. The shrunk example covers the canvas where it lies, its ignore pixels included.
+    """
+    scale = rng.uniform(*scales)
+    top_draw, left_draw = rng.random(2)
+    image, mask, ignore = parts
+    height, width = image.shape[:2]
+    small_h, small_w = max(1, round(height * scale)), max(1, round(width * scale))
+    top, left = int(top_draw * (height - small_h + 1)), int(left_draw * (width - small_w + 1))
+    rows, cols = slice(top, top + small_h), slice(left, left + small_w)
+    size = (small_w, small_h)
+    out_image, out_mask, out_ignore = (np.array(part, np.float32) for part in canvas)
+    out_image[rows, cols] = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    out_mask[rows, cols, 0] = cv2.resize(_plane(mask), size, interpolation=cv2.INTER_AREA)
+    shrunk_ignore = cv2.resize(_plane(ignore), size, interpolation=cv2.INTER_AREA)
+    out_ignore[rows, cols, 0] = (shrunk_ignore > 0.5).astype(np.float32)
+    return out_image, out_mask, out_ignore
 
 
 def resize_example(

@@ -93,6 +93,7 @@ def fine_tune(
     crop_aspect: str = "frame",
     backgrounds: Sequence[str | Path] = (),
     background_probability: float = 0.3,
+    zoom_out_probability: float = 0.0,
     modes: Sequence[str] = ("float16", "int8"),
     int8_range_tail: float = 1e-4,
     labels: str | Path | None = None,

@@ -48,6 +48,9 @@ class FineTuneConfig:
             held-out clip and +0.024 on other sequences' truth (benchmarks/README.md, issue 43).
         backgrounds: Folders of pictures without people pasted behind the people (`train
             --background`); `background_probability` of the examples get one.
+        zoom_out_probability: Share of the training examples shrunk to 30-90% of their side
+            onto a background (one of `backgrounds`, else another example): people small in the
+            frame (`train --zoom-out-probability`).
         modes: Export modes; int8 with each tensor's range at its values less `int8_range_tail`
             at each end.
         labels: Where the teacher's labels are kept (default OUTPUT/labels): fine-tunes of the
@@ -79,6 +82,7 @@ class FineTuneConfig:
     crop_aspect: str = "frame"
     backgrounds: tuple[Path, ...] = ()
     background_probability: float = 0.3
+    zoom_out_probability: float = 0.0
     modes: tuple[str, ...] = ("float16", "int8")
     int8_range_tail: float = 1e-4
     labels: Path | None = None
@@ -119,6 +123,10 @@ class FineTuneConfig:
             (
                 not 0 <= self.background_probability <= 1,
                 f"background_probability {self.background_probability}: in [0, 1]",
+            ),
+            (
+                not 0 <= self.zoom_out_probability <= 1,
+                f"zoom_out_probability {self.zoom_out_probability}: in [0, 1]",
             ),
             (
                 not self.modes or set(self.modes) - set(MODES),

@@ -49,6 +49,7 @@ def train_config(config, plan, folder: Path, seed: int):
         cache=True,
         background_folders=config.backgrounds,
         background_probability=config.background_probability if config.backgrounds else 0.0,
+        zoom_out_probability=config.zoom_out_probability,
         crop_aspect=config.crop_aspect,
         source_repeats=(("footage", config.footage_repeat),) if config.footage_repeat > 1 else (),
         seed=seed,

@@ -71,6 +71,8 @@ class TrainConfig:
         background_folders: Interior/exterior image folders for background replacement.
         background_probability: Chance an example gets a new background.
         copy_paste_probability: Chance an example's people are pasted over another example.
+        zoom_out_probability: Chance an example is shrunk onto a background (people small in
+            the frame); see `pipeline_config.PipelineConfig`.
         whole_frame_probability: Chance a training example is the whole frame, stretched.
         crop_aspect: "input" (undistorted crops) or "frame" (crops stretched like the runtime
             stretches whole frames); see `pipeline_config.PipelineConfig`.
@@ -108,6 +110,7 @@ class TrainConfig:
     background_folders: tuple[Path, ...] = ()
     background_probability: float = 0.5
     copy_paste_probability: float = 0.0
+    zoom_out_probability: float = 0.0
     whole_frame_probability: float = WHOLE_FRAME_PROBABILITY
     crop_aspect: str = DEFAULT_CROP_ASPECT
     source_repeats: tuple[tuple[str, int], ...] = ()
@@ -160,7 +163,13 @@ class TrainConfig:
             raise ValueError(
                 f"unknown model {self.model!r}; valid models: {', '.join(MODEL_NAMES)}"
             )
-        for name in ("background_probability", "copy_paste_probability", "whole_frame_probability"):
+        probabilities = (
+            "background_probability",
+            "copy_paste_probability",
+            "zoom_out_probability",
+            "whole_frame_probability",
+        )
+        for name in probabilities:
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0 < self.validation_fraction < 1:

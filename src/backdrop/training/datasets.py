@@ -58,6 +58,7 @@ def make_datasets(config: TrainConfig, replicas: int = 1):
         background_folders=config.background_folders,
         background_probability=config.background_probability,
         copy_paste_probability=config.copy_paste_probability,
+        zoom_out_probability=config.zoom_out_probability,
         whole_frame_probability=config.whole_frame_probability,
         crop_aspect=config.crop_aspect,
         source_repeats=config.source_repeats,
