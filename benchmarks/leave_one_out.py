@@ -13,6 +13,7 @@ sequence shows it here.
         [--footage PATH ...] [--no-footage] [--photos FOLDER ...] [--data FORMAT:PATH ...]
         [--epochs N] [--truth-weight W] [--average-weight W] [--no-rvm] [--labels FOLDER]
         [--crop-aspect input|frame] [--held-out-share S] [--background FOLDER] [--seed S]
+        [--seeds N] [--zoom-out-probability P]
         [--against OTHER_RUN]
 
 The DAVIS folder: BACKDROP_DATA (default ../shared/datasets)/davis2016_people; each fold's data
@@ -72,6 +73,7 @@ def fold(args, davis: Path, sequences: list[str], left_out: str):
         truth_weight=args.truth_weight,
         average_weight=args.average_weight,
         seed=args.seed,
+        seeds=args.seeds,
         crop_aspect=args.crop_aspect,
         held_out_share=args.held_out_share,
         backgrounds=args.background,
@@ -141,6 +143,7 @@ def main() -> None:
     parser.add_argument("--no-rvm", dest="rvm", action="store_false")
     parser.add_argument("--crop-aspect", choices=("input", "frame"), default="frame")
     parser.add_argument("--seed", type=int, default=0, help="the training seed (its noise)")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds trained and averaged")
     parser.add_argument("--held-out-share", type=float, default=0.2)
     parser.add_argument(
         "--zoom-out-probability", type=float, default=0.0, help="people shrunk onto backgrounds"

@@ -10,7 +10,10 @@
 # SETTING: beat (the recipe as make beat runs it), more (with more video), frame (crops shaped
 # like each picture, stretched to the input as the runtime stretches every frame, instead of the
 # recipe's undistorted square crops) and small (the recipe with a quarter of its examples shrunk
-# to 30-90% of their side onto a COCO background: people nearer tennis's size in the frame);
+# to 30-90% of their side onto a COCO background: people nearer tennis's size in the frame) and
+# landscape (`make beat`'s landscape recipe: from Google Meet's segmenter, two seeds averaged,
+# frame-shaped crops; about twice a square fold's time; its "start" column is Meet's, the goal
+# also asks for MediaPipe landscape: `backdrop evaluate` it on RUN/landscape/folds/S/scored);
 # default: beat and more. Folds run sequence by sequence, every setting's fold of a sequence
 # before the next sequence's.
 set -uo pipefail
@@ -20,6 +23,7 @@ shift || true
 SETTINGS=("$@")
 [ ${#SETTINGS[@]} -eq 0 ] && SETTINGS=(beat more)
 DATA=${BACKDROP_DATA:-../shared/datasets}
+MEET=${BACKDROP_MODELS:-../shared/models}/meet_segmentation/segm_full_v679.tflite
 make --no-print-directory .venv/.installed .venv-mediapipe/.installed
 .venv/bin/python recipes/coco_backgrounds.py "$DATA" "$ROOT/backgrounds"
 recipe=(
@@ -36,7 +40,10 @@ settings_of() {  # the flags of one setting, into the array `extra`
         small)
             extra=(--photos "$selfies" --no-footage --crop-aspect input --zoom-out-probability 0.25)
             ;;
-        *) echo "unknown setting $1 (beat, more, frame or small)" >&2; exit 2 ;;
+        landscape)
+            extra=(--photos "$selfies" --no-footage --start "$MEET" --seeds 2 --crop-aspect frame)
+            ;;
+        *) echo "unknown setting $1 (beat, more, frame, small or landscape)" >&2; exit 2 ;;
     esac
 }
 for setting in "${SETTINGS[@]}"; do settings_of "$setting"; done
@@ -52,7 +59,8 @@ done
 for setting in "${SETTINGS[@]}"; do
     settings_of "$setting"
     against=()
-    [ "$setting" != beat ] && [ -d "$ROOT/beat" ] && against=(--against "$ROOT/beat")
+    # The landscape model is another model, not another setting of the square one.
+    case $setting in beat | landscape) ;; *) [ -d "$ROOT/beat" ] && against=(--against "$ROOT/beat") ;; esac
     echo "=== $setting"
     .venv/bin/python benchmarks/leave_one_out.py "$ROOT/$setting" "${recipe[@]}" "${extra[@]}" \
         "${against[@]}" 2>/dev/null | sed -n '/^| left out/,$p'
