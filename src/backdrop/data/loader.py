@@ -234,10 +234,7 @@ class RecordBatches(keras.utils.PyDataset):
         def rng(stream: int) -> np.random.Generator:
             return _generator(self.entropy, stream, epoch, position)
 
-        crop = {
-            "crop_aspect": config.crop_aspect,
-            "whole_frame_probability": config.whole_frame_probability,
-        }
+        crop = self._crop_options()
         parts = transforms.augment_geometry(*parts, shape, rng(_GEOMETRY), **crop)
         paste = rng(_PASTE)
         # Decided first (probability 1 below), so that a scene is decoded only to be pasted.
@@ -275,13 +272,15 @@ class RecordBatches(keras.utils.PyDataset):
         if scene is None:
             return None
         other = self.records.example(scene)
-        crop = {
+        parts = (other["image"], other["mask"], other["ignore"])
+        return transforms.augment_geometry(*parts, shape, rng, **self._crop_options())
+
+    def _crop_options(self) -> dict:
+        """`augment_geometry`'s crop settings from the config."""
+        return {
             "crop_aspect": self.config.crop_aspect,
             "whole_frame_probability": self.config.whole_frame_probability,
         }
-        return transforms.augment_geometry(
-            other["image"], other["mask"], other["ignore"], shape, rng, **crop
-        )
 
 
 def record_batches(folder: str | Path, split: str, config: PipelineConfig, training: bool, **kw):
