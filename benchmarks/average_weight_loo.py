@@ -39,23 +39,16 @@ def folds(run: Path, sequences: list[str] | None) -> list[Path]:
 
 def keras_predictor(model):
     """An RGB uint8 frame -> person probability at its size, as `runtime.Segmenter` feeds a
-    float model: shrunk by pixel area (enlarged bilinearly), scaled to [0, 1], the probability
-    resized back bilinearly."""
-    import cv2
-
-    from backdrop.runtime.segmenter import shrink_area
+    float model: stretched to the input, scaled to [0, 1], the probability resized back."""
+    from backdrop.runtime.segmenter import probability_at, stretch_to_input
 
     height, width = model.input_shape[1:3]
 
     def predict(frame: np.ndarray) -> np.ndarray:
-        if frame.shape[1] >= width and frame.shape[0] >= height:
-            resized = shrink_area(frame, width, height)
-        else:
-            resized = cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR)
+        resized = stretch_to_input(frame, width, height)
         tensor = (resized.astype(np.float32) / 255.0)[None]
         probability = np.asarray(model(tensor, training=False))[0, ..., 0]
-        back = cv2.resize(probability, (frame.shape[1], frame.shape[0]), cv2.INTER_LINEAR)
-        return np.clip(back, 0.0, 1.0)
+        return probability_at(probability, *frame.shape[:2])
 
     return predict
 

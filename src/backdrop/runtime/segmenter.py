@@ -38,6 +38,25 @@ def shrink_area(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 
+def stretch_to_input(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A frame stretched to the model input: shrunk by pixel area, enlarged bilinearly.
+
+    Shrinking averages pixel areas (as `backdrop prepare` does to training images): bilinear
+    sampling of a 640x480 frame down to 256x256 aliases fine texture into noise that the
+    model never saw in training (it cost the mobile model 0.07 portrait IoU;
+    docs/lab/2026-11-issue-4-runtime.md). Enlarging stays bilinear.
+    """
+    if frame.shape[1] >= width and frame.shape[0] >= height:
+        return shrink_area(frame, width, height)
+    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def probability_at(probability: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A probability at the model's resolution resized back to a frame's (bilinear, clipped)."""
+    resized = cv2.resize(probability, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.clip(resized, 0.0, 1.0)
+
+
 class SegmenterError(ValueError):
     """The file is not a usable segmentation model; the message says what was found."""
 
@@ -112,18 +131,8 @@ class Segmenter:
         self.threads = threads
 
     def input_tensor(self, frame: np.ndarray) -> np.ndarray:
-        """`(H, W, 3)` uint8 RGB frame -> the model's input tensor, stretched.
-
-        Shrinking averages pixel areas (as `backdrop prepare` does to training images): bilinear
-        sampling of a 640x480 frame down to 256x256 aliases fine texture into noise that the
-        model never saw in training (it cost the mobile model 0.07 portrait IoU;
-        docs/lab/2026-11-issue-4-runtime.md). Enlarging stays bilinear.
-        """
-        height, width = frame.shape[:2]
-        if width >= self.width and height >= self.height:
-            resized = shrink_area(frame, self.width, self.height)
-        else:
-            resized = cv2.resize(frame, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+        """`(H, W, 3)` uint8 RGB frame -> the model's input tensor (`stretch_to_input`)."""
+        resized = stretch_to_input(frame, self.width, self.height)
         dtype = self.input["dtype"]
         scale, zero_point = self.input["quantization"]
         if dtype == np.float32:
@@ -172,10 +181,7 @@ class Segmenter:
             raise ValueError(
                 f"expected an (H, W, 3) uint8 RGB frame, got {frame.shape} {frame.dtype}"
             )
-        probability = self.raw_probability(frame)
-        height, width = frame.shape[:2]
-        resized = cv2.resize(probability, (width, height), interpolation=cv2.INTER_LINEAR)
-        return np.clip(resized, 0.0, 1.0)
+        return probability_at(self.raw_probability(frame), *frame.shape[:2])
 
 
 def interleaved_latency_ms(
