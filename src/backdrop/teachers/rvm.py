@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from backdrop.runtime.segmenter import shrink_area
+from backdrop.runtime.segmenter import probability_at, stretch_to_input
 from backdrop.teachers.tfjs_graph import TFJSFormatError, TFJSGraphModel
 
 INPUTS = ("src", "r1i", "r2i", "r3i", "r4i", "downsample_ratio")
@@ -55,11 +54,7 @@ class RVMTeacher:
         }
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        height, width = image.shape[:2]
-        if height >= self.side and width >= self.side:
-            resized = shrink_area(image, self.side, self.side)
-        else:
-            resized = cv2.resize(image, (self.side, self.side), interpolation=cv2.INTER_LINEAR)
+        resized = stretch_to_input(image, self.side, self.side)
         state = np.zeros((1, 1, 1, 1), np.float32)
         (alpha,) = self.model.run(
             ["pha"],
@@ -72,5 +67,4 @@ class RVMTeacher:
                 "downsample_ratio": np.float32(self.downsample_ratio),
             },
         )
-        probability = cv2.resize(alpha[0, ..., 0], (width, height), interpolation=cv2.INTER_LINEAR)
-        return np.clip(probability, 0.0, 1.0)
+        return probability_at(alpha[0, ..., 0], *image.shape[:2])
