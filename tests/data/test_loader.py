@@ -180,10 +180,8 @@ def test_repeated_sources_appear_that_many_times_and_weights_follow_sources():
     assert count == 10 and len(validation[0]) == 2  # no repeats, no weights
 
 
-def test_the_same_seed_gives_the_same_batches_with_any_workers_and_new_ones_each_epoch(
-    backgrounds,
-):
-    config = PipelineConfig(
+def seeded_config(backgrounds: Path) -> PipelineConfig:
+    return PipelineConfig(
         (16, 24),
         batch_size=3,
         seed=5,
@@ -191,12 +189,65 @@ def test_the_same_seed_gives_the_same_batches_with_any_workers_and_new_ones_each
         background_folders=(backgrounds,),
         source_weights=(("test", 0.5),),
     )
+
+
+# Keras' worker processes fork. Forking inside a threaded process (pytest-xdist's worker, with
+# its execnet threads) can leave a child waiting on a lock held by a thread it did not inherit,
+# so this arm runs in a Python of its own and hands its batches back in a file.
+IN_PROCESSES = """
+import sys
+from pathlib import Path
+import numpy as np
+from backdrop.data.loader import memory_batches
+from tests.data.test_loader import epochs_of, random_examples, seeded_config
+
+backgrounds, out = map(Path, sys.argv[1:])
+config = seeded_config(backgrounds)
+batches = memory_batches(random_examples(8), config, True, workers=2, use_multiprocessing=True)
+arrays = {}
+for epoch, epoch_batches in enumerate(epochs_of(batches[0])):
+    for index, batch in enumerate(epoch_batches):
+        for part, array in enumerate(batch):
+            arrays[f"{epoch}_{index}_{part}"] = array
+np.savez(out, **arrays)
+print("processes")
+"""
+
+
+def batches_in_processes(backgrounds: Path, tmp_path: Path) -> list[list[tuple]]:
+    """`epochs_of` the seeded batches, read by two worker processes in a child Python."""
+    out = tmp_path / "processes.npz"
+    result = subprocess.run(
+        [sys.executable, "-c", IN_PROCESSES, str(backgrounds), str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert result.returncode == 0 and "processes" in result.stdout, result.stderr[-2000:]
+    found: list[list[tuple]] = []
+    with np.load(out) as arrays:
+        for name in sorted(arrays.files, key=lambda name: tuple(map(int, name.split("_")))):
+            epoch, index, _ = map(int, name.split("_"))
+            if epoch == len(found):
+                found.append([])
+            if index == len(found[epoch]):
+                found[epoch].append(())
+            found[epoch][index] += (arrays[name],)
+    return found
+
+
+def test_the_same_seed_gives_the_same_batches_with_any_workers_and_new_ones_each_epoch(
+    backgrounds, tmp_path
+):
+    config = seeded_config(backgrounds)
     examples = random_examples(8)
     alone = epochs_of(memory_batches(examples, config, True, workers=0)[0])
-    processes = memory_batches(examples, config, True, workers=2, use_multiprocessing=True)[0]
     threads = memory_batches(examples, config, True, workers=2)[0]
     prefetched = memory_batches(examples, config, True, prefetch=2)[0]
-    for other in (epochs_of(processes), epochs_of(threads), epochs_of(prefetched)):
+    processes = batches_in_processes(backgrounds, tmp_path)
+    for other in (processes, epochs_of(threads), epochs_of(prefetched)):
+        assert len(other) == len(alone)
         for epoch, batches in enumerate(alone):
             assert_same(batches, other[epoch])
     assert not np.allclose(alone[0][0][0], alone[1][0][0]), "each epoch draws anew"
