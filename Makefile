@@ -33,8 +33,12 @@ mediapipe: $(MEDIAPIPE_STAMP)
 demo: $(STAMP) $(MEDIAPIPE_STAMP)
 	$(BIN)/backdrop demo --output demo_output
 
+# The test files run in one worker process per CPU, at most 4 (pytest-xdist; a file's tests stay
+# in one worker, so its module fixtures are built once; each worker holds its own TensorFlow).
+# TEST_WORKERS=0 runs them all in this process.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 test: $(STAMP) $(MEDIAPIPE_STAMP)
-	$(BIN)/python -m pytest -q --durations=10
+	$(BIN)/python -m pytest -q --durations=10 -n $(TEST_WORKERS) --dist loadfile
 
 # Issue 6: train the mobile segmenter on ../shared/datasets and compare it with MediaPipe (about 50 min).
 mobile: $(STAMP) $(MEDIAPIPE_STAMP)
