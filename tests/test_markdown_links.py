@@ -5,6 +5,7 @@ hyphen)."""
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -48,6 +49,7 @@ def outside_code(path: Path) -> list[str]:
     return lines
 
 
+@functools.cache
 def anchors(path: Path) -> set[str]:
     """Every anchor of the file's headings, GitHub's and MkDocs' (a repeat numbered `-1` on
     GitHub, `_1` on the site)."""
