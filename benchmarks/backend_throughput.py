@@ -8,13 +8,15 @@ moment of the machine does not land on one arm only; the table gives each arm's 
 ratio to the first arm's.
 
     .venv/bin/python benchmarks/backend_throughput.py [--records DIR] [--steps 30] [--rounds 2]
-        [--models student attention_unet] [--tf-data-checkout PATH]
+        [--models student attention_unet] [--tf-data-checkout PATH] [--jax-checkout PATH]
 
 --records: a `backdrop prepare` folder (default: human_seg_vikram prepared at side 288 into a
 scratch folder). --tf-data-checkout: a checkout of Backdrop from before training read through
 `data/loader.py` (e.g. `git worktree add /tmp/tfdata f239cda`): adds the arm "TensorFlow,
 tf.data" run from its sources, the baseline the loader replaced. The arm "JAX, Keras's
 convolutions" runs without `training/jax_cpu.py`'s depthwise and 1x1 convolutions, as before it.
+--jax-checkout: another checkout of Backdrop (e.g. an older commit's worktree): adds the arm
+"JAX, that checkout", training as it trains under JAX.
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=sorted(MODELS))
     parser.add_argument("--tf-data-checkout", type=Path)
+    parser.add_argument("--jax-checkout", type=Path)
     parser.add_argument("--keras-convolutions", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -130,6 +133,9 @@ def main() -> None:
     arms.append(
         {"label": "JAX, Keras's convolutions", "backend": "jax", "keras_convolutions": True}
     )
+    if args.jax_checkout:
+        source = args.jax_checkout / "src"
+        arms.append({"label": "JAX, that checkout", "backend": "jax", "source": source})
     arms.append({"label": "JAX, data/loader.py", "backend": "jax"})
     with tempfile.TemporaryDirectory() as scratch:
         records = args.records or default_records(Path(scratch))
