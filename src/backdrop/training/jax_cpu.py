@@ -111,8 +111,8 @@ def shifted_depthwise(inputs, kernel, strides: tuple[int, int], padding: str):
     The padded input is split into stride-by-stride phases (`_phases`), so that every kernel tap
     reads one phase at a stride of 1. Autodiff would give the gradients as a pad of the output
     gradient per tap and the kernel's as slices of the input reduced, which XLA's CPU code ran at
-    a quarter of TensorFlow's speed or less; `_depthwise_gradients` writes them as reads of the
-    output gradient, placed or shifted, which it runs several times faster.
+    a sixth of TensorFlow's speed on one layer; `_depthwise_gradients` writes them as reads of the
+    output gradient, placed or shifted, which it ran 5.8x faster at stride 1, 1.4x at stride 2.
     """
     import jax.numpy as jnp
 
