@@ -245,10 +245,10 @@ def test_three_training_steps_of_a_mobile_model_agree_under_jax_and_tensorflow(t
     from backdrop.models.registry import build_model
     from backdrop.training.checkpoints import load_checkpoint, save_model_atomic
 
-    # One start every run. From a random one, about 1 run in 5 failed, the old JAX convolutions'
-    # and the new alike: an activation that sits on a kink (a ReLU at 0) goes one way on one
-    # backend and the other way on the other, and its channel's weights part by far more than
-    # rounding. Such a start says nothing about the two training steps.
+    # One start every run. Of 5 random starts, 1 failed under the old JAX convolutions and 2
+    # under the new (the first of them under both): an activation on a kink (a ReLU at 0) goes
+    # one way on one backend and the other way on the other, and its channel's weights part by
+    # far more than rounding. Such a start says nothing about the two training steps.
     keras.utils.set_random_seed(0)
     save_model_atomic(build_model("mobile_segmenter", (64, 64), 8), tmp_path / "start.keras")
     rng = np.random.default_rng(0)
