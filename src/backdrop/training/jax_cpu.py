@@ -179,7 +179,7 @@ def _depthwise_forward(inputs, kernel, strides, padding):
             window = phases[i % row_step][j % column_step][:, t : t + rows, u : u + columns]
             term = window * kernel[i, j]
             result = term if result is None else result + term
-    return result, (phases, kernel, inputs.shape)
+    return result, (phases, kernel, plan, inputs.shape[1:3])
 
 
 def _depthwise_gradients(strides, padding, saved, gradient):
@@ -187,12 +187,10 @@ def _depthwise_gradients(strides, padding, saved, gradient):
     import jax.numpy as jnp
     from jax import lax
 
-    phases, kernel, shape = saved
+    phases, kernel, plan, (height, width) = saved
     kernel_rows, kernel_columns = kernel.shape[:2]
     row_step, column_step = strides
-    (rows, top, padded_rows), (columns, left, padded_columns) = _plan(
-        shape, (kernel_rows, kernel_columns), strides, padding
-    )
+    (rows, top, padded_rows), (columns, left, padded_columns) = plan
     phase_rows, phase_columns = padded_rows // row_step, padded_columns // column_step
     zero = jnp.zeros((), gradient.dtype)
 
@@ -244,4 +242,4 @@ def _depthwise_gradients(strides, padding, saved, gradient):
     padded = jnp.stack(phase_gradients, axis=2).reshape(
         gradient.shape[0], padded_rows, padded_columns, -1
     )
-    return padded[:, top : top + shape[1], left : left + shape[2]], kernel_gradient
+    return padded[:, top : top + height, left : left + width], kernel_gradient
